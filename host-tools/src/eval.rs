@@ -1,0 +1,180 @@
+//! Running exported models through the core on the host, and reports about them.
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use tinyinfer::format::{Model, OpKind};
+use tinyinfer::models::Classifier;
+
+use crate::export::AlignedBlob;
+
+/// int8 scores of every image, computed by the core (in parallel, one arena per thread).
+pub fn core_scores(blob: &AlignedBlob, images: &[u8]) -> Result<(Vec<i8>, usize)> {
+    let model = blob.model()?;
+    let clf = Classifier::new(model).map_err(|e| anyhow::anyhow!("not a classifier: {e}"))?;
+    let (px, classes) = (clf.input_len(), clf.classes());
+    anyhow::ensure!(
+        images.len() % px == 0,
+        "images are not a whole number of {px}-pixel inputs"
+    );
+    let n = images.len() / px;
+    let mut scores = vec![0i8; n * classes];
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .min(n.max(1));
+    let per = n.div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| -> Result<()> {
+        let hs: Vec<_> = images
+            .chunks(per * px)
+            .zip(scores.chunks_mut(per * classes))
+            .map(|(imgs, out)| {
+                s.spawn(move || -> Result<()> {
+                    let mut arena = vec![0u8; clf.model().arena_len()];
+                    for (img, o) in imgs.chunks(px).zip(out.chunks_mut(classes)) {
+                        let p = clf
+                            .classify(img, &mut arena)
+                            .map_err(|e| anyhow::anyhow!("core: {e}"))?;
+                        o.copy_from_slice(p.scores);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("evaluation thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok((scores, classes))
+}
+
+/// Argmax per row (lowest index among ties, as the core does).
+pub fn argmax_rows<T: PartialOrd + Copy>(v: &[T], classes: usize) -> Vec<usize> {
+    v.chunks(classes)
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .fold(0, |b, (i, x)| if *x > r[b] { i } else { b })
+        })
+        .collect()
+}
+
+/// Fraction of predictions equal to labels.
+pub fn accuracy(pred: &[usize], labels: &[u8]) -> f64 {
+    pred.iter()
+        .zip(labels)
+        .filter(|(p, l)| **p == **l as usize)
+        .count() as f64
+        / labels.len().max(1) as f64
+}
+
+/// `confusion[true][pred]`.
+pub fn confusion(pred: &[usize], labels: &[u8], classes: usize) -> Vec<Vec<u32>> {
+    let mut m = vec![vec![0u32; classes]; classes];
+    for (&p, &l) in pred.iter().zip(labels) {
+        if (l as usize) < classes && p < classes {
+            m[l as usize][p] += 1;
+        }
+    }
+    m
+}
+
+/// One layer as `inspect` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerInfo {
+    /// Op index.
+    pub index: usize,
+    /// Op name.
+    pub op: &'static str,
+    /// Input shape (h, w, c).
+    pub input: [u16; 3],
+    /// Output shape (h, w, c).
+    pub output: [u16; 3],
+    /// Multiply-accumulates.
+    pub macs: u64,
+    /// Parameters (weights + biases).
+    pub params: usize,
+    /// Bytes of weights, biases and requantization data.
+    pub param_bytes: usize,
+    /// Kernel / stride / padding for convs.
+    pub kernel: Option<[u8; 3]>,
+}
+
+/// What `inspect` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct Inspect {
+    /// Model family.
+    pub family: String,
+    /// Layers.
+    pub layers: Vec<LayerInfo>,
+    /// Parameters (weights + biases).
+    pub params: usize,
+    /// Multiply-accumulates per inference.
+    pub macs: u64,
+    /// Bytes of parameter data (weights, biases, requantization).
+    pub param_bytes: usize,
+    /// Blob bytes.
+    pub blob_bytes: usize,
+    /// Exact arena bytes.
+    pub arena_bytes: usize,
+    /// Self-test cases stored.
+    pub selftest_cases: usize,
+}
+
+/// Describes a checked model.
+pub fn inspect(model: &Model<'_>) -> Result<Inspect> {
+    let mut layers = Vec::new();
+    for i in 0..model.op_count() {
+        let op = model.op(i).context("op index")?;
+        let ti = model.tensor(op.input as usize).context("tensor index")?;
+        let to = model.tensor(op.output as usize).context("tensor index")?;
+        let (m, s) = model.requant(&op);
+        let (w, b) = (model.weights(&op).len(), model.bias(&op).len());
+        layers.push(LayerInfo {
+            index: i,
+            op: op.kind.name(),
+            input: [ti.h, ti.w, ti.c],
+            output: [to.h, to.w, to.c],
+            macs: model.op_macs(&op),
+            params: w + b,
+            param_bytes: w + 4 * b + 4 * (m.len() + s.len()),
+            kernel: (op.kind == OpKind::Conv2d).then_some([op.kernel, op.stride, op.pad]),
+        });
+    }
+    Ok(Inspect {
+        family: format!("{:?}", model.family()),
+        params: layers.iter().map(|l| l.params).sum(),
+        macs: model.macs(),
+        param_bytes: layers.iter().map(|l| l.param_bytes).sum(),
+        layers,
+        blob_bytes: model.as_bytes().len(),
+        arena_bytes: model.arena_len(),
+        selftest_cases: model.selftest().map_or(0, |s| s.count()),
+    })
+}
+
+/// The table `inspect` prints.
+pub fn inspect_table(r: &Inspect) -> String {
+    let mut s = format!(
+        "{:>3}  {:<16} {:>14} {:>14} {:>10} {:>8} {:>8}\n",
+        "#", "op", "input", "output", "MACs", "params", "bytes"
+    );
+    let shape = |v: [u16; 3]| format!("{}x{}x{}", v[0], v[1], v[2]);
+    for l in &r.layers {
+        s += &format!(
+            "{:>3}  {:<16} {:>14} {:>14} {:>10} {:>8} {:>8}\n",
+            l.index,
+            l.op,
+            shape(l.input),
+            shape(l.output),
+            l.macs,
+            l.params,
+            l.param_bytes
+        );
+    }
+    s += &format!(
+        "family {}  params {}  MACs {}  parameter bytes {}  blob bytes {}  arena bytes {}  self-test cases {}\n",
+        r.family, r.params, r.macs, r.param_bytes, r.blob_bytes, r.arena_bytes, r.selftest_cases
+    );
+    s
+}

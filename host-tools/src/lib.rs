@@ -1,0 +1,12 @@
+//! Host tools for tinyinfer: data loading, training (burn, with mixup),
+//! folding, quantization, export, evaluation and inspection.
+//!
+//! The quantized model always runs through the same `tinyinfer` core that
+//! runs on the device.
+
+pub mod data;
+pub mod eval;
+pub mod export;
+pub mod float_model;
+pub mod quantize;
+pub mod train;

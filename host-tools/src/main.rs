@@ -1,0 +1,357 @@
+//! `tinyinfer`: train, quantize, export, evaluate and inspect models for the tinyinfer core.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{ensure, Context, Result};
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+use tinyinfer_tools::data::{self, Split, CLASS_NAMES};
+use tinyinfer_tools::eval::{self, accuracy, argmax_rows, confusion};
+use tinyinfer_tools::export::{intel_hex, write_atomic, AlignedBlob};
+use tinyinfer_tools::{quantize, train};
+
+/// Base address of the nRF52840-DK MODEL flash partition (see firmware/memory-nrf52840-dk.x).
+const DEFAULT_HEX_BASE: u32 = 0x000C_0000;
+
+#[derive(Parser)]
+#[command(
+    name = "tinyinfer",
+    version,
+    about = "Train, quantize, export and evaluate int8 models for microcontrollers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Train a DiracNet on Fashion-MNIST (burn, with mixup).
+    Train(train::TrainArgs),
+    /// Fold, calibrate, quantize and write a `.tinf` model (and optionally its Intel HEX image).
+    Export(ExportArgs),
+    /// Evaluate a `.tinf` model through the core on the 10,000 test images.
+    Eval(EvalArgs),
+    /// Print layers, shapes, MACs, parameter, blob and arena bytes of a `.tinf` model.
+    Inspect(InspectArgs),
+    /// The main job: train → export → eval, then a summary table.
+    Pipeline(PipelineArgs),
+}
+
+#[derive(clap::Args, Clone)]
+struct ExportArgs {
+    /// Checkpoint written by `train` (a `.bpk` file or a run directory).
+    #[arg(long, value_name = "CKPT")]
+    checkpoint: PathBuf,
+    /// Output `.tinf` path (written atomically).
+    #[arg(long, short, value_name = "FILE")]
+    out: PathBuf,
+    /// Fashion-MNIST directory (calibration uses the training split only).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Training images used for calibration.
+    #[arg(long, default_value_t = 2000)]
+    calib: usize,
+    /// Store this many test images and their host-computed int8 outputs for the on-device self-test.
+    #[arg(long, default_value_t = 0)]
+    selftest: usize,
+    /// Also write an Intel HEX image of the blob (the flashable model partition).
+    #[arg(long, value_name = "FILE")]
+    hex: Option<PathBuf>,
+    /// Flash address of the model partition for the HEX image.
+    #[arg(long, value_parser = parse_addr, default_value = "0x000C0000")]
+    base: u32,
+}
+
+#[derive(clap::Args, Clone)]
+struct EvalArgs {
+    /// The `.tinf` model.
+    model: PathBuf,
+    /// Float checkpoint to compare against.
+    #[arg(long, value_name = "CKPT")]
+    checkpoint: Option<PathBuf>,
+    /// Fashion-MNIST directory.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Evaluate only the first N test images.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Clone)]
+struct InspectArgs {
+    /// The `.tinf` model.
+    model: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Clone)]
+struct PipelineArgs {
+    #[command(flatten)]
+    train: train::TrainArgs,
+    /// Output model path (default: <out>/model.tinf).
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+    /// Self-test cases to store in the blob.
+    #[arg(long, default_value_t = 16)]
+    selftest: usize,
+}
+
+fn parse_addr(s: &str) -> Result<u32, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u32::from_str_radix(&h.replace('_', ""), 16),
+        None => s.parse(),
+    };
+    r.map_err(|e| format!("bad address {s:?}: {e}"))
+}
+
+#[derive(Serialize)]
+struct EvalReport {
+    model: PathBuf,
+    int8_accuracy: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    float_accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quantization_loss_points: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    int8_float_agreement: Option<f64>,
+    params: usize,
+    macs: u64,
+    blob_bytes: usize,
+    arena_bytes: usize,
+    test_images: usize,
+    host_seconds: f64,
+    confusion: Vec<Vec<u32>>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Train(a) => {
+            train::run(&a).map(|s| println!("final checkpoint: {}", s.checkpoint.display()))
+        }
+        Cmd::Export(a) => export(&a).map(|_| ()),
+        Cmd::Eval(a) => run_eval(&a).map(|_| ()),
+        Cmd::Inspect(a) => inspect(&a),
+        Cmd::Pipeline(a) => pipeline(&a),
+    };
+    if let Err(e) = r {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+struct ExportOutcome {
+    blob_bytes: usize,
+    arena_bytes: usize,
+    params: usize,
+}
+
+fn export(a: &ExportArgs) -> Result<ExportOutcome> {
+    ensure!(a.calib > 0, "--calib must be at least 1");
+    let net = train::load_folded(&a.checkpoint)
+        .with_context(|| format!("loading checkpoint {}", a.checkpoint.display()))?;
+    let dir = data::fashion_mnist_dir(a.data.as_deref());
+    let train_set = data::load_fashion_mnist(&dir, Split::Train)?.take(a.calib);
+    let cal = quantize::calibrate(&net, &train_set.images)?;
+    let q = quantize::quantize(&net, &cal)?;
+
+    let bytes = if a.selftest > 0 {
+        let test = data::load_fashion_mnist(&dir, Split::Test)?.take(a.selftest);
+        let plain = AlignedBlob::new(&q.to_bytes(None)?);
+        let (scores, classes) = eval::core_scores(&plain, &test.images)?;
+        let mut recs = Vec::new();
+        for (img, s) in test.images.chunks(data::PIXELS).zip(scores.chunks(classes)) {
+            recs.extend_from_slice(img);
+            recs.extend(s.iter().map(|&v| v as u8));
+            while recs.len() % 4 != 0 {
+                recs.push(0);
+            }
+        }
+        q.to_bytes(Some((data::PIXELS as u32, classes as u32, &recs)))?
+    } else {
+        q.to_bytes(None)?
+    };
+    // The core must accept what we wrote before anything reaches disk.
+    let blob = AlignedBlob::new(&bytes);
+    blob.model()
+        .context("exported model fails the core's checks (exporter bug)")?;
+    write_atomic(&a.out, &bytes).with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!(
+        "wrote {} ({} bytes, arena {} bytes, {} params, calibrated on {} training images)",
+        a.out.display(),
+        bytes.len(),
+        q.arena_len,
+        q.params,
+        cal.images
+    );
+    if let Some(hex) = &a.hex {
+        write_atomic(hex, intel_hex(&bytes, a.base)?.as_bytes())
+            .with_context(|| format!("writing {}", hex.display()))?;
+        eprintln!("wrote {} (Intel HEX at {:#010x})", hex.display(), a.base);
+    }
+    Ok(ExportOutcome {
+        blob_bytes: bytes.len(),
+        arena_bytes: q.arena_len as usize,
+        params: q.params,
+    })
+}
+
+fn run_eval(a: &EvalArgs) -> Result<EvalReport> {
+    let blob = AlignedBlob::read(&a.model)?;
+    let model = blob
+        .model()
+        .with_context(|| format!("checking {}", a.model.display()))?;
+    let info = eval::inspect(&model)?;
+    let dir = data::fashion_mnist_dir(a.data.as_deref());
+    let mut test = data::load_fashion_mnist(&dir, Split::Test)?;
+    if let Some(n) = a.limit {
+        ensure!(n > 0, "--limit must be at least 1");
+        test = test.take(n);
+    }
+    let t0 = Instant::now();
+    let (scores, classes) = eval::core_scores(&blob, &test.images)?;
+    let host_seconds = t0.elapsed().as_secs_f64();
+    let pred = argmax_rows(&scores, classes);
+    let int8_accuracy = accuracy(&pred, &test.labels);
+    let (mut float_accuracy, mut agreement) = (None, None);
+    if let Some(ck) = &a.checkpoint {
+        let logits = train::float_logits(ck, &test.images)
+            .with_context(|| format!("float model {}", ck.display()))?;
+        let fpred = argmax_rows(&logits, classes);
+        float_accuracy = Some(accuracy(&fpred, &test.labels));
+        agreement = Some(
+            pred.iter().zip(&fpred).filter(|(a, b)| a == b).count() as f64 / pred.len() as f64,
+        );
+    }
+    let report = EvalReport {
+        model: a.model.clone(),
+        int8_accuracy,
+        float_accuracy,
+        quantization_loss_points: float_accuracy.map(|f| 100.0 * (f - int8_accuracy)),
+        int8_float_agreement: agreement,
+        params: info.params,
+        macs: info.macs,
+        blob_bytes: info.blob_bytes,
+        arena_bytes: info.arena_bytes,
+        test_images: test.len(),
+        host_seconds,
+        confusion: confusion(&pred, &test.labels, classes),
+    };
+    let json = serde_json::to_string_pretty(&report)?;
+    if let Some(p) = &a.report {
+        write_atomic(p, json.as_bytes())?;
+    }
+    if a.json {
+        println!("{json}");
+    } else {
+        println!(
+            "model {}: {} test images through the core in {:.1} s",
+            a.model.display(),
+            test.len(),
+            host_seconds
+        );
+        println!("int8 accuracy  {:.2} %", 100.0 * int8_accuracy);
+        if let (Some(f), Some(g)) = (float_accuracy, agreement) {
+            println!("float accuracy {:.2} %  (quantization loss {:.2} points, int8/float agreement {:.2} %)", 100.0 * f, 100.0 * (f - int8_accuracy), 100.0 * g);
+        }
+        println!("confusion matrix (rows: true class, columns: predicted)");
+        print!("{:>12}", "");
+        for c in 0..classes {
+            print!("{c:>6}");
+        }
+        println!();
+        for (i, row) in report.confusion.iter().enumerate() {
+            print!("{:>12}", CLASS_NAMES.get(i).copied().unwrap_or("?"));
+            for v in row {
+                print!("{v:>6}");
+            }
+            println!();
+        }
+    }
+    Ok(report)
+}
+
+fn inspect(a: &InspectArgs) -> Result<()> {
+    let blob = AlignedBlob::read(&a.model)?;
+    let model = blob
+        .model()
+        .with_context(|| format!("checking {}", a.model.display()))?;
+    let r = eval::inspect(&model)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", eval::inspect_table(&r));
+    }
+    Ok(())
+}
+
+fn pipeline(a: &PipelineArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let summary = train::run(&a.train)?;
+    let train_secs = t0.elapsed().as_secs_f64();
+    let model = a
+        .model
+        .clone()
+        .unwrap_or_else(|| a.train.out.join("model.tinf"));
+    let hex = model.with_extension("hex");
+    let ex = export(&ExportArgs {
+        checkpoint: summary.checkpoint.clone(),
+        out: model.clone(),
+        data: a.train.data.clone(),
+        calib: 2000,
+        selftest: a.selftest,
+        hex: Some(hex),
+        base: DEFAULT_HEX_BASE,
+    })?;
+    let report_path = model.with_extension("eval.json");
+    let r = run_eval(&EvalArgs {
+        model: model.clone(),
+        checkpoint: Some(summary.checkpoint.clone()),
+        data: a.train.data.clone(),
+        limit: a.train.test_limit,
+        json: false,
+        report: Some(report_path.clone()),
+    })?;
+    let row = |k: &str, v: String| println!("| {k:<28} | {v:>24} |");
+    println!();
+    println!("| {:<28} | {:>24} |", "figure", "value");
+    println!("|{}|{}|", "-".repeat(30), "-".repeat(26));
+    row("params (folded, int8 blob)", ex.params.to_string());
+    row("MACs per inference", r.macs.to_string());
+    row(
+        "float test accuracy",
+        format!("{:.2} %", 100.0 * r.float_accuracy.unwrap_or(f64::NAN)),
+    );
+    row(
+        "int8 test accuracy (core)",
+        format!("{:.2} %", 100.0 * r.int8_accuracy),
+    );
+    row(
+        "quantization loss",
+        format!(
+            "{:.2} points",
+            r.quantization_loss_points.unwrap_or(f64::NAN)
+        ),
+    );
+    row("blob bytes", ex.blob_bytes.to_string());
+    row("arena bytes", ex.arena_bytes.to_string());
+    row("epochs", a.train.epochs.to_string());
+    row("training time", format!("{train_secs:.0} s"));
+    row("test images", r.test_images.to_string());
+    println!(
+        "\nmodel: {}  eval report: {}",
+        model.display(),
+        report_path.display()
+    );
+    Ok(())
+}

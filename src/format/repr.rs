@@ -1,0 +1,290 @@
+//! Records of the model format: parsed from and (with `emit`) written to bytes.
+
+use super::{u16_at, u32_at, NONE};
+
+/// What a model computes; each family has its own driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum Family {
+    /// Image classifier ([`crate::models::Classifier`]).
+    Classifier = 1,
+    /// Language model.
+    LanguageModel = 2,
+    /// Density model.
+    Density = 3,
+}
+
+impl Family {
+    /// Decodes a family byte.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(Family::Classifier),
+            2 => Some(Family::LanguageModel),
+            3 => Some(Family::Density),
+            _ => None,
+        }
+    }
+}
+
+/// Section kinds of the section table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum SectionKind {
+    /// Tensor records.
+    Tensors = 1,
+    /// Op records.
+    Ops = 2,
+    /// Weights, biases, requantization parameters.
+    Data = 3,
+    /// Self-test inputs and expected outputs.
+    SelfTest = 4,
+}
+
+impl SectionKind {
+    /// Decodes a section kind.
+    pub fn from_u16(v: u16) -> Option<Self> {
+        match v {
+            1 => Some(SectionKind::Tensors),
+            2 => Some(SectionKind::Ops),
+            3 => Some(SectionKind::Data),
+            4 => Some(SectionKind::SelfTest),
+            _ => None,
+        }
+    }
+}
+
+/// Operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum OpKind {
+    /// k×k convolution, stride, zero padding, fused clamp.
+    Conv2d = 1,
+    /// 2×2 max pooling, stride 2.
+    MaxPool2x2 = 2,
+    /// Global average pooling.
+    GlobalAvgPool = 3,
+    /// Fully connected.
+    FullyConnected = 4,
+}
+
+impl OpKind {
+    /// Decodes an op kind.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(OpKind::Conv2d),
+            2 => Some(OpKind::MaxPool2x2),
+            3 => Some(OpKind::GlobalAvgPool),
+            4 => Some(OpKind::FullyConnected),
+            _ => None,
+        }
+    }
+
+    /// Short lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::Conv2d => "conv2d",
+            OpKind::MaxPool2x2 => "maxpool2x2",
+            OpKind::GlobalAvgPool => "global_avg_pool",
+            OpKind::FullyConnected => "fully_connected",
+        }
+    }
+}
+
+/// An int8 activation tensor (HWC) and its place in the arena.
+///
+/// ```text
+/// 0  h u16   2  w u16   4  c u16   6  dtype u8 (1 = int8)   7  reserved
+/// 8  zero point i32   12  scale f32   16  arena offset u32   20  reserved u32
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TensorRepr {
+    /// Height.
+    pub h: u16,
+    /// Width.
+    pub w: u16,
+    /// Channels.
+    pub c: u16,
+    /// Zero point, in `-128..=127`.
+    pub zero_point: i32,
+    /// Scale (`real = scale · (q − zero_point)`), finite and positive.
+    pub scale: f32,
+    /// Byte offset in the arena.
+    pub arena_offset: u32,
+}
+
+impl TensorRepr {
+    /// Bytes per record.
+    pub const LEN: usize = 24;
+    /// The dtype code of int8.
+    pub const DTYPE_I8: u8 = 1;
+    pub(crate) const EMPTY: TensorRepr = TensorRepr {
+        h: 0,
+        w: 0,
+        c: 0,
+        zero_point: 0,
+        scale: 1.0,
+        arena_offset: 0,
+    };
+
+    /// Elements (= bytes, for int8).
+    pub fn len(&self) -> u32 {
+        self.h as u32 * self.w as u32 * self.c as u32
+    }
+
+    /// True for a tensor without elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Byte range in the arena.
+    pub fn arena_range(&self) -> core::ops::Range<usize> {
+        let start = self.arena_offset as usize;
+        start..start.saturating_add(self.len() as usize)
+    }
+
+    pub(crate) fn overlaps(&self, other: &TensorRepr) -> bool {
+        let (a, b) = (self.arena_range(), other.arena_range());
+        a.start < b.end && b.start < a.end
+    }
+
+    /// Parses a record; None if it is malformed in a way a parse can tell.
+    pub(crate) fn parse(b: &[u8]) -> Option<Self> {
+        if b.len() != Self::LEN || b[6] != Self::DTYPE_I8 || b[7] != 0 || u32_at(b, 20) != 0 {
+            return None;
+        }
+        Some(TensorRepr {
+            h: u16_at(b, 0),
+            w: u16_at(b, 2),
+            c: u16_at(b, 4),
+            zero_point: u32_at(b, 8) as i32,
+            scale: f32::from_bits(u32_at(b, 12)),
+            arena_offset: u32_at(b, 16),
+        })
+    }
+
+    pub(crate) fn check(&self, arena_len: u32) -> Result<(), ()> {
+        let ok = self.h > 0
+            && self.w > 0
+            && self.c > 0
+            && (-128..=127).contains(&self.zero_point)
+            && self.scale.is_finite()
+            && self.scale > 0.0
+            && (self.arena_offset as u64 + self.len() as u64) <= arena_len as u64;
+        ok.then_some(()).ok_or(())
+    }
+
+    /// Writes the record into `b` (exactly [`Self::LEN`] bytes).
+    #[cfg(feature = "emit")]
+    pub fn emit(&self, b: &mut [u8]) {
+        b[0..2].copy_from_slice(&self.h.to_le_bytes());
+        b[2..4].copy_from_slice(&self.w.to_le_bytes());
+        b[4..6].copy_from_slice(&self.c.to_le_bytes());
+        b[6] = Self::DTYPE_I8;
+        b[7] = 0;
+        b[8..12].copy_from_slice(&self.zero_point.to_le_bytes());
+        b[12..16].copy_from_slice(&self.scale.to_bits().to_le_bytes());
+        b[16..20].copy_from_slice(&self.arena_offset.to_le_bytes());
+        b[20..24].fill(0);
+    }
+}
+
+/// One op: operands, parameters and where its data lives in the DATA section.
+///
+/// ```text
+/// 0 kind  1 input tensor  2 output tensor  3 kernel  4 stride  5 pad  6 act_min i8  7 act_max i8
+/// 8 weights offset u32   12 bias offset u32   16 requant offset u32   20 reserved u32
+/// ```
+/// Offsets are relative to the DATA section, 4-byte aligned, `NONE` when
+/// absent. Requantization data is `n` multipliers (i32) followed by `n`
+/// shifts (i32), `n` being the output channels (1 for pooling).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpRepr {
+    /// Operator.
+    pub kind: OpKind,
+    /// Input tensor index.
+    pub input: u8,
+    /// Output tensor index.
+    pub output: u8,
+    /// Kernel size (conv: k; max pool: 2; else 0).
+    pub kernel: u8,
+    /// Stride (conv; max pool: 2; else 0).
+    pub stride: u8,
+    /// Zero padding (conv; else 0).
+    pub pad: u8,
+    /// Lower output clamp.
+    pub act_min: i8,
+    /// Upper output clamp.
+    pub act_max: i8,
+    /// Weights offset or `NONE`.
+    pub weights: u32,
+    /// Bias offset or `NONE`.
+    pub bias: u32,
+    /// Requantization offset or `NONE`.
+    pub requant: u32,
+    /// Must be 0.
+    pub reserved: u32,
+}
+
+impl OpRepr {
+    /// Bytes per record.
+    pub const LEN: usize = 24;
+
+    /// An op with every optional field empty.
+    pub const fn new(kind: OpKind, input: u8, output: u8) -> Self {
+        OpRepr {
+            kind,
+            input,
+            output,
+            kernel: 0,
+            stride: 0,
+            pad: 0,
+            act_min: i8::MIN,
+            act_max: i8::MAX,
+            weights: NONE,
+            bias: NONE,
+            requant: NONE,
+            reserved: 0,
+        }
+    }
+
+    pub(crate) fn parse(b: &[u8]) -> Option<Self> {
+        if b.len() != Self::LEN {
+            return None;
+        }
+        Some(OpRepr {
+            kind: OpKind::from_u8(b[0])?,
+            input: b[1],
+            output: b[2],
+            kernel: b[3],
+            stride: b[4],
+            pad: b[5],
+            act_min: b[6] as i8,
+            act_max: b[7] as i8,
+            weights: u32_at(b, 8),
+            bias: u32_at(b, 12),
+            requant: u32_at(b, 16),
+            reserved: u32_at(b, 20),
+        })
+    }
+
+    /// Writes the record into `b` (exactly [`Self::LEN`] bytes).
+    #[cfg(feature = "emit")]
+    pub fn emit(&self, b: &mut [u8]) {
+        b[..8].copy_from_slice(&[
+            self.kind as u8,
+            self.input,
+            self.output,
+            self.kernel,
+            self.stride,
+            self.pad,
+            self.act_min as u8,
+            self.act_max as u8,
+        ]);
+        b[8..12].copy_from_slice(&self.weights.to_le_bytes());
+        b[12..16].copy_from_slice(&self.bias.to_le_bytes());
+        b[16..20].copy_from_slice(&self.requant.to_le_bytes());
+        b[20..24].copy_from_slice(&self.reserved.to_le_bytes());
+    }
+}

@@ -1,0 +1,112 @@
+use super::{expect_len, size};
+use crate::quant::to_int8;
+use crate::{Error, Result};
+
+/// Parameters of a 2-D convolution with zero padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvParams {
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// Input channels.
+    pub in_c: usize,
+    /// Output height.
+    pub out_h: usize,
+    /// Output width.
+    pub out_w: usize,
+    /// Output channels.
+    pub out_c: usize,
+    /// Square kernel size.
+    pub k: usize,
+    /// Stride in both directions.
+    pub stride: usize,
+    /// Zero padding on every side (padding takes the input zero point's value, i.e. real 0).
+    pub pad: usize,
+    /// Input zero point.
+    pub in_zp: i32,
+    /// Output zero point.
+    pub out_zp: i32,
+    /// Lower clamp (fused ReLU sets it to the output zero point).
+    pub act_min: i8,
+    /// Upper clamp.
+    pub act_max: i8,
+}
+
+impl ConvParams {
+    /// Output size along one axis for input size `n`, or None if the kernel does not fit.
+    pub fn out_dim(n: usize, k: usize, stride: usize, pad: usize) -> Option<usize> {
+        let padded = n.checked_add(pad.checked_mul(2)?)?;
+        if stride == 0 || padded < k {
+            return None;
+        }
+        Some((padded - k) / stride + 1)
+    }
+}
+
+/// `output[y][x][o] = clamp(requant(bias[o] + Σ w[o][ky][kx][i] · (in[y·s+ky−p][x·s+kx−p][i] − in_zp)) + out_zp)`.
+///
+/// Taps that fall into the padding contribute nothing. `multiplier` and
+/// `shift` hold one value per output channel.
+///
+/// # Errors
+/// [`Error::BadLength`] when a slice does not match `p`, or when the output
+/// shape is not the one `p`'s input, kernel, stride and padding give.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(
+    p: &ConvParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    output: &mut [i8],
+) -> Result<()> {
+    let oh = ConvParams::out_dim(p.in_h, p.k, p.stride, p.pad);
+    let ow = ConvParams::out_dim(p.in_w, p.k, p.stride, p.pad);
+    if oh != Some(p.out_h) || ow != Some(p.out_w) {
+        return Err(Error::BadLength {
+            expected: oh.unwrap_or(0) as u32,
+            got: p.out_h as u32,
+        });
+    }
+    expect_len(input.len(), size(&[p.in_h, p.in_w, p.in_c]))?;
+    expect_len(weights.len(), size(&[p.out_c, p.k, p.k, p.in_c]))?;
+    expect_len(bias.len(), p.out_c)?;
+    expect_len(multiplier.len(), p.out_c)?;
+    expect_len(shift.len(), p.out_c)?;
+    expect_len(output.len(), size(&[p.out_h, p.out_w, p.out_c]))?;
+
+    let (k, s, pad, cin) = (p.k, p.stride, p.pad, p.in_c);
+    for oy in 0..p.out_h {
+        // Kernel rows that land inside the input: 0 <= oy*s + ky - pad < in_h.
+        let y0 = oy * s;
+        let ky_lo = pad.saturating_sub(y0);
+        let ky_hi = k.min((p.in_h + pad).saturating_sub(y0));
+        for ox in 0..p.out_w {
+            let x0 = ox * s;
+            let kx_lo = pad.saturating_sub(x0);
+            let kx_hi = k.min((p.in_w + pad).saturating_sub(x0));
+            let out_px = &mut output[(oy * p.out_w + ox) * p.out_c..][..p.out_c];
+            for (o, out) in out_px.iter_mut().enumerate() {
+                let w_o = &weights[o * k * k * cin..][..k * k * cin];
+                let mut acc = bias[o];
+                for ky in ky_lo..ky_hi {
+                    let iy = y0 + ky - pad;
+                    for kx in kx_lo..kx_hi {
+                        let ix = x0 + kx - pad;
+                        let x = &input[(iy * p.in_w + ix) * cin..][..cin];
+                        let w = &w_o[(ky * k + kx) * cin..][..cin];
+                        for (&xv, &wv) in x.iter().zip(w) {
+                            acc = acc.wrapping_add(
+                                (xv as i32).wrapping_sub(p.in_zp).wrapping_mul(wv as i32),
+                            );
+                        }
+                    }
+                }
+                *out = to_int8(acc, multiplier[o], shift[o], p.out_zp, p.act_min, p.act_max);
+            }
+        }
+    }
+    Ok(())
+}

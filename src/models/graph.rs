@@ -1,0 +1,133 @@
+//! Runs a checked op list over the caller's arena.
+
+use core::ops::Range;
+
+use crate::format::{Model, OpKind, OpRepr};
+use crate::kernels::reference as k;
+use crate::{Error, Result};
+
+/// Hooks called around every op: per-layer benchmarks and tracing.
+pub trait Observer {
+    /// Called before op `index` runs.
+    fn before(&mut self, _index: usize, _op: &OpRepr) {}
+    /// Called after op `index` ran.
+    fn after(&mut self, _index: usize, _op: &OpRepr) {}
+}
+
+impl Observer for () {}
+
+/// Borrows `a` for reading and `b` for writing; None if they overlap or fall outside.
+fn split_pair(arena: &mut [u8], a: Range<usize>, b: Range<usize>) -> Option<(&[u8], &mut [u8])> {
+    if a.end <= b.start {
+        let (lo, hi) = arena.split_at_mut(b.start.min(arena.len()));
+        Some((lo.get(a)?, hi.get_mut(..b.len())?))
+    } else if b.end <= a.start {
+        let (lo, hi) = arena.split_at_mut(a.start.min(arena.len()));
+        Some((hi.get(..a.len())?, lo.get_mut(b)?))
+    } else {
+        None
+    }
+}
+
+/// Checks that `arena` holds at least what the model needs.
+pub(crate) fn check_arena(model: &Model<'_>, arena: &[u8]) -> Result<()> {
+    if arena.len() < model.arena_len() {
+        return Err(Error::ArenaTooSmall {
+            needed: model.arena_len() as u32,
+            got: arena.len() as u32,
+        });
+    }
+    Ok(())
+}
+
+/// Runs every op; the input tensor must already be in the arena.
+pub(crate) fn run(model: &Model<'_>, arena: &mut [u8], obs: &mut impl Observer) -> Result<()> {
+    check_arena(model, arena)?;
+    for i in 0..model.op_count() {
+        let op = model.op(i).ok_or(Error::BadOp(i as u16))?;
+        obs.before(i, &op);
+        run_op(model, &op, arena).map_err(|_| Error::BadOp(i as u16))?;
+        obs.after(i, &op);
+    }
+    Ok(())
+}
+
+fn run_op(model: &Model<'_>, op: &OpRepr, arena: &mut [u8]) -> Result<()> {
+    let bad = Error::BadOp(0);
+    let ti = model.tensor(op.input as usize).ok_or(bad)?;
+    let to = model.tensor(op.output as usize).ok_or(bad)?;
+    let (input, output) =
+        split_pair(arena, ti.arena_range(), to.arena_range()).ok_or(Error::BadGraph)?;
+    let input: &[i8] = bytemuck::cast_slice(input);
+    let output: &mut [i8] = bytemuck::cast_slice_mut(output);
+    let (mult, shift) = model.requant(op);
+    match op.kind {
+        OpKind::Conv2d => {
+            let p = k::ConvParams {
+                in_h: ti.h as usize,
+                in_w: ti.w as usize,
+                in_c: ti.c as usize,
+                out_h: to.h as usize,
+                out_w: to.w as usize,
+                out_c: to.c as usize,
+                k: op.kernel as usize,
+                stride: op.stride as usize,
+                pad: op.pad as usize,
+                in_zp: ti.zero_point,
+                out_zp: to.zero_point,
+                act_min: op.act_min,
+                act_max: op.act_max,
+            };
+            k::conv2d(
+                &p,
+                input,
+                model.weights(op),
+                model.bias(op),
+                mult,
+                shift,
+                output,
+            )
+        }
+        OpKind::FullyConnected => {
+            let p = k::FcParams {
+                in_len: ti.len() as usize,
+                out_len: to.c as usize,
+                in_zp: ti.zero_point,
+                out_zp: to.zero_point,
+                act_min: op.act_min,
+                act_max: op.act_max,
+            };
+            k::fully_connected(
+                &p,
+                input,
+                model.weights(op),
+                model.bias(op),
+                mult,
+                shift,
+                output,
+            )
+        }
+        OpKind::MaxPool2x2 => {
+            let p = k::PoolParams {
+                in_h: ti.h as usize,
+                in_w: ti.w as usize,
+                c: ti.c as usize,
+            };
+            k::max_pool_2x2(&p, input, output)
+        }
+        OpKind::GlobalAvgPool => {
+            let p = k::GapParams {
+                in_h: ti.h as usize,
+                in_w: ti.w as usize,
+                c: ti.c as usize,
+                in_zp: ti.zero_point,
+                out_zp: to.zero_point,
+                multiplier: *mult.first().ok_or(bad)?,
+                shift: *shift.first().ok_or(bad)?,
+                act_min: op.act_min,
+                act_max: op.act_max,
+            };
+            k::global_avg_pool(&p, input, output)
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Drivers, one per model family, over a checked [`Model`](crate::format::Model).
+//!
+//! A driver owns no memory: it borrows the model and the caller's arena,
+//! runs the ops in the order the exporter stored them, and interprets the
+//! output. It must not re-derive anything the exporter already computed.
+
+mod classifier;
+mod graph;
+
+pub use classifier::{Classifier, Prediction, SelfTestReport};
+pub use graph::Observer;

@@ -1,0 +1,157 @@
+//! Bad bytes never panic: truncation at every length and every single-byte
+//! flip of a model are refused with a typed error; flips hidden from the CRC
+//! (checksum recomputed) are either refused by the structural checks or give
+//! a model that runs without panicking.
+
+#[path = "golden/tiny.rs"]
+mod tiny;
+
+use tinyinfer::format::{Model, CRC32, CRC_LEN};
+use tinyinfer::models::Classifier;
+use tinyinfer::Error;
+
+/// Copies bytes into 4-aligned storage.
+fn aligned(bytes: &[u8]) -> Vec<u32> {
+    let mut w = vec![0u32; bytes.len().div_ceil(4)];
+    bytemuck::cast_slice_mut::<u32, u8>(&mut w)[..bytes.len()].copy_from_slice(bytes);
+    w
+}
+
+fn bytemuck_view(w: &[u32]) -> &[u8] {
+    bytemuck::cast_slice(w)
+}
+
+/// Checks `bytes` (placed at an aligned address) and, if accepted, runs every golden input.
+fn check_and_run(bytes: &[u8], recompute_crc: bool) -> Result<(), Error> {
+    let mut b = bytes.to_vec();
+    if recompute_crc && b.len() >= CRC_LEN {
+        let n = b.len() - CRC_LEN;
+        let crc = CRC32.checksum(&b[..n]);
+        b[n..].copy_from_slice(&crc.to_le_bytes());
+    }
+    let words = aligned(&b);
+    let view: &[u8] = &bytemuck_view(&words)[..b.len()];
+    let model = Model::new_checked(view)?;
+    let clf = Classifier::new(model)?;
+    let mut arena = vec![0u8; model.arena_len()];
+    for input in &tiny::INPUTS {
+        if let Ok(p) = clf.classify(input, &mut arena) {
+            let mut probs = vec![0f32; p.scores.len()];
+            let _ = p.probabilities(&mut probs);
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn golden_model_is_accepted() {
+    check_and_run(&tiny::MODEL.0, false).unwrap();
+}
+
+#[test]
+fn every_truncation_is_refused() {
+    let m = &tiny::MODEL.0;
+    for len in 0..m.len() {
+        let r = check_and_run(&m[..len], false);
+        assert!(r.is_err(), "truncated to {len} bytes was accepted");
+        let r2 = check_and_run(&m[..len], true);
+        assert!(
+            r2.is_err(),
+            "truncated to {len} bytes with a fixed CRC was accepted"
+        );
+    }
+}
+
+#[test]
+fn every_byte_flip_is_refused() {
+    let m = tiny::MODEL.0.to_vec();
+    for i in 0..m.len() {
+        for mask in [0x01u8, 0x80, 0xFF] {
+            let mut b = m.clone();
+            b[i] ^= mask;
+            assert!(
+                check_and_run(&b, false).is_err(),
+                "flip {mask:#x} at byte {i} was accepted"
+            );
+        }
+    }
+}
+
+#[test]
+fn flips_behind_a_valid_crc_never_panic() {
+    let m = tiny::MODEL.0.to_vec();
+    let mut refused = 0;
+    for i in 0..m.len() - CRC_LEN {
+        for v in [0x00u8, 0x01, 0x7F, 0x80, 0xFF] {
+            let mut b = m.clone();
+            b[i] ^= v;
+            if check_and_run(&b, true).is_err() {
+                refused += 1;
+            }
+        }
+    }
+    // Header, tables and parameters are checked, so many of these are refused
+    // structurally; weight bytes are free to change and still run.
+    assert!(refused > 0);
+}
+
+#[test]
+fn erased_partitions_say_no_model() {
+    for fill in [0x00u8, 0xFF] {
+        let words = aligned(&[fill; 4096]);
+        assert_eq!(
+            Model::new_checked(bytemuck_view(&words)).unwrap_err(),
+            Error::Erased
+        );
+    }
+    assert_eq!(Model::new_checked(&[]).unwrap_err(), Error::TooShort);
+}
+
+#[test]
+fn misaligned_blob_is_refused() {
+    let m = &tiny::MODEL.0;
+    let words = aligned(&[&[0u8][..], m].concat());
+    let bytes = &bytemuck_view(&words)[1..1 + m.len()];
+    assert_eq!(Model::new_checked(bytes).unwrap_err(), Error::Misaligned);
+}
+
+#[test]
+fn trailing_partition_bytes_are_ignored() {
+    let m = &tiny::MODEL.0;
+    let words = aligned(&[&m[..], &[0xFF; 100][..]].concat());
+    let model = Model::new_checked(bytemuck_view(&words)).unwrap();
+    assert_eq!(model.as_bytes().len(), m.len());
+}
+
+#[test]
+fn header_errors_are_specific() {
+    let m = tiny::MODEL.0.to_vec();
+    let mut b = m.clone();
+    b[0] = b'X';
+    assert_eq!(check_and_run(&b, true).unwrap_err(), Error::BadMagic);
+    let mut b = m.clone();
+    b[4] = 9;
+    assert_eq!(
+        check_and_run(&b, true).unwrap_err(),
+        Error::UnsupportedVersion(9)
+    );
+    let mut b = m.clone();
+    b[6] = 2;
+    assert_eq!(check_and_run(&b, true).unwrap_err(), Error::WrongFamily);
+    let mut b = m.clone();
+    b[6] = 77;
+    assert_eq!(
+        check_and_run(&b, true).unwrap_err(),
+        Error::UnknownFamily(77)
+    );
+    let mut b = m.clone();
+    b[100] ^= 1;
+    assert_eq!(check_and_run(&b, false).unwrap_err(), Error::BadChecksum);
+    // The arena size is part of the checked plan: shrinking it below a tensor is refused.
+    let mut b = m.clone();
+    b[12..16].copy_from_slice(&10u32.to_le_bytes());
+    assert!(matches!(
+        check_and_run(&b, true).unwrap_err(),
+        Error::BadTensor(_)
+    ));
+}

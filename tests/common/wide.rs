@@ -1,0 +1,122 @@
+//! An independent, wide-integer statement of the int8 kernels: i128
+//! arithmetic, explicit floor division for rounding, no shared code with the
+//! core. Property tests and the golden-vector generator compare against it.
+#![allow(dead_code, clippy::too_many_arguments)]
+
+/// `round_half_up(acc · m · 2^shift / 2^31)`, saturated to i32.
+pub fn requant(acc: i64, m: i32, shift: i32) -> i64 {
+    let num = acc as i128 * m as i128;
+    let den: i128 = 1i128 << (31 - shift);
+    let r = (2 * num + den).div_euclid(2 * den); // floor((num + den/2) / den)
+    r.clamp(i32::MIN as i128, i32::MAX as i128) as i64
+}
+
+pub fn out8(acc: i64, m: i32, shift: i32, zp: i32, lo: i8, hi: i8) -> i8 {
+    let v = (requant(acc, m, shift) + zp as i64).clamp(i32::MIN as i64, i32::MAX as i64);
+    v.clamp(lo as i64, hi as i64) as i8
+}
+
+pub fn conv(
+    (h, w, c): (usize, usize, usize),
+    oc: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    x: &[i8],
+    wt: &[i8],
+    b: &[i32],
+    m: &[i32],
+    sh: &[i32],
+    in_zp: i32,
+    out_zp: i32,
+    lo: i8,
+    hi: i8,
+) -> (usize, usize, Vec<i8>) {
+    let oh = (h + 2 * p - k) / s + 1;
+    let ow = (w + 2 * p - k) / s + 1;
+    let mut out = Vec::new();
+    for oy in 0..oh {
+        for ox in 0..ow {
+            for o in 0..oc {
+                let mut acc = b[o] as i64;
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let iy = (oy * s + ky) as i64 - p as i64;
+                        let ix = (ox * s + kx) as i64 - p as i64;
+                        if iy < 0 || ix < 0 || iy >= h as i64 || ix >= w as i64 {
+                            continue;
+                        }
+                        for i in 0..c {
+                            let xv =
+                                x[(iy as usize * w + ix as usize) * c + i] as i64 - in_zp as i64;
+                            acc += xv * wt[((o * k + ky) * k + kx) * c + i] as i64;
+                        }
+                    }
+                }
+                out.push(out8(acc, m[o], sh[o], out_zp, lo, hi));
+            }
+        }
+    }
+    (oh, ow, out)
+}
+
+pub fn fc(
+    x: &[i8],
+    wt: &[i8],
+    b: &[i32],
+    m: &[i32],
+    sh: &[i32],
+    in_zp: i32,
+    out_zp: i32,
+    lo: i8,
+    hi: i8,
+) -> Vec<i8> {
+    (0..b.len())
+        .map(|o| {
+            let acc: i64 = b[o] as i64
+                + x.iter()
+                    .enumerate()
+                    .map(|(i, &v)| (v as i64 - in_zp as i64) * wt[o * x.len() + i] as i64)
+                    .sum::<i64>();
+            out8(acc, m[o], sh[o], out_zp, lo, hi)
+        })
+        .collect()
+}
+
+pub fn maxpool((h, w, c): (usize, usize, usize), x: &[i8]) -> Vec<i8> {
+    let mut out = Vec::new();
+    for oy in 0..h / 2 {
+        for ox in 0..w / 2 {
+            for ch in 0..c {
+                let mut best = i8::MIN;
+                for dy in 0..2 {
+                    for dx in 0..2 {
+                        best = best.max(x[((2 * oy + dy) * w + 2 * ox + dx) * c + ch]);
+                    }
+                }
+                out.push(best);
+            }
+        }
+    }
+    out
+}
+
+pub fn gap(
+    (h, w, c): (usize, usize, usize),
+    x: &[i8],
+    m: i32,
+    sh: i32,
+    in_zp: i32,
+    out_zp: i32,
+    lo: i8,
+    hi: i8,
+) -> Vec<i8> {
+    (0..c)
+        .map(|ch| {
+            let acc: i64 = (0..h * w)
+                .map(|p| x[p * c + ch] as i64 - in_zp as i64)
+                .sum();
+            out8(acc, m, sh, out_zp, lo, hi)
+        })
+        .collect()
+}

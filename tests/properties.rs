@@ -1,0 +1,165 @@
+//! Property tests: every reference kernel against the independent
+//! wide-integer statement in `common/wide.rs`, over random shapes (odd
+//! sizes, channel counts not divisible by 4), zero points, saturating
+//! multipliers and clamps.
+
+mod common;
+
+use common::wide;
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use tinyinfer::kernels::reference::*;
+use tinyinfer::quant::{requantize, MAX_SHIFT, MIN_SHIFT};
+
+fn i8s(n: usize) -> impl Strategy<Value = Vec<i8>> {
+    prop::collection::vec(any::<i8>(), n)
+}
+
+/// Multipliers including 0, tiny, typical and the largest; shifts across the range.
+fn requant_params(n: usize) -> impl Strategy<Value = (Vec<i32>, Vec<i32>)> {
+    let m = prop_oneof![Just(0), Just(i32::MAX), Just(1 << 30), 1i32..=i32::MAX];
+    let s = prop_oneof![Just(MIN_SHIFT), Just(MAX_SHIFT), -12i32..=4];
+    (prop::collection::vec(m, n), prop::collection::vec(s, n))
+}
+
+fn clamp_pair() -> impl Strategy<Value = (i8, i8)> {
+    (any::<i8>(), any::<i8>()).prop_map(|(a, b)| (a.min(b), a.max(b)))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn requantize_matches_wide(acc in any::<i32>(), m in 0..=i32::MAX, s in MIN_SHIFT..=MAX_SHIFT) {
+        prop_assert_eq!(requantize(acc, m, s) as i64, wide::requant(acc as i64, m, s));
+    }
+
+    #[test]
+    fn requantize_ties_match_wide(acc in any::<i32>(), s in -8i32..=0) {
+        // multiplier 2^30 makes exact halves frequent: the rounding of ties is pinned down.
+        prop_assert_eq!(requantize(acc, 1 << 30, s) as i64, wide::requant(acc as i64, 1 << 30, s));
+    }
+
+    #[test]
+    fn conv_matches_wide(
+        (h, w, c, oc, k, s, p) in (1usize..8, 1usize..8, 1usize..7, 1usize..7, 1usize..4, 1usize..3, 0usize..2)
+            .prop_filter("kernel fits", |&(h, w, _, _, k, _, p)| p < k && h + 2 * p >= k && w + 2 * p >= k),
+        seed in any::<u64>(),
+        in_zp in -128i32..=127, out_zp in -128i32..=127,
+        (lo, hi) in clamp_pair(),
+    ) {
+        let mut runner = proptest::test_runner::TestRunner::new_with_rng(
+            Default::default(), proptest::test_runner::TestRng::from_seed(proptest::test_runner::RngAlgorithm::ChaCha, &seed_bytes(seed)));
+        let x = i8s(h * w * c).new_tree(&mut runner).unwrap().current();
+        let wt = i8s(oc * k * k * c).new_tree(&mut runner).unwrap().current();
+        let b = prop::collection::vec(-(1i32 << 20)..(1 << 20), oc).new_tree(&mut runner).unwrap().current();
+        let (m, sh) = requant_params(oc).new_tree(&mut runner).unwrap().current();
+        let (oh, ow, want) = wide::conv((h, w, c), oc, k, s, p, &x, &wt, &b, &m, &sh, in_zp, out_zp, lo, hi);
+        let params = ConvParams { in_h: h, in_w: w, in_c: c, out_h: oh, out_w: ow, out_c: oc, k, stride: s, pad: p,
+            in_zp, out_zp, act_min: lo, act_max: hi };
+        let mut got = vec![0i8; oh * ow * oc];
+        conv2d(&params, &x, &wt, &b, &m, &sh, &mut got).unwrap();
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn fc_matches_wide(
+        n in 1usize..40, o in 1usize..13, seed in any::<u64>(),
+        in_zp in -128i32..=127, out_zp in -128i32..=127, (lo, hi) in clamp_pair(),
+    ) {
+        let mut runner = proptest::test_runner::TestRunner::new_with_rng(
+            Default::default(), proptest::test_runner::TestRng::from_seed(proptest::test_runner::RngAlgorithm::ChaCha, &seed_bytes(seed)));
+        let x = i8s(n).new_tree(&mut runner).unwrap().current();
+        let wt = i8s(n * o).new_tree(&mut runner).unwrap().current();
+        let b = prop::collection::vec(-(1i32 << 24)..(1 << 24), o).new_tree(&mut runner).unwrap().current();
+        let (m, sh) = requant_params(o).new_tree(&mut runner).unwrap().current();
+        let want = wide::fc(&x, &wt, &b, &m, &sh, in_zp, out_zp, lo, hi);
+        let mut got = vec![0i8; o];
+        fully_connected(&FcParams { in_len: n, out_len: o, in_zp, out_zp, act_min: lo, act_max: hi }, &x, &wt, &b, &m, &sh, &mut got).unwrap();
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn pools_match_wide(
+        h in 1usize..10, w in 1usize..10, c in 1usize..7, x_seed in any::<u64>(),
+        in_zp in -128i32..=127, out_zp in -128i32..=127, m in 0..=i32::MAX, sh in -20i32..=2, (lo, hi) in clamp_pair(),
+    ) {
+        let mut runner = proptest::test_runner::TestRunner::new_with_rng(
+            Default::default(), proptest::test_runner::TestRng::from_seed(proptest::test_runner::RngAlgorithm::ChaCha, &seed_bytes(x_seed)));
+        let x = i8s(h * w * c).new_tree(&mut runner).unwrap().current();
+        let mut got = vec![0i8; (h / 2) * (w / 2) * c];
+        max_pool_2x2(&PoolParams { in_h: h, in_w: w, c }, &x, &mut got).unwrap();
+        prop_assert_eq!(got, wide::maxpool((h, w, c), &x));
+        let mut g = vec![0i8; c];
+        global_avg_pool(&GapParams { in_h: h, in_w: w, c, in_zp, out_zp, multiplier: m, shift: sh, act_min: lo, act_max: hi }, &x, &mut g).unwrap();
+        prop_assert_eq!(g, wide::gap((h, w, c), &x, m, sh, in_zp, out_zp, lo, hi));
+    }
+
+    #[test]
+    fn kernels_reject_wrong_lengths_without_panicking(extra in 1usize..5, h in 1usize..6, c in 1usize..5) {
+        let p = ConvParams { in_h: h, in_w: h, in_c: c, out_h: h, out_w: h, out_c: c, k: 3, stride: 1, pad: 1,
+            in_zp: 0, out_zp: 0, act_min: -128, act_max: 127 };
+        let x = vec![0i8; h * h * c + extra];
+        let wt = vec![0i8; c * 9 * c];
+        let b = vec![0i32; c];
+        let mut out = vec![0i8; h * h * c];
+        prop_assert!(conv2d(&p, &x, &wt, &b, &b, &b, &mut out).is_err());
+        prop_assert!(conv2d(&p, &x[..h * h * c], &wt[1..], &b, &b, &b, &mut out).is_err());
+        let bad = ConvParams { out_h: h + extra, ..p };
+        prop_assert!(conv2d(&bad, &x[..h * h * c], &wt, &b, &b, &b, &mut out).is_err());
+        let pp = PoolParams { in_h: h, in_w: h, c };
+        prop_assert!(max_pool_2x2(&pp, &x, &mut out).is_err());
+    }
+}
+
+fn seed_bytes(seed: u64) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    s[..8].copy_from_slice(&seed.to_le_bytes());
+    s
+}
+
+/// Saturation edge: the largest accumulator and multiplier at the extreme shifts.
+#[test]
+fn saturation_edges() {
+    for &acc in &[i32::MIN, -1, 0, 1, i32::MAX] {
+        for &s in &[MIN_SHIFT, -1, 0, MAX_SHIFT] {
+            for &m in &[0, 1, 1 << 30, i32::MAX] {
+                assert_eq!(
+                    requantize(acc, m, s) as i64,
+                    wide::requant(acc as i64, m, s),
+                    "{acc} {m} {s}"
+                );
+            }
+        }
+    }
+    // A conv whose accumulator saturates the int8 output both ways.
+    let p = ConvParams {
+        in_h: 1,
+        in_w: 1,
+        in_c: 5,
+        out_h: 1,
+        out_w: 1,
+        out_c: 2,
+        k: 1,
+        stride: 1,
+        pad: 0,
+        in_zp: -128,
+        out_zp: 0,
+        act_min: -128,
+        act_max: 127,
+    };
+    let x = [127i8; 5];
+    let w = [127i8, 127, 127, 127, 127, -127, -127, -127, -127, -127];
+    let mut out = [0i8; 2];
+    conv2d(
+        &p,
+        &x,
+        &w,
+        &[0, 0],
+        &[i32::MAX, i32::MAX],
+        &[0, 0],
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(out, [127, -128]);
+}
