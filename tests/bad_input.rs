@@ -3,6 +3,7 @@
 //! (checksum recomputed) are either refused by the structural checks or give
 //! a model that runs without panicking.
 
+#[allow(dead_code)]
 #[path = "golden/tiny.rs"]
 mod tiny;
 

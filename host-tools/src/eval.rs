@@ -13,7 +13,7 @@ pub fn core_scores(blob: &AlignedBlob, images: &[u8]) -> Result<(Vec<i8>, usize)
     let clf = Classifier::new(model).map_err(|e| anyhow::anyhow!("not a classifier: {e}"))?;
     let (px, classes) = (clf.input_len(), clf.classes());
     anyhow::ensure!(
-        images.len() % px == 0,
+        images.len().is_multiple_of(px),
         "images are not a whole number of {px}-pixel inputs"
     );
     let n = images.len() / px;

@@ -59,7 +59,7 @@ pub struct Calibration {
 pub fn calibrate(net: &FoldedNet, images: &[u8]) -> Result<Calibration> {
     let px = net.input.0 * net.input.1 * net.input.2;
     ensure!(
-        px > 0 && !images.is_empty() && images.len() % px == 0,
+        px > 0 && !images.is_empty() && images.len().is_multiple_of(px),
         "calibration set is empty or ragged"
     );
     let n = images.len() / px;
@@ -143,7 +143,7 @@ impl Quantized {
 }
 
 fn push_aligned(data: &mut Vec<u8>, bytes: &[u8]) -> u32 {
-    while data.len() % 4 != 0 {
+    while !data.len().is_multiple_of(4) {
         data.push(0);
     }
     let at = data.len() as u32;
@@ -320,7 +320,7 @@ pub fn quantize(net: &FoldedNet, cal: &Calibration) -> Result<Quantized> {
         }
         ops.push(op);
     }
-    while data.len() % 4 != 0 {
+    while !data.len().is_multiple_of(4) {
         data.push(0);
     }
     Ok(Quantized {

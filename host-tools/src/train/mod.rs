@@ -55,11 +55,15 @@ pub struct TrainArgs {
     /// Minibatch size.
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
-    /// Peak learning rate (SGD, Nesterov momentum 0.9).
+    /// Optimizer: SGD with Nesterov momentum 0.9, or AdamW (β = 0.9, 0.999).
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
+    pub optimizer: OptimizerKind,
+    /// Peak learning rate (after a short linear warm-up; cosine decay to 0).
     #[arg(long, default_value_t = 0.1)]
     pub lr: f64,
-    /// L2 weight decay, applied only to the free conv weights and the FC weight
-    /// (not to the Dirac a/b, batch-norm parameters or biases).
+    /// Weight decay, applied only to the free conv weights and the FC weight (not to the
+    /// Dirac a/b, batch-norm parameters or biases). SGD: L2 added to the gradient;
+    /// AdamW: decoupled (`w -= lr·wd·w`).
     #[arg(long, default_value_t = 5e-4)]
     pub weight_decay: f64,
     /// mixup Beta(α, α) parameter; 0 turns mixup off (plain ERM with hard labels).
@@ -141,6 +145,16 @@ impl TrainArgs {
     pub fn model_config(&self) -> ModelConfig {
         ModelConfig::new(self.widths.clone(), self.depth)
     }
+}
+
+/// Which optimizer [`run`] uses.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// SGD, Nesterov momentum 0.9, no dampening.
+    Sgd,
+    /// AdamW.
+    Adamw,
 }
 
 /// What [`run`] reports.

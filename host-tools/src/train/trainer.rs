@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use burn::module::{Module, ParamGroup};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::mixup::{make_batch, mixup};
 use super::model::DiracNet;
 use super::{
-    calibration_metrics, model_logits, save_checkpoint, CheckpointMeta, TrainArgs, TrainSummary,
+    calibration_metrics, model_logits, save_checkpoint, CheckpointMeta, OptimizerKind, TrainArgs, TrainSummary,
     CHECKPOINT_FORMAT,
 };
 use crate::data::{self, Split, CLASSES, PIXELS, SIDE};
@@ -66,6 +66,34 @@ fn argmax(row: &[f32]) -> usize {
         .0
 }
 
+/// The optimizer: no weight decay by default, and a parameter group with weight decay for
+/// the conv and FC weights only.
+fn optimizer(args: &TrainArgs, model: &DiracNet) -> ModuleOptimizer {
+    let decayed = ParamGroup::from_ids(model.decayed_param_ids());
+    let wd = args.weight_decay as f32;
+    match args.optimizer {
+        OptimizerKind::Sgd => {
+            let momentum = MomentumConfig::new().with_momentum(0.9).with_dampening(0.0).with_nesterov(true);
+            let optim: ModuleOptimizer = SgdConfig::new().with_momentum(Some(momentum.clone())).init();
+            if wd == 0.0 {
+                return optim;
+            }
+            let sgd_wd = SgdConfig::new()
+                .with_momentum(Some(momentum))
+                .with_weight_decay(Some(WeightDecayConfig::new(wd)))
+                .build();
+            optim.with_group(decayed, sgd_wd, None)
+        }
+        OptimizerKind::Adamw => {
+            let optim: ModuleOptimizer = AdamWConfig::new().with_weight_decay(0.0).init();
+            if wd == 0.0 {
+                return optim;
+            }
+            optim.with_group(decayed, AdamWConfig::new().with_weight_decay(wd).build(), None)
+        }
+    }
+}
+
 pub(super) fn train(args: &TrainArgs) -> Result<TrainSummary> {
     let start = Instant::now();
     let cfg = args.model_config();
@@ -96,24 +124,7 @@ pub(super) fn train(args: &TrainArgs) -> Result<TrainSummary> {
     let params = model.num_params();
     let folded_params = super::fold(&model).params();
 
-    let momentum = MomentumConfig::new()
-        .with_momentum(0.9)
-        .with_dampening(0.0)
-        .with_nesterov(true);
-    let mut optim: ModuleOptimizer = SgdConfig::new()
-        .with_momentum(Some(momentum.clone()))
-        .init();
-    if args.weight_decay > 0.0 {
-        let decayed = SgdConfig::new()
-            .with_momentum(Some(momentum))
-            .with_weight_decay(Some(WeightDecayConfig::new(args.weight_decay as f32)))
-            .build();
-        optim = optim.with_group(
-            ParamGroup::from_ids(model.decayed_param_ids()),
-            decayed,
-            None,
-        );
-    }
+    let mut optim = optimizer(args, &model);
 
     let bs = args.batch_size.min(train.len());
     let steps = train.len() / bs;
@@ -122,8 +133,8 @@ pub(super) fn train(args: &TrainArgs) -> Result<TrainSummary> {
     let threads = rayon::current_num_threads();
     println!(
         "DiracNet widths {:?} depth {}: {params} parameters ({folded_params} folded); {} train / {} test images; \
-         {} epochs x {steps} steps of {bs}; SGD nesterov lr {} wd {} mixup alpha {} augment {}; seed {}; {threads} threads",
-        cfg.widths, cfg.depth, train.len(), test.len(), args.epochs, args.lr, args.weight_decay, args.mixup_alpha, args.augment, args.seed
+         {} epochs x {steps} steps of {bs}; {:?} lr {} wd {} mixup alpha {} augment {}; seed {}; {threads} threads",
+        cfg.widths, cfg.depth, train.len(), test.len(), args.epochs, args.optimizer, args.lr, args.weight_decay, args.mixup_alpha, args.augment, args.seed
     );
 
     let style =

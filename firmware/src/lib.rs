@@ -1,0 +1,252 @@
+//! # tinyinfer-firmware
+//!
+//! The board-agnostic part of the tinyinfer app for Cortex-M, and the thin
+//! per-board binaries in `src/bin/` that hand it their hardware.
+//!
+//! On every boot, [`run`]:
+//!
+//! 1. reads the MODEL flash partition ([`mem::model_partition`], found
+//!    through the linker symbols `__model_start`/`__model_end` of the
+//!    board's `memory-<board>.x`) and checks it with the core's
+//!    [`Model::new_checked`]. A bad, truncated or erased partition gives a
+//!    typed [`Error`](tinyinfer::Error), logged and turned into a distinct
+//!    [`status`] code: never a HardFault, never a read past the partition;
+//! 2. runs the self-test the exporter stored in the blob (host-computed int8
+//!    outputs, compared byte for byte);
+//! 3. benchmarks one inference per layer through the core's
+//!    [`Observer`](tinyinfer::models::Observer) hooks with the board's
+//!    [`CycleCounter`] (cycles on a board, instructions on QEMU);
+//! 4. evaluates the images the host offers over a [`HostLink`] (semihosting
+//!    files on QEMU) and sends the int8 scores back;
+//! 5. reports the stack high-water mark (the stack is painted by
+//!    cortex-m-rt's `paint-stack` before `main`) and the static RAM.
+//!
+//! Everything is reported over defmt in the fixed lines of [`report`],
+//! which `tinyinfer simulate` decodes and parses.
+//!
+//! Hardware needs are embedded-hal 1.0 traits ([`OutputPin`] for a status
+//! LED, [`DelayNs`] for blinking) plus this crate's [`CycleCounter`]. The
+//! firmware computes nothing the exporter could have: it only checks the
+//! blob and runs it.
+//!
+//! Features pick the board, exactly one of `qemu` and `nrf52840-dk`;
+//! `nrf-budget` links the qemu app under nRF52840 limits.
+//!
+//! Unsafe code lives in [`mem`] only (linker symbols, the static arena, the
+//! painted stack).
+#![no_std]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(all(feature = "qemu", feature = "nrf52840-dk"))]
+compile_error!(
+    "features `qemu` and `nrf52840-dk` pick different boards: build the qemu app with \
+     `--no-default-features --features qemu` (or `cargo qemu`)"
+);
+#[cfg(not(any(feature = "qemu", feature = "nrf52840-dk")))]
+compile_error!("pick a board: feature `qemu` or `nrf52840-dk`");
+#[cfg(all(feature = "nrf-budget", not(feature = "qemu")))]
+compile_error!("feature `nrf-budget` links the qemu app under nRF52840 limits: it needs `qemu`");
+
+pub mod bench;
+pub mod eval;
+pub mod mem;
+pub mod report;
+pub mod status;
+
+use embedded_hal::delay::DelayNs;
+use embedded_hal::digital::OutputPin;
+use tinyinfer::format::{Model, MAX_OPS};
+use tinyinfer::models::Classifier;
+
+pub use bench::{CycleCounter, LayerBench};
+pub use eval::{HostLink, LinkError, NoHost};
+pub use status::Outcome;
+
+/// Arena bytes the firmware declares statically: at least the DiracNet
+/// model's arena (`tinyinfer inspect MODEL.tinf` prints it; 25,088 bytes for
+/// widths 16,32,64 on 28×28 inputs). Override at build time with the
+/// environment variable `TINYINFER_ARENA_BYTES`.
+pub const ARENA_BYTES: usize = match option_env!("TINYINFER_ARENA_BYTES") {
+    Some(s) => parse_usize(s),
+    None => 25 * 1024,
+};
+
+/// Largest model input (raw pixels) the firmware buffers for evaluation.
+pub const MAX_INPUT_BYTES: usize = 1024;
+
+const fn parse_usize(s: &str) -> usize {
+    let b = s.as_bytes();
+    assert!(!b.is_empty(), "TINYINFER_ARENA_BYTES is empty");
+    let mut i = 0;
+    let mut n: usize = 0;
+    while i < b.len() {
+        assert!(
+            b[i].is_ascii_digit(),
+            "TINYINFER_ARENA_BYTES must be a decimal number"
+        );
+        n = n * 10 + (b[i] - b'0') as usize;
+        i += 1;
+    }
+    n
+}
+
+const _: () = assert!(ARENA_BYTES > 0 && ARENA_BYTES % 4 == 0, "arena must be a positive multiple of 4");
+
+/// What the app is running on, for the report.
+#[derive(Clone, Copy, Debug)]
+pub struct BoardInfo {
+    /// Board name (`qemu-mps2-an386`, `nrf52840-dk`).
+    pub name: &'static str,
+    /// The linker memory map the app was built with.
+    pub memory_map: &'static str,
+}
+
+impl BoardInfo {
+    /// This build's board, named by the caller, with the memory map build.rs chose.
+    pub const fn new(name: &'static str) -> Self {
+        BoardInfo {
+            name,
+            memory_map: env!("TINYINFER_MEMORY_MAP"),
+        }
+    }
+}
+
+/// The hardware the library needs, as embedded-hal 1.0 traits.
+pub struct Hardware<L, D, C> {
+    /// Status LED: on (`set_high`) while busy and after a pass.
+    pub led: L,
+    /// Delay for blink patterns.
+    pub delay: D,
+    /// Cycle (or instruction) counter for the benchmark.
+    pub counter: C,
+}
+
+/// Checks the model partition, runs the self-test, the benchmark and the
+/// host's evaluation, and reports all of it over defmt.
+///
+/// `arena` is the static arena ([`mem::take_buffers`]), `input` a scratch
+/// buffer for evaluation images.
+pub fn run<L, D, C, H>(
+    board: BoardInfo,
+    hw: &mut Hardware<L, D, C>,
+    host: &mut H,
+    partition: &'static [u8],
+    arena: &mut [u8],
+    input: &mut [u8],
+) -> Outcome
+where
+    L: OutputPin,
+    D: DelayNs,
+    C: CycleCounter,
+    H: HostLink,
+{
+    let _ = hw.led.set_high();
+    report::boot(board, partition, arena.len(), C::UNIT);
+    let outcome = run_model(hw, host, partition, arena, input);
+    report::memory(arena.len());
+    report::done(&outcome);
+    outcome
+}
+
+fn run_model<L, D, C, H>(
+    hw: &mut Hardware<L, D, C>,
+    host: &mut H,
+    partition: &'static [u8],
+    arena: &mut [u8],
+    input: &mut [u8],
+) -> Outcome
+where
+    C: CycleCounter,
+    H: HostLink,
+{
+    let model = match Model::new_checked(partition).and_then(Classifier::new) {
+        Ok(m) => m,
+        Err(e) => return Outcome::Model(e),
+    };
+    report::model(&model);
+    if model.model().arena_len() > arena.len() {
+        // classify would say so too; say it before anything runs.
+        return Outcome::Model(tinyinfer::Error::ArenaTooSmall {
+            needed: model.model().arena_len() as u32,
+            got: arena.len() as u32,
+        });
+    }
+
+    // Self-test: the host core's outputs, byte for byte.
+    let mut outcome = Outcome::Pass;
+    let t0 = hw.counter.now();
+    match model.selftest(arena) {
+        Ok(r) => {
+            let t = hw.counter.now().wrapping_sub(t0);
+            report::selftest(&r, t, C::UNIT);
+            if r.passed != r.total || r.total == 0 {
+                outcome = Outcome::SelfTestFailed;
+            }
+        }
+        Err(tinyinfer::Error::BadSelfTest) if model.model().selftest().is_none() => {
+            report::no_selftest();
+            outcome = Outcome::NoSelfTest;
+        }
+        Err(e) => return Outcome::Model(e),
+    }
+
+    // Benchmark one inference per layer, on the first self-test input (or zeros).
+    let n = model.input_len();
+    let case0 = model.model().selftest().and_then(|s| s.case(0));
+    let pixels: &[u8] = match (case0, input.get_mut(..n)) {
+        (Some((px, _)), _) => px,
+        (None, Some(buf)) => {
+            buf.fill(0);
+            buf
+        }
+        (None, None) => {
+            report::input_too_large(n, input.len());
+            return Outcome::Model(tinyinfer::Error::BadLength {
+                expected: n as u32,
+                got: input.len() as u32,
+            });
+        }
+    };
+    let mut bench: LayerBench<'_, C, MAX_OPS> = LayerBench::new(&mut hw.counter, model.model().op_count());
+    let t0 = bench.now();
+    if let Err(e) = model.classify_observed(pixels, arena, &mut bench) {
+        return Outcome::Model(e);
+    }
+    let total = bench.now().wrapping_sub(t0);
+    report::benchmark(model.model(), bench.counts(), total, C::UNIT);
+
+    // Evaluation images from the host, if it offers any.
+    match eval::run(&model, host, arena, input) {
+        Ok(None) => {}
+        Ok(Some(r)) => report::eval(&r),
+        Err(eval::EvalError::Core(e)) => return Outcome::Model(e),
+        Err(eval::EvalError::Link(e)) => {
+            report::host_error(e);
+            if outcome == Outcome::Pass {
+                outcome = Outcome::HostIo;
+            }
+        }
+    }
+    outcome
+}
+
+/// Blinks `code` short flashes, then a pause, forever: the error pattern on
+/// boards without a host to exit to. Code 0 (pass) keeps the LED steadily on.
+pub fn signal_forever<L: OutputPin, D: DelayNs>(led: &mut L, delay: &mut D, code: u8) -> ! {
+    if code == 0 {
+        let _ = led.set_high();
+        loop {
+            cortex_m::asm::wfi();
+        }
+    }
+    loop {
+        for _ in 0..code {
+            let _ = led.set_high();
+            delay.delay_ms(150);
+            let _ = led.set_low();
+            delay.delay_ms(250);
+        }
+        delay.delay_ms(1500);
+    }
+}

@@ -1,0 +1,109 @@
+//! Memory laid out by the linker script: the MODEL partition, the static
+//! arena, the painted stack. The firmware's only unsafe code lives here,
+//! each use behind a safe function with a `// SAFETY:` note.
+//!
+//! Symbols used (from `memory-<board>.x` and cortex-m-rt's `link.x`):
+//!
+//! | symbol | meaning |
+//! | --- | --- |
+//! | `__model_start`, `__model_end` | the MODEL flash partition |
+//! | `__ram_start` | `ORIGIN(RAM)` |
+//! | `_stack_end` | end of the statics (`.data`, `.bss`, `.uninit`): bottom of the stack region |
+//! | `_stack_start` | initial stack pointer: top of RAM |
+#![allow(unsafe_code)]
+
+use core::ptr;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::{ARENA_BYTES, MAX_INPUT_BYTES};
+
+extern "C" {
+    static __model_start: u8;
+    static __model_end: u8;
+    static __ram_start: u8;
+    static _stack_start: u8;
+    static _stack_end: u8;
+}
+
+/// The value cortex-m-rt paints the stack region with before `main` (feature `paint-stack`).
+pub const STACK_PAINT: u32 = cortex_m_rt::STACK_PAINT_VALUE;
+
+fn addr(sym: *const u8) -> usize {
+    sym as usize
+}
+
+/// The MODEL partition, whole: the core checks it and ignores bytes past the
+/// model's declared length.
+pub fn model_partition() -> &'static [u8] {
+    // Taking the address of a linker symbol reads nothing.
+    let (start, end) = (addr(ptr::addr_of!(__model_start)), addr(ptr::addr_of!(__model_end)));
+    let len = end.saturating_sub(start);
+    // SAFETY: the memory map reserves [start, end) as the MODEL region: the
+    // linker places nothing of the firmware there and no code writes it, so
+    // it is readable, immutable memory (flash on a board, RAM loaded by QEMU
+    // before reset) for the whole run. It is not a Rust allocation, so the
+    // pointer takes exposed provenance from its address.
+    unsafe { core::slice::from_raw_parts(ptr::with_exposed_provenance::<u8>(start), len) }
+}
+
+#[repr(C, align(4))]
+struct Buffers {
+    arena: [u8; ARENA_BYTES],
+    input: [u8; MAX_INPUT_BYTES],
+}
+
+static mut BUFFERS: Buffers = Buffers {
+    arena: [0; ARENA_BYTES],
+    input: [0; MAX_INPUT_BYTES],
+};
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// The static arena (`ARENA_BYTES`, 4-byte aligned) and the input buffer
+/// (`MAX_INPUT_BYTES`): `Some` once, `None` afterwards.
+pub fn take_buffers() -> Option<(&'static mut [u8], &'static mut [u8])> {
+    if TAKEN.swap(true, Ordering::AcqRel) {
+        return None;
+    }
+    // SAFETY: the flag above lets exactly one caller through, so this is the
+    // only reference to BUFFERS ever made.
+    let b = unsafe { &mut *ptr::addr_of_mut!(BUFFERS) };
+    Some((&mut b.arena, &mut b.input))
+}
+
+/// RAM use, measured.
+#[derive(Clone, Copy, Debug, defmt::Format)]
+pub struct RamUse {
+    /// Bytes of statics (`.data` + `.bss` + `.uninit`), the arena included.
+    pub static_bytes: u32,
+    /// Bytes of the stack region (RAM above the statics).
+    pub stack_region_bytes: u32,
+    /// Deepest stack use since reset: painted words that were overwritten.
+    pub stack_high_water_bytes: u32,
+}
+
+/// Measures RAM use: statics from the linker symbols, the stack's high-water
+/// mark by finding the lowest word no longer holding [`STACK_PAINT`].
+pub fn ram_use() -> RamUse {
+    // Taking the address of a linker symbol reads nothing.
+    let (ram, bottom, top) = (
+        addr(ptr::addr_of!(__ram_start)),
+        addr(ptr::addr_of!(_stack_end)),
+        addr(ptr::addr_of!(_stack_start)),
+    );
+    let mut at = (bottom + 3) & !3;
+    while at < top {
+        // SAFETY: [bottom, top) is the stack region of RAM: mapped, readable
+        // and 4-byte aligned; the words below the stack pointer belong to no
+        // Rust object, so a volatile read of them races with nothing.
+        let w = unsafe { ptr::read_volatile(ptr::with_exposed_provenance::<u32>(at)) };
+        if w != STACK_PAINT {
+            break;
+        }
+        at += 4;
+    }
+    RamUse {
+        static_bytes: (bottom - ram) as u32,
+        stack_region_bytes: (top - bottom) as u32,
+        stack_high_water_bytes: (top - at) as u32,
+    }
+}

@@ -1,0 +1,146 @@
+//! The report, as defmt lines of fixed shape.
+//!
+//! `tinyinfer simulate` decodes these with defmt-decoder and reads the
+//! values back by each line's literal text (host-tools/src/simulate.rs):
+//! change a format string here and change the parser there.
+
+use tinyinfer::format::Model;
+use tinyinfer::models::{Classifier, SelfTestReport};
+
+use crate::eval::{EvalReport, LinkError};
+use crate::{mem, BoardInfo, Outcome};
+
+/// First line: which app, board, memory map, partition and arena.
+pub fn boot(board: BoardInfo, partition: &[u8], arena: usize, unit: &'static str) {
+    defmt::info!(
+        "tinyinfer-firmware {=str} on {=str} (memory map {=str}): MODEL partition {=u32} bytes at {=u32:#x}, static arena {=u32} bytes, counting {=str}",
+        env!("CARGO_PKG_VERSION"),
+        board.name,
+        board.memory_map,
+        partition.len() as u32,
+        partition.as_ptr() as u32,
+        arena as u32,
+        unit
+    );
+}
+
+/// The checked model.
+pub fn model(c: &Classifier<'_>) {
+    let m = c.model();
+    defmt::info!(
+        "model: {=u32} bytes, {=u32} ops, {=u64} MACs, arena {=u32} bytes, input {=u32} bytes, {=u32} classes, {=u32} self-test cases",
+        m.as_bytes().len() as u32,
+        m.op_count() as u32,
+        m.macs(),
+        m.arena_len() as u32,
+        c.input_len() as u32,
+        c.classes() as u32,
+        m.selftest().map_or(0, |s| s.count()) as u32
+    );
+}
+
+/// Self-test result and the counts it took.
+pub fn selftest(r: &SelfTestReport, counts: u32, unit: &'static str) {
+    defmt::info!(
+        "selftest: {=u32}/{=u32} passed in {=u32} {=str}",
+        r.passed,
+        r.total,
+        counts,
+        unit
+    );
+    if let Some(i) = r.first_failure {
+        defmt::error!("selftest: first failure at case {=u32}", i);
+    }
+}
+
+/// The model stores no self-test.
+pub fn no_selftest() {
+    defmt::warn!("selftest: none stored in the model (export with --selftest N)");
+}
+
+/// The input buffer cannot hold one input.
+pub fn input_too_large(needed: usize, have: usize) {
+    defmt::error!(
+        "input of {=u32} bytes exceeds the firmware's input buffer of {=u32} bytes",
+        needed as u32,
+        have as u32
+    );
+}
+
+fn per(macs: u64, counts: u32) -> f32 {
+    if counts == 0 {
+        0.0
+    } else {
+        macs as f32 / counts as f32
+    }
+}
+
+/// Per-layer and total counts of one inference.
+pub fn benchmark(m: &Model<'_>, counts: &[u32], total: u32, unit: &'static str) {
+    for (i, &n) in counts.iter().enumerate() {
+        let Some(op) = m.op(i) else { continue };
+        let (Some(ti), Some(to)) = (m.tensor(op.input as usize), m.tensor(op.output as usize))
+        else {
+            continue;
+        };
+        let macs = m.op_macs(&op);
+        defmt::info!(
+            "layer {=u32} {=str} {=u16}x{=u16}x{=u16} -> {=u16}x{=u16}x{=u16}: {=u32} {=str}, {=u64} MACs, {=f32} MACs per {=str}",
+            i as u32,
+            op.kind.name(),
+            ti.h,
+            ti.w,
+            ti.c,
+            to.h,
+            to.w,
+            to.c,
+            n,
+            unit,
+            macs,
+            per(macs, n),
+            unit
+        );
+    }
+    let macs = m.macs();
+    defmt::info!(
+        "inference: {=u32} {=str}, {=u64} MACs, {=f32} MACs per {=str}",
+        total,
+        unit,
+        macs,
+        per(macs, total),
+        unit
+    );
+}
+
+/// Evaluation result.
+pub fn eval(r: &EvalReport) {
+    defmt::info!("eval: {=u32}/{=u32} correct", r.correct, r.images);
+}
+
+/// Evaluation stopped on a link error.
+pub fn host_error(e: LinkError) {
+    defmt::error!("eval: host link error {}", e);
+}
+
+/// Static RAM and the stack's high-water mark (measured now, so call it last).
+pub fn memory(arena: usize) {
+    let r = mem::ram_use();
+    defmt::info!(
+        "ram: static {=u32} bytes (arena {=u32}), stack high-water {=u32} of {=u32} bytes",
+        r.static_bytes,
+        arena as u32,
+        r.stack_high_water_bytes,
+        r.stack_region_bytes
+    );
+}
+
+/// Last line: the outcome and its exit status.
+pub fn done(o: &Outcome) {
+    match o {
+        Outcome::Pass => defmt::info!("done: pass (exit status {=u8})", o.code()),
+        Outcome::Model(e) => {
+            defmt::error!("done: model refused: {} (exit status {=u8})", e, o.code())
+        }
+        _ => defmt::error!("done: {} (exit status {=u8})", o, o.code()),
+    }
+}

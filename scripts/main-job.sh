@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The main job, from a fresh Debian machine: install what is needed, then
+# train a DiracNet on Fashion-MNIST, quantize it to int8, export the .tinf
+# blob (plus its Intel HEX image) and evaluate it through the no_std core.
+# Ends with a summary table. Extra arguments go to `tinyinfer pipeline`
+# (e.g. --epochs 30 for the longer documented run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo build --release -p tinyinfer-tools
+exec ./target/release/tinyinfer pipeline --epochs "${EPOCHS:-5}" --out runs/diracnet "$@"

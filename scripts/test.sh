@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The test command: installs what it needs, then runs formatting, lints,
+# the no_std target builds, the golden-vector freshness check and every test.
+# Closes with one line "tests: N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh || exit 1
+
+log=$(mktemp)
+status=0
+step() {
+  echo "==> $*"
+  "$@" 2>&1 | tee -a "$log"
+  local rc=${PIPESTATUS[0]}
+  if [ "$rc" != 0 ]; then echo "FAILED ($rc): $*"; status=1; fi
+}
+
+step cargo fmt --all -- --check
+step cargo clippy --release --workspace --all-targets --features tinyinfer/emit -- -D warnings
+step cargo build --release -p tinyinfer --target thumbv7em-none-eabihf
+step cargo build --release -p tinyinfer --target thumbv6m-none-eabi
+step cargo build --release -p tinyinfer --target thumbv7em-none-eabihf --features defmt
+step cargo run --release -q --example golden --features emit -- --check
+step cargo test --release --workspace --features tinyinfer/emit
+if [ -x firmware/test.sh ]; then step firmware/test.sh; fi
+
+read -r passed failed < <(awk '/^test result:/ {
+    for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) }
+  } END { print p+0, f+0 }' "$log")
+if [ "$status" != 0 ] && [ "$failed" = 0 ]; then failed=1; fi
+rm -f "$log"
+echo "tests: ${passed} passed, ${failed} failed"
+exit $status
