@@ -24,6 +24,14 @@ step cargo run --release -q --example golden --features emit -- --check
 step cargo test --release --workspace --features tinyinfer/emit
 if [ -x firmware/test.sh ]; then step firmware/test.sh; fi
 
+# A short fuzz run of the model checker (libFuzzer via cargo-fuzz, nightly).
+if rustup toolchain list | grep -q '^nightly'; then
+  command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked -q
+  step cargo +nightly fuzz run model fuzz/corpus/model -- -max_total_time="${FUZZ_SECONDS:-30}" -rss_limit_mb=2048
+else
+  echo "==> fuzz: skipped, no nightly toolchain (rustup toolchain install nightly)"
+fi
+
 read -r passed failed < <(awk '/^test result:/ {
     for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) }
   } END { print p+0, f+0 }' "$log")

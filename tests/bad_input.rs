@@ -156,3 +156,16 @@ fn header_errors_are_specific() {
         Error::BadTensor(_)
     ));
 }
+
+/// Regression (found by `cargo fuzz`): tensor dimensions whose product
+/// overflows 32 bits must be refused, not wrap.
+#[test]
+fn huge_tensor_dimensions_are_refused() {
+    let mut b = tiny::MODEL.0.to_vec();
+    let tensors = u32::from_le_bytes(b[36..40].try_into().unwrap()) as usize;
+    for t in 0..6 {
+        let r = tensors + t * 24;
+        b[r..r + 6].copy_from_slice(&[0xFF; 6]);
+    }
+    assert_eq!(check_and_run(&b, true).unwrap_err(), tinyinfer::Error::BadTensor(0));
+}

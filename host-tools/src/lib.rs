@@ -7,6 +7,8 @@
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod flash;
 pub mod float_model;
 pub mod quantize;
+pub mod simulate;
 pub mod train;

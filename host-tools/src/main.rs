@@ -37,6 +37,10 @@ enum Cmd {
     Inspect(InspectArgs),
     /// The main job: train → export → eval, then a summary table.
     Pipeline(PipelineArgs),
+    /// Run the firmware on QEMU (mps2-an386) with a model: self-test, per-layer instruction counts, stack, device evaluation.
+    Simulate(tinyinfer_tools::simulate::SimulateArgs),
+    /// Write a model to a board's MODEL partition with probe-rs, verify it and reset the board.
+    Flash(tinyinfer_tools::flash::FlashArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -143,6 +147,8 @@ fn main() {
         Cmd::Eval(a) => run_eval(&a).map(|_| ()),
         Cmd::Inspect(a) => inspect(&a),
         Cmd::Pipeline(a) => pipeline(&a),
+        Cmd::Simulate(a) => tinyinfer_tools::simulate::run(&a),
+        Cmd::Flash(a) => tinyinfer_tools::flash::run(&a),
     };
     if let Err(e) = r {
         eprintln!("error: {e:#}");

@@ -128,9 +128,14 @@ impl TensorRepr {
         arena_offset: 0,
     };
 
-    /// Elements (= bytes, for int8).
+    /// Elements (= bytes, for int8). Saturates at `u32::MAX`; a checked
+    /// tensor always fits its arena, so the value is exact for those.
     pub fn len(&self) -> u32 {
-        self.h as u32 * self.w as u32 * self.c as u32
+        self.len_u64().min(u32::MAX as u64) as u32
+    }
+
+    fn len_u64(&self) -> u64 {
+        self.h as u64 * self.w as u64 * self.c as u64
     }
 
     /// True for a tensor without elements.
@@ -171,7 +176,7 @@ impl TensorRepr {
             && (-128..=127).contains(&self.zero_point)
             && self.scale.is_finite()
             && self.scale > 0.0
-            && (self.arena_offset as u64 + self.len() as u64) <= arena_len as u64;
+            && self.arena_offset as u64 + self.len_u64() <= arena_len as u64;
         ok.then_some(()).ok_or(())
     }
 

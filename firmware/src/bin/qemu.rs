@@ -183,8 +183,13 @@ unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
     exit(status::HARDFAULT)
 }
 
+/// Panics log where they happened (the message would pull in `core::fmt`,
+/// several KB of flash; the core promises not to panic on any input).
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    defmt::error!("panic: {}", defmt::Display2Format(info));
+    match info.location() {
+        Some(l) => defmt::error!("panic at {=str}:{=u32}", l.file(), l.line()),
+        None => defmt::error!("panic"),
+    }
     exit(status::PANIC)
 }

@@ -66,6 +66,10 @@ pub struct TrainArgs {
     /// AdamW: decoupled (`w -= lr·wd·w`).
     #[arg(long, default_value_t = 5e-4)]
     pub weight_decay: f64,
+    /// Learning-rate multiplier for the Dirac scales a and b (SGD only; with AdamW it has
+    /// no effect, being a gradient scale).
+    #[arg(long, default_value_t = 1.0)]
+    pub dirac_lr_mult: f64,
     /// mixup Beta(α, α) parameter; 0 turns mixup off (plain ERM with hard labels).
     #[arg(long, default_value_t = 0.2)]
     pub mixup_alpha: f64,

@@ -270,6 +270,11 @@ impl DiracNet {
         g.matmul(self.fc_weight.val().transpose()) + self.fc_bias.val().unsqueeze::<2>()
     }
 
+    /// Ids of the Dirac scales `a` and `b` of every block.
+    pub fn dirac_param_ids(&self) -> Vec<burn::module::ParamId> {
+        self.blocks.iter().flat_map(|b| [b.conv.alpha.id, b.conv.beta.id]).collect()
+    }
+
     /// Ids of the parameters that get weight decay: the free conv weights and the FC weight
     /// (not `a`, `b`, batch-norm parameters or biases).
     pub fn decayed_param_ids(&self) -> Vec<burn::module::ParamId> {

@@ -179,7 +179,16 @@ pub(super) fn train(args: &TrainArgs) -> Result<TrainSummary> {
                 .sum_dim(1)
                 .mean()
                 .neg();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            if args.dirac_lr_mult != 1.0 {
+                // Scaling the gradient of parameters without weight decay under SGD with
+                // momentum is the same as scaling their learning rate.
+                for id in model.dirac_param_ids() {
+                    if let Some(g) = grads.remove::<1>(id) {
+                        grads.register(id, g.mul_scalar(args.dirac_lr_mult));
+                    }
+                }
+            }
             model = optim.step(lr, model, grads);
             let loss_v: f32 = loss.into_scalar();
             let lv = logits
