@@ -240,7 +240,10 @@ fn main() {
     // Format as `cargo fmt` would, so the committed file stays formatted.
     let tmp = std::env::temp_dir().join(format!("tinyinfer-golden-{}.rs", std::process::id()));
     std::fs::write(&tmp, &s).unwrap();
-    let ok = std::process::Command::new("rustfmt").args(["--edition", "2021"]).arg(&tmp).status();
+    let ok = std::process::Command::new("rustfmt")
+        .args(["--edition", "2021"])
+        .arg(&tmp)
+        .status();
     assert!(ok.is_ok_and(|s| s.success()), "rustfmt failed");
     let s = std::fs::read_to_string(&tmp).unwrap();
     let _ = std::fs::remove_file(&tmp);

@@ -10,7 +10,11 @@ use std::{env, fs};
 
 fn main() {
     let feature = |f: &str| env::var_os(format!("CARGO_FEATURE_{f}")).is_some();
-    let map = match (feature("QEMU"), feature("NRF_BUDGET"), feature("NRF52840_DK")) {
+    let map = match (
+        feature("QEMU"),
+        feature("NRF_BUDGET"),
+        feature("NRF52840_DK"),
+    ) {
         (true, false, false) => "memory-qemu.x",
         (true, true, false) => "memory-qemu-nrf-budget.x",
         (false, false, true) => "memory-nrf52840-dk.x",
@@ -21,7 +25,11 @@ fn main() {
     fs::copy(map, out.join("memory.x")).unwrap_or_else(|e| panic!("copying {map}: {e}"));
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rustc-env=TINYINFER_MEMORY_MAP={map}");
-    for f in ["memory-qemu.x", "memory-qemu-nrf-budget.x", "memory-nrf52840-dk.x"] {
+    for f in [
+        "memory-qemu.x",
+        "memory-qemu-nrf-budget.x",
+        "memory-nrf52840-dk.x",
+    ] {
         println!("cargo:rerun-if-changed={f}");
     }
     println!("cargo:rerun-if-changed=build.rs");

@@ -167,5 +167,8 @@ fn huge_tensor_dimensions_are_refused() {
         let r = tensors + t * 24;
         b[r..r + 6].copy_from_slice(&[0xFF; 6]);
     }
-    assert_eq!(check_and_run(&b, true).unwrap_err(), tinyinfer::Error::BadTensor(0));
+    assert_eq!(
+        check_and_run(&b, true).unwrap_err(),
+        tinyinfer::Error::BadTensor(0)
+    );
 }

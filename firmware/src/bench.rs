@@ -9,8 +9,10 @@ use tinyinfer::models::Observer;
 /// Counts wrap at 2³²: callers take `wrapping_sub` differences, so one
 /// measured interval must stay below 2³² counts (67 s at 64 MHz).
 pub trait CycleCounter {
-    /// What one count is, for reports: `"cycles"` or `"instructions"`.
+    /// What counts are, for reports: `"cycles"` or `"instructions"`.
     const UNIT: &'static str;
+    /// One count: `"cycle"` or `"instruction"`.
+    const ONE: &'static str;
     /// The current count.
     fn now(&mut self) -> u32;
 }

@@ -32,8 +32,9 @@
 //! Features pick the board, exactly one of `qemu` and `nrf52840-dk`;
 //! `nrf-budget` links the qemu app under nRF52840 limits.
 //!
-//! Unsafe code lives in [`mem`] only (linker symbols, the static arena, the
-//! painted stack).
+//! Unsafe code lives in [`mem`] (linker symbols, the static arena, the
+//! painted stack); the bins add only the `unsafe fn HardFault` signature
+//! cortex-m-rt requires and, on QEMU, one write to the FPGA LED register.
 #![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -91,7 +92,10 @@ const fn parse_usize(s: &str) -> usize {
     n
 }
 
-const _: () = assert!(ARENA_BYTES > 0 && ARENA_BYTES % 4 == 0, "arena must be a positive multiple of 4");
+const _: () = assert!(
+    ARENA_BYTES > 0 && ARENA_BYTES % 4 == 0,
+    "arena must be a positive multiple of 4"
+);
 
 /// What the app is running on, for the report.
 #[derive(Clone, Copy, Debug)]
@@ -208,13 +212,14 @@ where
             });
         }
     };
-    let mut bench: LayerBench<'_, C, MAX_OPS> = LayerBench::new(&mut hw.counter, model.model().op_count());
+    let mut bench: LayerBench<'_, C, MAX_OPS> =
+        LayerBench::new(&mut hw.counter, model.model().op_count());
     let t0 = bench.now();
     if let Err(e) = model.classify_observed(pixels, arena, &mut bench) {
         return Outcome::Model(e);
     }
     let total = bench.now().wrapping_sub(t0);
-    report::benchmark(model.model(), bench.counts(), total, C::UNIT);
+    report::benchmark(model.model(), bench.counts(), total, C::UNIT, C::ONE);
 
     // Evaluation images from the host, if it offers any.
     match eval::run(&model, host, arena, input) {

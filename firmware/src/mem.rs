@@ -36,7 +36,10 @@ fn addr(sym: *const u8) -> usize {
 /// model's declared length.
 pub fn model_partition() -> &'static [u8] {
     // Taking the address of a linker symbol reads nothing.
-    let (start, end) = (addr(ptr::addr_of!(__model_start)), addr(ptr::addr_of!(__model_end)));
+    let (start, end) = (
+        addr(ptr::addr_of!(__model_start)),
+        addr(ptr::addr_of!(__model_end)),
+    );
     let len = end.saturating_sub(start);
     // SAFETY: the memory map reserves [start, end) as the MODEL region: the
     // linker places nothing of the firmware there and no code writes it, so

@@ -76,7 +76,7 @@ fn per(macs: u64, counts: u32) -> f32 {
 }
 
 /// Per-layer and total counts of one inference.
-pub fn benchmark(m: &Model<'_>, counts: &[u32], total: u32, unit: &'static str) {
+pub fn benchmark(m: &Model<'_>, counts: &[u32], total: u32, unit: &'static str, one: &'static str) {
     for (i, &n) in counts.iter().enumerate() {
         let Some(op) = m.op(i) else { continue };
         let (Some(ti), Some(to)) = (m.tensor(op.input as usize), m.tensor(op.output as usize))
@@ -98,7 +98,7 @@ pub fn benchmark(m: &Model<'_>, counts: &[u32], total: u32, unit: &'static str) 
             unit,
             macs,
             per(macs, n),
-            unit
+            one
         );
     }
     let macs = m.macs();
@@ -108,7 +108,7 @@ pub fn benchmark(m: &Model<'_>, counts: &[u32], total: u32, unit: &'static str) 
         unit,
         macs,
         per(macs, total),
-        unit
+        one
     );
 }
 

@@ -89,7 +89,7 @@ pub fn plan(a: &FlashArgs) -> Result<FlashPlan> {
         a.partition_len
     );
     ensure!(
-        a.base % 4096 == 0,
+        a.base.is_multiple_of(4096),
         "--base {:#x} is not on a 4 KiB flash page boundary",
         a.base
     );

@@ -61,9 +61,9 @@ pub struct SimulateArgs {
     /// Print one JSON object (the device log goes to stderr).
     #[arg(long)]
     pub json: bool,
-    /// Seconds before QEMU is stopped.
-    #[arg(long, value_name = "SECS", default_value_t = 900)]
-    pub timeout: u64,
+    /// Seconds before QEMU is stopped (default: 120, plus half a second per evaluated image).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
     /// The firmware workspace to build (default: $TINYINFER_FIRMWARE_DIR, then the one beside host-tools).
     #[arg(long, value_name = "DIR")]
     pub firmware_dir: Option<PathBuf>,
@@ -156,6 +156,8 @@ pub struct SimReport {
     pub arena_bytes: Option<u32>,
     /// Flash bytes of the firmware (.vector_table, .text, .rodata, .data).
     pub firmware_flash_bytes: u64,
+    /// Flash bytes of the firmware's symbols by origin (approximate under LTO).
+    pub flash_breakdown: std::collections::BTreeMap<&'static str, u64>,
     /// Model blob bytes.
     pub model_flash_bytes: Option<u64>,
     /// Firmware + model.
@@ -236,30 +238,32 @@ pub enum App {
 
 /// Builds a firmware app with cargo and returns its ELF.
 ///
-/// Each app gets its own target directory under `firmware/target/` so their
-/// ELFs never overwrite each other.
+/// Builds in `firmware/target` (where `cargo qemu` and `cargo build` put
+/// them too), then copies the ELF to
+/// `firmware/target/thumbv7em-none-eabihf/release/<app>.elf`, so the two
+/// qemu variants, which share the binary name, never overwrite each other's
+/// copy.
 pub fn build_firmware(dir: &Path, app: App) -> Result<PathBuf> {
-    let (features, bin, sub) = match app {
-        App::Qemu => ("qemu", "qemu", "qemu"),
-        App::QemuNrfBudget => ("qemu,nrf-budget", "qemu", "qemu-nrf-budget"),
-        App::Nrf52840Dk => ("nrf52840-dk", "nrf52840-dk", "nrf52840-dk"),
+    let (features, bin) = match app {
+        App::Qemu => ("qemu", "qemu"),
+        App::QemuNrfBudget => ("qemu,nrf-budget", "qemu"),
+        App::Nrf52840Dk => ("nrf52840-dk", "nrf52840-dk"),
     };
     ensure!(
         dir.join("Cargo.toml").is_file(),
         "no firmware workspace at {} (pass --firmware-dir or --elf)",
         dir.display()
     );
-    let target_dir = dir.join("target").join(sub);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(dir)
         .args(["build", "--release", "--no-default-features", "--features"])
         .arg(features)
-        .args(["--bin", bin, "--target-dir"])
-        .arg(&target_dir)
+        .args(["--bin", bin])
         .stdin(Stdio::null())
         .stdout(Stdio::from(std::io::stderr()));
-    // A parent cargo's (or CI's) flags must not replace firmware/.cargo/config.toml's link flags.
+    // A parent cargo's (or CI's) settings must not replace firmware/.cargo/config.toml's
+    // target and link flags, nor move its target directory.
     for v in [
         "RUSTFLAGS",
         "CARGO_ENCODED_RUSTFLAGS",
@@ -275,9 +279,25 @@ pub fn build_firmware(dir: &Path, app: App) -> Result<PathBuf> {
         .with_context(|| format!("running cargo build in {}", dir.display()))?;
     ensure!(
         status.success(),
-        "building the firmware ({bin}, features {features}) failed: {status}"
+        "building the firmware ({bin}, features {features}) failed: {status} \
+         (needs `rustup target add thumbv7em-none-eabihf`)"
     );
-    Ok(target_dir.join("thumbv7em-none-eabihf/release").join(bin))
+    let out = dir.join("target/thumbv7em-none-eabihf/release");
+    let elf = out.join(format!("{}.elf", app.name()));
+    std::fs::copy(out.join(bin), &elf)
+        .with_context(|| format!("copying the {bin} ELF to {}", elf.display()))?;
+    Ok(elf)
+}
+
+impl App {
+    /// The app's name: `qemu`, `qemu-nrf-budget`, `nrf52840-dk`.
+    pub fn name(self) -> &'static str {
+        match self {
+            App::Qemu => "qemu",
+            App::QemuNrfBudget => "qemu-nrf-budget",
+            App::Nrf52840Dk => "nrf52840-dk",
+        }
+    }
 }
 
 /// What host-tools needs from a firmware ELF.
@@ -291,6 +311,50 @@ pub struct ElfInfo {
     pub flash_bytes: u64,
     /// Bytes of allocated sections without contents (.bss, .uninit).
     pub zero_init_bytes: u64,
+    /// Flash bytes of code and read-only data symbols by origin (see [`flash_origin`]).
+    pub flash_breakdown: std::collections::BTreeMap<&'static str, u64>,
+}
+
+/// Where a flash symbol comes from, by its demangled name. LTO inlines
+/// across crates, so this is approximate: core code inlined into the app's
+/// `main` counts as the app's.
+pub fn flash_origin(demangled: &str) -> &'static str {
+    let n = demangled.trim_start_matches('<');
+    let starts = |p: &str| n.starts_with(p);
+    if starts("tinyinfer_firmware") || starts("qemu::") || starts("nrf52840_dk::") {
+        "app (tinyinfer-firmware)"
+    } else if starts("tinyinfer::") || starts("crc::") || starts("micromath") {
+        "tinyinfer core"
+    } else if starts("defmt") || n.contains("_defmt_") || starts("panic_probe") {
+        "defmt + panic-probe"
+    } else if starts("semihosting") {
+        "semihosting"
+    } else if n.contains("core::fmt") || n.contains("as core::fmt::") {
+        "core::fmt"
+    } else if starts("compiler_builtins")
+        || starts("__aeabi")
+        || ["memcpy", "memset", "memmove", "memcmp"].contains(&n)
+    {
+        "compiler builtins (memcpy, ...)"
+    } else if starts("cortex_m")
+        || starts("nrf")
+        || [
+            "Reset",
+            "__INTERRUPTS",
+            "__RESET_VECTOR",
+            "__EXCEPTIONS",
+            "HardFault",
+            "DefaultHandler",
+        ]
+        .iter()
+        .any(|s| n.starts_with(s))
+    {
+        "cortex-m-rt, vectors, HAL"
+    } else if n.starts_with(".L") || n.is_empty() {
+        "unnamed constants (CRC table, strings)"
+    } else {
+        "other"
+    }
 }
 
 /// Reads the partition symbols and the flash footprint of a firmware ELF.
@@ -300,7 +364,9 @@ pub fn elf_info(elf: &[u8]) -> Result<ElfInfo> {
         file.symbols()
             .find(|s| s.name() == Ok(name))
             .map(|s| s.address())
-            .with_context(|| format!("firmware ELF has no symbol {name} (not a tinyinfer firmware?)"))
+            .with_context(|| {
+                format!("firmware ELF has no symbol {name} (not a tinyinfer firmware?)")
+            })
     };
     let (start, end) = (sym("__model_start")?, sym("__model_end")?);
     ensure!(end > start, "empty MODEL partition in the ELF");
@@ -319,11 +385,31 @@ pub fn elf_info(elf: &[u8]) -> Result<ElfInfo> {
             flash += s.size();
         }
     }
+    let mut flash_breakdown = std::collections::BTreeMap::new();
+    let flash_sections: Vec<_> = file
+        .sections()
+        .filter(|s| {
+            matches!(s.flags(), SectionFlags::Elf { sh_flags } if sh_flags & u64::from(object::elf::SHF_ALLOC) != 0)
+                && s.kind() != SectionKind::UninitializedData
+        })
+        .map(|s| s.index())
+        .collect();
+    for sym in file.symbols() {
+        let in_flash = sym
+            .section_index()
+            .is_some_and(|i| flash_sections.contains(&i));
+        if !in_flash || sym.size() == 0 {
+            continue;
+        }
+        let name = format!("{:#}", rustc_demangle::demangle(sym.name().unwrap_or("")));
+        *flash_breakdown.entry(flash_origin(&name)).or_insert(0) += sym.size();
+    }
     Ok(ElfInfo {
         model_start: start as u32,
         model_len: (end - start) as u32,
         flash_bytes: flash,
         zero_init_bytes: zero,
+        flash_breakdown,
     })
 }
 
@@ -498,7 +584,10 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
             let blob = AlignedBlob::read(p)?;
             if !a.unchecked {
                 blob.model().with_context(|| {
-                    format!("checking {} (pass --unchecked to load it anyway)", p.display())
+                    format!(
+                        "checking {} (pass --unchecked to load it anyway)",
+                        p.display()
+                    )
                 })?;
             }
             Some(blob)
@@ -509,10 +598,17 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
     let elf_path = match &a.elf {
         Some(p) => p.clone(),
         None => {
-            let app = if a.nrf_budget { App::QemuNrfBudget } else { App::Qemu };
+            let app = if a.nrf_budget {
+                App::QemuNrfBudget
+            } else {
+                App::Qemu
+            };
             build_firmware(&firmware_dir(a.firmware_dir.as_deref()), app)?
         }
     };
+    // QEMU runs in a scratch directory: give it an absolute path.
+    let elf_path = std::fs::canonicalize(&elf_path)
+        .with_context(|| format!("firmware ELF {}", elf_path.display()))?;
     let elf = std::fs::read(&elf_path)
         .with_context(|| format!("reading firmware ELF {}", elf_path.display()))?;
     let info = elf_info(&elf).with_context(|| format!("firmware ELF {}", elf_path.display()))?;
@@ -536,7 +632,9 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
     if let Some(n) = a.eval {
         ensure!(n > 0, "--eval needs at least 1 image");
         let blob = blob.as_ref().context("--eval needs a model")?;
-        let model = blob.model().context("--eval needs a model the host core accepts")?;
+        let model = blob
+            .model()
+            .context("--eval needs a model the host core accepts")?;
         let clf = tinyinfer::models::Classifier::new(model)
             .map_err(|e| anyhow::anyhow!("not a classifier: {e}"))?;
         let dir = data::fashion_mnist_dir(a.data.as_deref());
@@ -557,7 +655,11 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
 
     let mut cmd = Command::new("timeout");
     cmd.arg("--kill-after=5")
-        .arg(a.timeout.to_string())
+        .arg(
+            a.timeout
+                .unwrap_or(120 + a.eval.unwrap_or(0) as u64 / 2)
+                .to_string(),
+        )
         .arg(std::env::var_os(QEMU_ENV).unwrap_or_else(|| "qemu-system-arm".into()))
         .args(["-machine", "mps2-an386", "-cpu", "cortex-m4"])
         .args(["-display", "none", "-serial", "none", "-monitor", "none"])
@@ -590,6 +692,7 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
         exit_code: code,
         exit_meaning: code.map_or("killed by a signal", exit_meaning).to_string(),
         firmware_flash_bytes: info.flash_bytes,
+        flash_breakdown: info.flash_breakdown.clone(),
         model_flash_bytes: blob.as_ref().map(|b| b.bytes().len() as u64),
         flash_bytes: info.flash_bytes + blob.as_ref().map_or(0, |b| b.bytes().len() as u64),
         qemu_seconds,
@@ -611,12 +714,19 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
 
     if let (Some(test), Some(blob)) = (&eval_set, &blob) {
         let bytes = std::fs::read(work.path().join(EVAL_OUT)).unwrap_or_default();
-        let (count, classes, dev) = eval_output(&bytes).context("reading the device's predictions")?;
+        let (count, classes, dev) =
+            eval_output(&bytes).context("reading the device's predictions")?;
         let (host, host_classes) = eval::core_scores(blob, &test.images)?;
-        ensure!(classes == host_classes, "device reports {classes} classes, host {host_classes}");
+        ensure!(
+            classes == host_classes,
+            "device reports {classes} classes, host {host_classes}"
+        );
         let done = dev.len() / classes.max(1);
         let mismatched = (0..test.len())
-            .filter(|&i| dev.get(i * classes..(i + 1) * classes) != Some(&host[i * classes..(i + 1) * classes]))
+            .filter(|&i| {
+                dev.get(i * classes..(i + 1) * classes)
+                    != Some(&host[i * classes..(i + 1) * classes])
+            })
             .count();
         let dpred = argmax_rows(&dev[..done * classes], classes);
         let hpred = argmax_rows(&host, classes);
@@ -656,7 +766,8 @@ pub fn summary(r: &SimReport) -> String {
                 shape(l.output),
                 l.instructions,
                 l.macs,
-                l.instructions_per_mac.map_or("-".into(), |v| format!("{v:.2}")),
+                l.instructions_per_mac
+                    .map_or("-".into(), |v| format!("{v:.2}")),
                 l.cmsis_nn_instructions_per_mac
                     .map_or("-".into(), |v| format!("{v:.2}")),
             );
@@ -670,6 +781,15 @@ pub fn summary(r: &SimReport) -> String {
         r.firmware_flash_bytes,
         opt(r.model_flash_bytes),
         r.flash_bytes
+    );
+    let mut by: Vec<_> = r.flash_breakdown.iter().collect();
+    by.sort_by(|a, b| b.1.cmp(a.1));
+    s += &format!(
+        "  firmware by origin: {}\n",
+        by.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     if let (Some(st), Some(hw)) = (r.static_ram_bytes, r.stack_high_water_bytes) {
         s += &format!(

@@ -30,7 +30,10 @@ fn fail(args: &[&str]) -> String {
     let out = bin().args(args).output().expect("run tinyinfer");
     assert!(!out.status.success(), "tinyinfer {args:?} should fail");
     let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!err.contains("panicked"), "tinyinfer {args:?} panicked: {err}");
+    assert!(
+        !err.contains("panicked"),
+        "tinyinfer {args:?} panicked: {err}"
+    );
     err
 }
 
@@ -47,7 +50,20 @@ fn trained() -> &'static Trained {
         let dir = std::env::temp_dir().join(format!("tinyinfer-pipeline-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let d = dir.to_str().unwrap();
-        run(&["train", "--train-limit", "3000", "--test-limit", "500", "--epochs", "1", "--batch-size", "32", "--out", d, "--quiet"]);
+        run(&[
+            "train",
+            "--train-limit",
+            "3000",
+            "--test-limit",
+            "500",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--out",
+            d,
+            "--quiet",
+        ]);
         let ckpt = dir.join("final.bpk");
         let model = dir.join("model.tinf");
         let hex = dir.join("model.hex");
@@ -84,19 +100,33 @@ fn short_training_exports_and_evaluates_well_above_chance() {
         "1000",
         "--json",
     ]));
-    for key in ["int8_accuracy", "float_accuracy", "params", "macs", "blob_bytes", "arena_bytes", "test_images"] {
+    for key in [
+        "int8_accuracy",
+        "float_accuracy",
+        "params",
+        "macs",
+        "blob_bytes",
+        "arena_bytes",
+        "test_images",
+    ] {
         assert!(r.get(key).is_some(), "eval --json lacks {key}: {r}");
     }
     let int8 = r["int8_accuracy"].as_f64().unwrap();
     let float = r["float_accuracy"].as_f64().unwrap();
-    assert!(int8 > 0.4, "int8 accuracy {int8} is not well above chance (0.1)");
+    assert!(
+        int8 > 0.4,
+        "int8 accuracy {int8} is not well above chance (0.1)"
+    );
     assert!((float - int8).abs() < 0.1, "float {float} vs int8 {int8}");
     assert_eq!(r["test_images"], 1000);
     assert!(r["params"].as_u64().unwrap() <= 100_000);
 
     let i = json(&run(&["inspect", t.model.to_str().unwrap(), "--json"]));
     assert_eq!(i["arena_bytes"], r["arena_bytes"]);
-    assert_eq!(i["blob_bytes"].as_u64().unwrap(), std::fs::metadata(&t.model).unwrap().len());
+    assert_eq!(
+        i["blob_bytes"].as_u64().unwrap(),
+        std::fs::metadata(&t.model).unwrap().len()
+    );
     assert_eq!(i["selftest_cases"], 4);
     assert!(i["layers"].as_array().unwrap().len() >= 9);
 }
@@ -148,7 +178,10 @@ fn real_blob_truncations_and_flips_are_refused_without_panic() {
     let m = std::fs::read(&trained().model).unwrap();
     check_and_run(&m).unwrap();
     for len in 0..m.len() {
-        assert!(check_and_run(&m[..len]).is_err(), "truncation to {len} accepted");
+        assert!(
+            check_and_run(&m[..len]).is_err(),
+            "truncation to {len} accepted"
+        );
     }
     for i in 0..m.len() {
         let mut b = m.clone();
@@ -183,11 +216,22 @@ fn bad_files_and_flags_give_clear_errors() {
     let cpath = dir.path().join("corrupt.tinf");
     std::fs::write(&cpath, &corrupt).unwrap();
     assert!(fail(&["eval", cpath.to_str().unwrap(), "--limit", "10"]).contains("CRC"));
-    let err = fail(&["eval", t.model.to_str().unwrap(), "--data", "/nonexistent/fmnist"]);
+    let err = fail(&[
+        "eval",
+        t.model.to_str().unwrap(),
+        "--data",
+        "/nonexistent/fmnist",
+    ]);
     assert!(err.contains("dataset-fashion-mnist"), "{err}");
     fail(&["train", "--epochs", "0"]);
     fail(&["train", "--mixup-alpha", "-1"]);
-    fail(&["export", "--checkpoint", "/nonexistent.bpk", "--out", "x.tinf"]);
+    fail(&[
+        "export",
+        "--checkpoint",
+        "/nonexistent.bpk",
+        "--out",
+        "x.tinf",
+    ]);
     fail(&["eval"]);
 }
 
@@ -201,9 +245,18 @@ fn failed_export_keeps_the_good_file() {
     // A checkpoint that is not one: the export fails and the old model stays.
     let bogus = dir.path().join("bogus.bpk");
     std::fs::write(&bogus, b"garbage").unwrap();
-    fail(&["export", "--checkpoint", bogus.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    fail(&[
+        "export",
+        "--checkpoint",
+        bogus.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(std::fs::read(&out).unwrap(), before);
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(leftovers.len(), 2, "{leftovers:?}");
     let _ = Path::new(&t.dir);
 }

@@ -27,6 +27,7 @@ struct Cycles;
 
 impl CycleCounter for Cycles {
     const UNIT: &'static str = "cycles";
+    const ONE: &'static str = "cycle";
 
     fn now(&mut self) -> u32 {
         DWT::cycle_count()

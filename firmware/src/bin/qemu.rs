@@ -58,6 +58,7 @@ impl Instructions {
 
 impl CycleCounter for Instructions {
     const UNIT: &'static str = "instructions";
+    const ONE: &'static str = "instruction";
 
     fn now(&mut self) -> u32 {
         loop {

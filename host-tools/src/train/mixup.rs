@@ -144,6 +144,7 @@ mod tests {
                 let mut sorted = perm.clone();
                 sorted.sort();
                 assert_eq!(sorted, idx, "perm is a permutation");
+                #[allow(clippy::needless_range_loop)]
                 for i in 0..16 {
                     let row = &b.y[i * CLASSES..(i + 1) * CLASSES];
                     assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);

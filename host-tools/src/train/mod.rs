@@ -66,10 +66,6 @@ pub struct TrainArgs {
     /// AdamW: decoupled (`w -= lr·wd·w`).
     #[arg(long, default_value_t = 5e-4)]
     pub weight_decay: f64,
-    /// Learning-rate multiplier for the Dirac scales a and b (SGD only; with AdamW it has
-    /// no effect, being a gradient scale).
-    #[arg(long, default_value_t = 1.0)]
-    pub dirac_lr_mult: f64,
     /// mixup Beta(α, α) parameter; 0 turns mixup off (plain ERM with hard labels).
     #[arg(long, default_value_t = 0.2)]
     pub mixup_alpha: f64,
@@ -332,7 +328,7 @@ pub fn float_logits(checkpoint: &Path, images: &[u8]) -> Result<Vec<f32>> {
     let (model, _) = load_model(checkpoint, &Device::flex())?;
     let px = model.config.image_size * model.config.image_size;
     ensure!(
-        images.len() % px == 0,
+        images.len().is_multiple_of(px),
         "image buffer of {} bytes is not a whole number of {px}-pixel images",
         images.len()
     );
@@ -344,7 +340,7 @@ pub fn float_logits(checkpoint: &Path, images: &[u8]) -> Result<Vec<f32>> {
 /// Returns zeros for an empty set.
 pub fn calibration_metrics(logits: &[f32], labels: &[u8]) -> (f64, f64, f64) {
     let n = labels.len();
-    if n == 0 || logits.len() % n != 0 || logits.len() == 0 {
+    if n == 0 || !logits.len().is_multiple_of(n) || logits.is_empty() {
         return (0.0, 0.0, 0.0);
     }
     let k = logits.len() / n;

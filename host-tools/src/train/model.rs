@@ -104,7 +104,7 @@ impl ModelConfig {
     /// Whether a 2×2 max pool follows block `i` (end of a group other than the last).
     pub fn pool_after(&self, i: usize) -> bool {
         let n = self.widths.len() * self.depth;
-        (i + 1) % self.depth == 0 && i + 1 < n
+        (i + 1).is_multiple_of(self.depth) && i + 1 < n
     }
 }
 
@@ -272,7 +272,10 @@ impl DiracNet {
 
     /// Ids of the Dirac scales `a` and `b` of every block.
     pub fn dirac_param_ids(&self) -> Vec<burn::module::ParamId> {
-        self.blocks.iter().flat_map(|b| [b.conv.alpha.id, b.conv.beta.id]).collect()
+        self.blocks
+            .iter()
+            .flat_map(|b| [b.conv.alpha.id, b.conv.beta.id])
+            .collect()
     }
 
     /// Ids of the parameters that get weight decay: the free conv weights and the FC weight

@@ -1,3 +1,5 @@
+#![allow(clippy::needless_range_loop, clippy::field_reassign_with_default)]
+
 use super::*;
 use crate::data::{self, Split, CLASSES, PIXELS, SIDE};
 use crate::float_model::Layer;
@@ -145,6 +147,12 @@ fn decay_group_is_weights_only() {
     assert!(!group.matches(&b.bn.gamma.id, None));
     assert!(!group.matches(&b.bn.beta.id, None));
     assert!(!group.matches(&model.fc_bias.id, None));
+    assert!(!group.matches(&model.stem_bn.gamma.id, None));
+    for id in model.dirac_param_ids() {
+        assert!(!group.matches(&id, None));
+    }
+    assert!(group.matches(&model.stem.id, None));
+    assert!(group.matches(&model.fc_weight.id, None));
 }
 
 #[test]

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use super::mixup::{make_batch, mixup};
 use super::model::DiracNet;
 use super::{
-    calibration_metrics, model_logits, save_checkpoint, CheckpointMeta, OptimizerKind, TrainArgs, TrainSummary,
-    CHECKPOINT_FORMAT,
+    calibration_metrics, model_logits, save_checkpoint, CheckpointMeta, OptimizerKind, TrainArgs,
+    TrainSummary, CHECKPOINT_FORMAT,
 };
 use crate::data::{self, Split, CLASSES, PIXELS, SIDE};
 
@@ -73,8 +73,13 @@ fn optimizer(args: &TrainArgs, model: &DiracNet) -> ModuleOptimizer {
     let wd = args.weight_decay as f32;
     match args.optimizer {
         OptimizerKind::Sgd => {
-            let momentum = MomentumConfig::new().with_momentum(0.9).with_dampening(0.0).with_nesterov(true);
-            let optim: ModuleOptimizer = SgdConfig::new().with_momentum(Some(momentum.clone())).init();
+            let momentum = MomentumConfig::new()
+                .with_momentum(0.9)
+                .with_dampening(0.0)
+                .with_nesterov(true);
+            let optim: ModuleOptimizer = SgdConfig::new()
+                .with_momentum(Some(momentum.clone()))
+                .init();
             if wd == 0.0 {
                 return optim;
             }
@@ -89,7 +94,11 @@ fn optimizer(args: &TrainArgs, model: &DiracNet) -> ModuleOptimizer {
             if wd == 0.0 {
                 return optim;
             }
-            optim.with_group(decayed, AdamWConfig::new().with_weight_decay(wd).build(), None)
+            optim.with_group(
+                decayed,
+                AdamWConfig::new().with_weight_decay(wd).build(),
+                None,
+            )
         }
     }
 }
@@ -179,16 +188,7 @@ pub(super) fn train(args: &TrainArgs) -> Result<TrainSummary> {
                 .sum_dim(1)
                 .mean()
                 .neg();
-            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-            if args.dirac_lr_mult != 1.0 {
-                // Scaling the gradient of parameters without weight decay under SGD with
-                // momentum is the same as scaling their learning rate.
-                for id in model.dirac_param_ids() {
-                    if let Some(g) = grads.remove::<1>(id) {
-                        grads.register(id, g.mul_scalar(args.dirac_lr_mult));
-                    }
-                }
-            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);
             let loss_v: f32 = loss.into_scalar();
             let lv = logits
