@@ -11,7 +11,8 @@
 //!   parameter and the buffer plan; afterwards no accessor can panic.
 //! - [`quant`]: fixed-point requantization with one documented rounding mode.
 //! - [`kernels`]: the reference int8 kernels (TFLite int8 spec), plain free
-//!   functions over slices that optimized kernels must match byte for byte.
+//!   functions over slices, and the `fast` ones the drivers run, which
+//!   match them byte for byte.
 //! - [`models`]: drivers per family ([`models::Classifier`]) that borrow the
 //!   model and a caller-owned arena and never allocate.
 //!

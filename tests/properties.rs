@@ -1,7 +1,10 @@
-//! Property tests: every reference kernel against the independent
-//! wide-integer statement in `common/wide.rs`, over random shapes (odd
-//! sizes, channel counts not divisible by 4), zero points, saturating
-//! multipliers and clamps.
+//! Property tests: every kernel implementation (`kernels::reference` and
+//! `kernels::fast`, listed once in [`CONVS`] and [`FCS`]) against the
+//! independent wide-integer statement in `common/wide.rs`, over random
+//! shapes (odd sizes, channel counts not divisible by 4, stride 2, padding
+//! up to and past the kernel size), zero points, saturating multipliers and
+//! clamps; and every implementation returns the reference's error for bad
+//! lengths.
 
 mod common;
 
@@ -9,7 +12,20 @@ use common::wide;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use tinyinfer::kernels::reference::*;
+use tinyinfer::kernels::{fast, reference};
 use tinyinfer::quant::{requantize, MAX_SHIFT, MIN_SHIFT};
+use tinyinfer::Result;
+
+type ConvFn = fn(&ConvParams, &[i8], &[i8], &[i32], &[i32], &[i32], &mut [i8]) -> Result<()>;
+type FcFn = fn(&FcParams, &[i8], &[i8], &[i32], &[i32], &[i32], &mut [i8]) -> Result<()>;
+
+/// Every conv2d implementation; each property below runs on all of them.
+const CONVS: [(&str, ConvFn); 2] = [("reference", reference::conv2d), ("fast", fast::conv2d)];
+/// Every fully_connected implementation.
+const FCS: [(&str, FcFn); 2] = [
+    ("reference", reference::fully_connected),
+    ("fast", fast::fully_connected),
+];
 
 fn i8s(n: usize) -> impl Strategy<Value = Vec<i8>> {
     prop::collection::vec(any::<i8>(), n)
@@ -42,23 +58,44 @@ proptest! {
 
     #[test]
     fn conv_matches_wide(
-        (h, w, c, oc, k, s, p) in (1usize..8, 1usize..8, 1usize..7, 1usize..7, 1usize..4, 1usize..3, 0usize..2)
-            .prop_filter("kernel fits", |&(h, w, _, _, k, _, p)| p < k && h + 2 * p >= k && w + 2 * p >= k),
+        (h, w, c, oc, k, s, p) in (1usize..9, 1usize..9, 1usize..7, 1usize..7, 1usize..4, 1usize..3, 0usize..3)
+            .prop_filter("kernel fits", |&(h, w, _, _, k, _, p)| h + 2 * p >= k && w + 2 * p >= k),
         seed in any::<u64>(),
         in_zp in -128i32..=127, out_zp in -128i32..=127,
         (lo, hi) in clamp_pair(),
     ) {
-        let mut runner = proptest::test_runner::TestRunner::new_with_rng(
-            Default::default(), proptest::test_runner::TestRng::from_seed(proptest::test_runner::RngAlgorithm::ChaCha, &seed_bytes(seed)));
+        check_conv_all(ConvCase { h, w, c, oc, k, s, p, seed, in_zp, out_zp, lo, hi })?;
+    }
+
+    #[test]
+    fn conv_3x3_wider_rows_match_wide(
+        (h, w) in (2usize..13, 2usize..13), c in prop_oneof![Just(1usize), Just(16), 1usize..21], oc in 1usize..10,
+        s in 1usize..3, p in 0usize..2, seed in any::<u64>(),
+        in_zp in -128i32..=127, out_zp in -128i32..=127, (lo, hi) in clamp_pair(),
+    ) {
+        prop_assume!(h + 2 * p >= 3 && w + 2 * p >= 3);
+        check_conv_all(ConvCase { h, w, c, oc, k: 3, s, p, seed, in_zp, out_zp, lo, hi })?;
+    }
+
+    #[test]
+    fn fast_conv_equals_reference_even_when_the_accumulator_wraps(
+        (h, w, c, oc, k, s, p) in (1usize..7, 1usize..7, 1usize..6, 1usize..6, 1usize..4, 1usize..3, 0usize..3)
+            .prop_filter("kernel fits", |&(h, w, _, _, k, _, p)| h + 2 * p >= k && w + 2 * p >= k),
+        seed in any::<u64>(), in_zp in -128i32..=127, bias in prop_oneof![Just(i32::MAX), Just(i32::MIN), any::<i32>()],
+    ) {
+        let oh = (h + 2 * p - k) / s + 1;
+        let ow = (w + 2 * p - k) / s + 1;
+        let mut runner = runner(seed);
         let x = i8s(h * w * c).new_tree(&mut runner).unwrap().current();
         let wt = i8s(oc * k * k * c).new_tree(&mut runner).unwrap().current();
-        let b = prop::collection::vec(-(1i32 << 20)..(1 << 20), oc).new_tree(&mut runner).unwrap().current();
-        let (m, sh) = requant_params(oc).new_tree(&mut runner).unwrap().current();
-        let (oh, ow, want) = wide::conv((h, w, c), oc, k, s, p, &x, &wt, &b, &m, &sh, in_zp, out_zp, lo, hi);
+        let b = vec![bias; oc];
+        let (m, sh) = (vec![1i32 << 30; oc], vec![MAX_SHIFT; oc]);
         let params = ConvParams { in_h: h, in_w: w, in_c: c, out_h: oh, out_w: ow, out_c: oc, k, stride: s, pad: p,
-            in_zp, out_zp, act_min: lo, act_max: hi };
+            in_zp, out_zp: 0, act_min: -128, act_max: 127 };
+        let mut want = vec![0i8; oh * ow * oc];
+        reference::conv2d(&params, &x, &wt, &b, &m, &sh, &mut want).unwrap();
         let mut got = vec![0i8; oh * ow * oc];
-        conv2d(&params, &x, &wt, &b, &m, &sh, &mut got).unwrap();
+        fast::conv2d(&params, &x, &wt, &b, &m, &sh, &mut got).unwrap();
         prop_assert_eq!(got, want);
     }
 
@@ -74,9 +111,11 @@ proptest! {
         let b = prop::collection::vec(-(1i32 << 24)..(1 << 24), o).new_tree(&mut runner).unwrap().current();
         let (m, sh) = requant_params(o).new_tree(&mut runner).unwrap().current();
         let want = wide::fc(&x, &wt, &b, &m, &sh, in_zp, out_zp, lo, hi);
-        let mut got = vec![0i8; o];
-        fully_connected(&FcParams { in_len: n, out_len: o, in_zp, out_zp, act_min: lo, act_max: hi }, &x, &wt, &b, &m, &sh, &mut got).unwrap();
-        prop_assert_eq!(got, want);
+        for (name, fc) in FCS {
+            let mut got = vec![0i8; o];
+            fc(&FcParams { in_len: n, out_len: o, in_zp, out_zp, act_min: lo, act_max: hi }, &x, &wt, &b, &m, &sh, &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "{}", name);
+        }
     }
 
     #[test]
@@ -103,13 +142,126 @@ proptest! {
         let wt = vec![0i8; c * 9 * c];
         let b = vec![0i32; c];
         let mut out = vec![0i8; h * h * c];
-        prop_assert!(conv2d(&p, &x, &wt, &b, &b, &b, &mut out).is_err());
-        prop_assert!(conv2d(&p, &x[..h * h * c], &wt[1..], &b, &b, &b, &mut out).is_err());
         let bad = ConvParams { out_h: h + extra, ..p };
-        prop_assert!(conv2d(&bad, &x[..h * h * c], &wt, &b, &b, &b, &mut out).is_err());
+        let zero = ConvParams { stride: 0, ..p };
+        for (name, conv) in CONVS {
+            prop_assert!(conv(&p, &x, &wt, &b, &b, &b, &mut out).is_err(), "{}", name);
+            prop_assert!(conv(&p, &x[..h * h * c], &wt[1..], &b, &b, &b, &mut out).is_err(), "{}", name);
+            prop_assert!(conv(&bad, &x[..h * h * c], &wt, &b, &b, &b, &mut out).is_err(), "{}", name);
+            prop_assert!(conv(&zero, &x[..h * h * c], &wt, &b, &b, &b, &mut out).is_err(), "{}", name);
+            // The same error, field for field, as the reference.
+            for (q, xs, ws, bs, os) in [
+                (p, &x[..], &wt[..], &b[..], h * h * c),
+                (p, &x[..h * h * c], &wt[1..], &b[..], h * h * c),
+                (p, &x[..h * h * c], &wt[..], &b[1..], h * h * c),
+                (p, &x[..h * h * c], &wt[..], &b[..], h * h * c - 1),
+                (bad, &x[..h * h * c], &wt[..], &b[..], h * h * c),
+            ] {
+                let mut o1 = vec![0i8; os];
+                let mut o2 = vec![0i8; os];
+                prop_assert_eq!(
+                    conv(&q, xs, ws, bs, &b, &b, &mut o1),
+                    reference::conv2d(&q, xs, ws, bs, &b, &b, &mut o2),
+                    "{}", name
+                );
+            }
+        }
+        let fp = FcParams { in_len: c, out_len: c, in_zp: 0, out_zp: 0, act_min: -128, act_max: 127 };
+        for (name, fc) in FCS {
+            prop_assert!(fc(&fp, &x[..c + extra], &wt[..c * c], &b, &b, &b, &mut out[..c]).is_err(), "{}", name);
+        }
         let pp = PoolParams { in_h: h, in_w: h, c };
         prop_assert!(max_pool_2x2(&pp, &x, &mut out).is_err());
     }
+}
+
+/// One conv2d case; [`check_conv_all`] draws its tensors from `seed`.
+struct ConvCase {
+    h: usize,
+    w: usize,
+    c: usize,
+    oc: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    seed: u64,
+    in_zp: i32,
+    out_zp: i32,
+    lo: i8,
+    hi: i8,
+}
+
+/// Runs every implementation in [`CONVS`] on one case against `wide::conv`.
+fn check_conv_all(t: ConvCase) -> std::result::Result<(), TestCaseError> {
+    let ConvCase {
+        h,
+        w,
+        c,
+        oc,
+        k,
+        s,
+        p,
+        seed,
+        in_zp,
+        out_zp,
+        lo,
+        hi,
+    } = t;
+    let mut runner = runner(seed);
+    let x = i8s(h * w * c).new_tree(&mut runner).unwrap().current();
+    let wt = i8s(oc * k * k * c).new_tree(&mut runner).unwrap().current();
+    let b = prop::collection::vec(-(1i32 << 20)..(1 << 20), oc)
+        .new_tree(&mut runner)
+        .unwrap()
+        .current();
+    let (m, sh) = requant_params(oc).new_tree(&mut runner).unwrap().current();
+    let (oh, ow, want) = wide::conv(
+        (h, w, c),
+        oc,
+        k,
+        s,
+        p,
+        &x,
+        &wt,
+        &b,
+        &m,
+        &sh,
+        in_zp,
+        out_zp,
+        lo,
+        hi,
+    );
+    let params = ConvParams {
+        in_h: h,
+        in_w: w,
+        in_c: c,
+        out_h: oh,
+        out_w: ow,
+        out_c: oc,
+        k,
+        stride: s,
+        pad: p,
+        in_zp,
+        out_zp,
+        act_min: lo,
+        act_max: hi,
+    };
+    for (name, conv) in CONVS {
+        let mut got = vec![0x55i8; oh * ow * oc];
+        conv(&params, &x, &wt, &b, &m, &sh, &mut got).unwrap();
+        prop_assert_eq!(&got, &want, "{}", name);
+    }
+    Ok(())
+}
+
+fn runner(seed: u64) -> proptest::test_runner::TestRunner {
+    proptest::test_runner::TestRunner::new_with_rng(
+        Default::default(),
+        proptest::test_runner::TestRng::from_seed(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+            &seed_bytes(seed),
+        ),
+    )
 }
 
 fn seed_bytes(seed: u64) -> [u8; 32] {
@@ -150,16 +302,43 @@ fn saturation_edges() {
     };
     let x = [127i8; 5];
     let w = [127i8, 127, 127, 127, 127, -127, -127, -127, -127, -127];
-    let mut out = [0i8; 2];
-    conv2d(
-        &p,
-        &x,
-        &w,
-        &[0, 0],
-        &[i32::MAX, i32::MAX],
-        &[0, 0],
-        &mut out,
-    )
-    .unwrap();
-    assert_eq!(out, [127, -128]);
+    for (name, conv) in CONVS {
+        let mut out = [0i8; 2];
+        conv(
+            &p,
+            &x,
+            &w,
+            &[0, 0],
+            &[i32::MAX, i32::MAX],
+            &[0, 0],
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, [127, -128], "{name}");
+        // The same layer as a 3x3 window over a 3x3 image, zero padding 1:
+        // interior and border pixels saturate alike.
+        let q = ConvParams {
+            in_h: 3,
+            in_w: 3,
+            out_h: 3,
+            out_w: 3,
+            k: 3,
+            pad: 1,
+            ..p
+        };
+        let mut big = [0i8; 3 * 3 * 2];
+        let x9 = [127i8; 9 * 5];
+        let w9: Vec<i8> = [[127i8; 9 * 5], [-127i8; 9 * 5]].concat();
+        conv(
+            &q,
+            &x9,
+            &w9,
+            &[0, 0],
+            &[i32::MAX, i32::MAX],
+            &[0, 0],
+            &mut big,
+        )
+        .unwrap();
+        assert_eq!(big, [127, -128].repeat(9)[..], "{name}");
+    }
 }

@@ -42,10 +42,46 @@ pub fn requantize(acc: i32, multiplier: i32, shift: i32) -> i32 {
 }
 
 /// Requantizes, adds the output zero point and clamps to `[act_min, act_max]`.
+///
+/// Never panics: with `act_min > act_max` (which the model checker refuses)
+/// the result is `act_max`.
 #[inline]
 pub fn to_int8(acc: i32, multiplier: i32, shift: i32, out_zp: i32, act_min: i8, act_max: i8) -> i8 {
-    let v = requantize(acc, multiplier, shift).saturating_add(out_zp);
-    v.clamp(act_min as i32, act_max as i32) as i8
+    OutputStage::new(multiplier, shift, out_zp, act_min, act_max).apply(acc)
+}
+
+/// [`to_int8`] with its per-channel constants prepared once, for kernels
+/// that apply one channel's stage to many accumulators.
+#[derive(Clone, Copy, Debug)]
+pub struct OutputStage {
+    multiplier: i64,
+    t: u32, // 1..=62
+    out_zp: i32,
+    lo: i32,
+    hi: i32,
+}
+
+impl OutputStage {
+    /// Prepares `to_int8(_, multiplier, shift, out_zp, act_min, act_max)`.
+    #[inline]
+    pub fn new(multiplier: i32, shift: i32, out_zp: i32, act_min: i8, act_max: i8) -> Self {
+        OutputStage {
+            multiplier: multiplier as i64,
+            t: (31 - shift.clamp(MIN_SHIFT, MAX_SHIFT)) as u32,
+            out_zp,
+            lo: act_min as i32,
+            hi: act_max as i32,
+        }
+    }
+
+    /// Same value as [`to_int8`] with the prepared constants.
+    #[inline]
+    pub fn apply(&self, acc: i32) -> i8 {
+        let prod = acc as i64 * self.multiplier; // |prod| < 2^62
+        let r = (prod + (1i64 << (self.t - 1))) >> self.t;
+        let r = r.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+        r.saturating_add(self.out_zp).max(self.lo).min(self.hi) as i8
+    }
 }
 
 /// Splits a positive real scale into `(multiplier, shift)` for [`requantize`].

@@ -62,20 +62,7 @@ pub fn conv2d(
     shift: &[i32],
     output: &mut [i8],
 ) -> Result<()> {
-    let oh = ConvParams::out_dim(p.in_h, p.k, p.stride, p.pad);
-    let ow = ConvParams::out_dim(p.in_w, p.k, p.stride, p.pad);
-    if oh != Some(p.out_h) || ow != Some(p.out_w) {
-        return Err(Error::BadLength {
-            expected: oh.unwrap_or(0) as u32,
-            got: p.out_h as u32,
-        });
-    }
-    expect_len(input.len(), size(&[p.in_h, p.in_w, p.in_c]))?;
-    expect_len(weights.len(), size(&[p.out_c, p.k, p.k, p.in_c]))?;
-    expect_len(bias.len(), p.out_c)?;
-    expect_len(multiplier.len(), p.out_c)?;
-    expect_len(shift.len(), p.out_c)?;
-    expect_len(output.len(), size(&[p.out_h, p.out_w, p.out_c]))?;
+    check(p, input, weights, bias, multiplier, shift, output)?;
 
     let (k, s, pad, cin) = (p.k, p.stride, p.pad, p.in_c);
     for oy in 0..p.out_h {
@@ -108,5 +95,37 @@ pub fn conv2d(
             }
         }
     }
+    Ok(())
+}
+
+/// The length checks every conv2d implementation makes, in this order, so
+/// that they all return the same error for the same arguments.
+///
+/// # Errors
+/// As [`conv2d`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check(
+    p: &ConvParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    output: &[i8],
+) -> Result<()> {
+    let oh = ConvParams::out_dim(p.in_h, p.k, p.stride, p.pad);
+    let ow = ConvParams::out_dim(p.in_w, p.k, p.stride, p.pad);
+    if oh != Some(p.out_h) || ow != Some(p.out_w) {
+        return Err(Error::BadLength {
+            expected: oh.unwrap_or(0) as u32,
+            got: p.out_h as u32,
+        });
+    }
+    expect_len(input.len(), size(&[p.in_h, p.in_w, p.in_c]))?;
+    expect_len(weights.len(), size(&[p.out_c, p.k, p.k, p.in_c]))?;
+    expect_len(bias.len(), p.out_c)?;
+    expect_len(multiplier.len(), p.out_c)?;
+    expect_len(shift.len(), p.out_c)?;
+    expect_len(output.len(), size(&[p.out_h, p.out_w, p.out_c]))?;
     Ok(())
 }

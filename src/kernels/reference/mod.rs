@@ -13,6 +13,7 @@ mod conv;
 mod fc;
 mod pool;
 
+pub(crate) use conv::check as check_conv;
 pub use conv::{conv2d, ConvParams};
 pub use fc::{fully_connected, FcParams};
 pub use pool::{global_avg_pool, max_pool_2x2, GapParams, PoolParams};

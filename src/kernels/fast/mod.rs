@@ -1,0 +1,16 @@
+//! Optimized int8 kernels in portable safe Rust.
+//!
+//! Same signatures, same checks, same errors and the same output bytes as
+//! [`super::reference`]; only the order of the arithmetic differs (all of it
+//! wrapping `i32`, so every order gives the same bits). Written so that LLVM
+//! compiles them well for Cortex-M4 (`thumbv7em`): no intrinsics, no
+//! `unsafe`, stable Rust. Each kernel here exists because it measured faster
+//! on QEMU (docs/firmware.md); kernels without a faster version (pooling,
+//! fully connected) are re-exported from the reference.
+
+mod conv;
+
+pub use super::reference::{
+    fully_connected, global_avg_pool, max_pool_2x2, ConvParams, FcParams, GapParams, PoolParams,
+};
+pub use conv::conv2d;
