@@ -49,8 +49,9 @@ pub struct TrainArgs {
     /// Output directory for checkpoints and train.json.
     #[arg(long, value_name = "DIR", default_value = "runs/diracnet")]
     pub out: PathBuf,
-    /// Training epochs (cosine learning-rate schedule over all of them).
-    #[arg(long, default_value_t = 15)]
+    /// Training epochs (cosine learning-rate schedule over all of them). The default, 5,
+    /// takes about 10 minutes on 2 cores (docs/training.md).
+    #[arg(long, default_value_t = 5)]
     pub epochs: usize,
     /// Minibatch size.
     #[arg(long, default_value_t = 128)]
@@ -58,8 +59,9 @@ pub struct TrainArgs {
     /// Optimizer: SGD with Nesterov momentum 0.9, or AdamW (β = 0.9, 0.999).
     #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
     pub optimizer: OptimizerKind,
-    /// Peak learning rate (after a short linear warm-up; cosine decay to 0).
-    #[arg(long, default_value_t = 0.1)]
+    /// Peak learning rate (after a short linear warm-up; cosine decay to 0). The default
+    /// is for SGD; use about 3e-3 with AdamW.
+    #[arg(long, default_value_t = 0.4)]
     pub lr: f64,
     /// Weight decay, applied only to the free conv weights and the FC weight (not to the
     /// Dirac a/b, batch-norm parameters or biases). SGD: L2 added to the gradient;
@@ -69,8 +71,9 @@ pub struct TrainArgs {
     /// mixup Beta(α, α) parameter; 0 turns mixup off (plain ERM with hard labels).
     #[arg(long, default_value_t = 0.2)]
     pub mixup_alpha: f64,
-    /// Random crop (±2 px shift) and horizontal flip augmentation.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    /// Random shift (±2 px, background-padded) and horizontal flip augmentation. Off by
+    /// default: it slows short runs down (docs/training.md); worth it for long ones.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub augment: bool,
     /// Seed for initialisation, shuffling, augmentation and mixup.
     #[arg(long, default_value_t = 0)]

@@ -1,4 +1,4 @@
-//! The training loop: SGD with Nesterov momentum, linear warm-up then cosine decay,
+//! The training loop: SGD with Nesterov momentum (or AdamW), linear warm-up then cosine decay,
 //! weight decay on conv/FC weights only, mixup, per-epoch evaluation and checkpoints.
 
 use std::time::Instant;
