@@ -50,7 +50,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR", default_value = "runs/diracnet")]
     pub out: PathBuf,
     /// Training epochs (cosine learning-rate schedule over all of them). The default, 5,
-    /// takes about 10 minutes on 2 cores (docs/training.md).
+    /// takes about 9 minutes alone on 2 cores (docs/mixup.md).
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
     /// Minibatch size.
@@ -72,7 +72,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.2)]
     pub mixup_alpha: f64,
     /// Random shift (±2 px, background-padded) and horizontal flip augmentation. Off by
-    /// default: it slows short runs down (docs/training.md); worth it for long ones.
+    /// default: it slows short runs down (docs/mixup.md); worth it for long ones.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub augment: bool,
     /// Seed for initialisation, shuffling, augmentation and mixup.
