@@ -140,6 +140,7 @@ fn main() {
         ops: &ops,
         data: &data,
         selftest: None,
+        head: None,
     };
     let mut blob = vec![0u8; repr.buffer_len()];
     repr.emit(&mut blob).unwrap();

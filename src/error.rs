@@ -61,6 +61,13 @@ pub enum Error {
     },
     /// The self-test section is malformed.
     BadSelfTest,
+    /// A density model whose ops are not causal in raster order: the image
+    /// must be read by mask-A convs only, every other spatial conv must be
+    /// mask B, and every tensor must keep the image's positions.
+    NotCausal,
+    /// An input value out of its domain (a density model's pixel that is not
+    /// 0 or 1); the index of the first one.
+    BadInput(u32),
 }
 
 impl fmt::Display for Error {
@@ -93,6 +100,8 @@ impl fmt::Display for Error {
                 write!(f, "buffer length {got}, expected {expected}")
             }
             Error::BadSelfTest => f.write_str("invalid self-test section"),
+            Error::NotCausal => f.write_str("density model is not causal in raster order"),
+            Error::BadInput(i) => write!(f, "input value {i} is out of its domain"),
         }
     }
 }

@@ -44,5 +44,6 @@ pub mod format;
 pub mod kernels;
 pub mod models;
 pub mod quant;
+pub mod rng;
 
 pub use error::{Error, Result};

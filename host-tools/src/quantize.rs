@@ -129,6 +129,7 @@ impl Quantized {
             ops: &self.ops,
             data: &self.data,
             selftest,
+            head: None,
         }
     }
 

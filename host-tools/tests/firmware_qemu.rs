@@ -126,6 +126,7 @@ fn golden_with_selftest() -> Vec<u8> {
         ops: &ops,
         data,
         selftest: Some((tiny::INPUTS[0].len() as u32, 3, &recs)),
+        head: None,
     };
     let mut out = vec![0u8; repr.buffer_len()];
     repr.emit(&mut out).unwrap();

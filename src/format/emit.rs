@@ -23,6 +23,8 @@ pub struct ModelRepr<'a> {
     /// Optional self-test: `(input_len, output_len, records)` where records
     /// holds `count` records of input then expected output, each padded to 4 bytes.
     pub selftest: Option<(u32, u32, &'a [u8])>,
+    /// The HEAD section's bytes (density models: a [`super::BernoulliHead`]).
+    pub head: Option<&'a [u8]>,
 }
 
 const fn pad4(n: usize) -> usize {
@@ -30,17 +32,23 @@ const fn pad4(n: usize) -> usize {
 }
 
 impl ModelRepr<'_> {
-    fn sections(&self) -> ([(SectionKind, usize); 4], usize) {
-        let st = self
-            .selftest
-            .map_or(0, |(_, _, r)| SelfTest::HEADER_LEN + r.len());
-        let list = [
+    fn sections(&self) -> ([(SectionKind, usize); 5], usize) {
+        let mut list = [
             (SectionKind::Tensors, self.tensors.len() * TensorRepr::LEN),
             (SectionKind::Ops, self.ops.len() * OpRepr::LEN),
             (SectionKind::Data, self.data.len()),
-            (SectionKind::SelfTest, st),
+            (SectionKind::Data, 0),
+            (SectionKind::Data, 0),
         ];
-        let n = if self.selftest.is_some() { 4 } else { 3 };
+        let mut n = 3;
+        if let Some((_, _, r)) = self.selftest {
+            list[n] = (SectionKind::SelfTest, SelfTest::HEADER_LEN + r.len());
+            n += 1;
+        }
+        if let Some(h) = self.head {
+            list[n] = (SectionKind::Head, h.len());
+            n += 1;
+        }
         (list, n)
     }
 
@@ -108,6 +116,7 @@ impl ModelRepr<'_> {
                         body[SelfTest::HEADER_LEN..].copy_from_slice(recs);
                     }
                 }
+                SectionKind::Head => body.copy_from_slice(self.head.unwrap_or(&[])),
             }
             at += pad4(*len);
         }

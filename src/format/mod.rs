@@ -22,8 +22,10 @@
 //!
 //! Sections: `TENSORS` (records of [`TensorRepr`]), `OPS` (records of
 //! [`OpRepr`]), `DATA` (weights, biases and requantization parameters,
-//! every array 4-byte aligned), and the optional `SELFTEST` (inputs with the
-//! outputs the host core computed for them).
+//! every array 4-byte aligned), the optional `SELFTEST` (inputs with the
+//! outputs the host core computed for them), and `HEAD` (family-specific
+//! output parameters: required for density models, see [`BernoulliHead`];
+//! refused for classifiers).
 //!
 //! The buffer plan is the `arena_offset` of every tensor, decided by the
 //! exporter; [`Model::new_checked`] verifies that it fits the arena and that
@@ -44,7 +46,7 @@ mod repr;
 
 #[cfg(feature = "emit")]
 pub use emit::ModelRepr;
-pub use repr::{Family, OpKind, OpRepr, SectionKind, TensorRepr};
+pub use repr::{Family, Mask, OpKind, OpRepr, SectionKind, TensorRepr};
 
 use crate::quant;
 use crate::{Error, Result};
@@ -120,6 +122,7 @@ pub struct Model<'a> {
     ops: &'a [u8],
     data: &'a [u8],
     selftest: Option<&'a [u8]>,
+    head: Option<&'a [u8]>,
 }
 
 /// A section's bytes found in the table.
@@ -261,8 +264,10 @@ impl<'a> Model<'a> {
             ops: need(SectionKind::Ops)?,
             data: need(SectionKind::Data)?,
             selftest: get(SectionKind::SelfTest),
+            head: get(SectionKind::Head),
         };
         model.check_records()?;
+        model.check_family()?;
         if let Some(st) = model.selftest() {
             st.check(&model)?;
         }
@@ -289,7 +294,8 @@ impl<'a> Model<'a> {
         for i in 0..on {
             let op = self.op(i).ok_or(Error::BadOp(i as u16))?;
             self.check_op(&op).map_err(|_| Error::BadOp(i as u16))?;
-            if !produced[op.input as usize] || produced[op.output as usize] {
+            let second_ok = op.kind != OpKind::Add || produced[op.input2() as usize];
+            if !produced[op.input as usize] || !second_ok || produced[op.output as usize] {
                 return Err(Error::BadGraph);
             }
             produced[op.output as usize] = true;
@@ -297,10 +303,45 @@ impl<'a> Model<'a> {
         self.check_plan(tn, on)
     }
 
+    /// What the family needs beyond a valid graph.
+    fn check_family(&self) -> Result<()> {
+        let head = Error::BadSection(SectionKind::Head as u16);
+        match self.family {
+            Family::Classifier | Family::LanguageModel => match self.head {
+                Some(_) => Err(head),
+                None => Ok(()),
+            },
+            Family::Density => {
+                let bytes = self
+                    .head
+                    .ok_or(Error::MissingSection(SectionKind::Head as u16))?;
+                BernoulliHead::parse(bytes).ok_or(head)?;
+                let (i, o) = (self.input(), self.output());
+                // Pixels are fed as their value: real = q (scale 1, zero point 0).
+                let ok = i.c == 1
+                    && i.zero_point == 0
+                    && i.scale == 1.0
+                    && (o.h, o.w, o.c) == (i.h, i.w, 1);
+                ok.then_some(()).ok_or(Error::BadGraph)
+            }
+        }
+    }
+
+    /// The density head, when the model has a valid one.
+    pub fn bernoulli_head(&self) -> Option<BernoulliHead<'a>> {
+        BernoulliHead::parse(self.head?)
+    }
+
     fn check_op(&self, op: &OpRepr) -> core::result::Result<(), ()> {
         let ti = self.tensor(op.input as usize).ok_or(())?;
         let to = self.tensor(op.output as usize).ok_or(())?;
-        if op.input == op.output || op.reserved != 0 || op.act_min > op.act_max {
+        if op.input == op.output || op.act_min > op.act_max {
+            return Err(());
+        }
+        // aux: byte 0 belongs to conv (mask) and add (second operand); the rest is zero.
+        if op.aux[1..] != [0; 3]
+            || (!matches!(op.kind, OpKind::Conv2d | OpKind::Add) && op.aux[0] != 0)
+        {
             return Err(());
         }
         let (ih, iw, ic) = (ti.h as usize, ti.w as usize, ti.c as usize);
@@ -317,7 +358,35 @@ impl<'a> Model<'a> {
                 if out_h != Some(oh) || out_w != Some(ow) || k * k * ic > MAX_ACC_DEPTH {
                     return Err(());
                 }
-                self.check_weighted(op, oc, k * k * ic)
+                let mask = op.mask().ok_or(())?;
+                // A causal conv keeps positions: odd kernel, stride 1, "same" padding.
+                if mask != Mask::None && (k % 2 == 0 || s != 1 || p != k / 2) {
+                    return Err(());
+                }
+                self.check_weighted(op, oc, k * k * ic)?;
+                if mask != Mask::None {
+                    let w = self.data_range(op.weights, oc * k * k * ic).ok_or(())?;
+                    for (t, tap) in w.chunks_exact(ic).enumerate() {
+                        let (ky, kx) = ((t / k) % k, t % k);
+                        if !mask.allows(k, ky, kx) && tap.iter().any(|&b| b != 0) {
+                            return Err(());
+                        }
+                    }
+                }
+                Ok(())
+            }
+            OpKind::Add => {
+                let t2 = self.tensor(op.input2() as usize).ok_or(())?;
+                let same = |t: &TensorRepr| (t.h, t.w, t.c) == (to.h, to.w, to.c);
+                let ok = no_params(op)
+                    && [op.weights, op.bias] == [NONE; 2]
+                    && op.input2() != op.output
+                    && same(&ti)
+                    && same(&t2);
+                if !ok {
+                    return Err(());
+                }
+                self.check_requant(op.requant, 3)
             }
             OpKind::FullyConnected => {
                 let depth = ti.len() as usize;
@@ -390,6 +459,10 @@ impl<'a> Model<'a> {
         for i in 0..on {
             let op = self.op(i).ok_or(Error::BadOp(i as u16))?;
             last_use[op.input as usize] = last_use[op.input as usize].max(i);
+            if op.kind == OpKind::Add {
+                let b = op.input2() as usize;
+                last_use[b] = last_use[b].max(i);
+            }
             born[op.output as usize] = i;
         }
         let out = self.op(on - 1).ok_or(Error::BadGraph)?.output as usize;
@@ -522,6 +595,7 @@ impl<'a> Model<'a> {
     pub fn requant(&self, op: &OpRepr) -> (&'a [i32], &'a [i32]) {
         let n = match op.kind {
             OpKind::GlobalAvgPool => 1,
+            OpKind::Add => 3,
             _ => self.tensor(op.output as usize).map_or(0, |t| t.c as usize),
         };
         self.data_i32(op.requant, 2 * n)
@@ -551,10 +625,72 @@ impl<'a> Model<'a> {
             return 0;
         };
         match op.kind {
-            OpKind::Conv2d => to.len() as u64 * (op.kernel as u64).pow(2) * ti.c as u64,
+            OpKind::Conv2d => {
+                let k = op.kernel as usize;
+                let mask = op.mask().unwrap_or(Mask::None);
+                let taps = (0..k * k).filter(|t| mask.allows(k, t / k, t % k)).count();
+                to.len() as u64 * taps as u64 * ti.c as u64
+            }
             OpKind::FullyConnected => ti.len() as u64 * to.c as u64,
             _ => 0,
         }
+    }
+}
+
+/// The output head of a density model: for every int8 logit code `q`
+/// (index `q + 128`), the negative log-likelihood of a 1 and of a 0 in
+/// units of 2⁻¹⁶ nats, and `P(1)` in units of 2⁻³² (saturated).
+///
+/// The exporter computes the tables from the logit tensor's scale and zero
+/// point; the device only looks values up and adds integers, so host and
+/// device agree on every nat.
+///
+/// Layout: `kind u32 (1 = Bernoulli logits)`, 12 reserved zero bytes, then
+/// `nll_one[256]`, `nll_zero[256]`, `p_one[256]`, each `u32`.
+#[derive(Clone, Copy, Debug)]
+pub struct BernoulliHead<'a> {
+    nll_one: &'a [u32],
+    nll_zero: &'a [u32],
+    p_one: &'a [u32],
+}
+
+impl<'a> BernoulliHead<'a> {
+    /// The kind code of a Bernoulli-logit head.
+    pub const KIND: u32 = 1;
+    /// Bytes of the section.
+    pub const LEN: usize = 16 + 3 * 256 * 4;
+    /// Fixed-point units per nat of the NLL tables.
+    pub const NLL_ONE: f64 = 65536.0;
+
+    fn parse(b: &'a [u8]) -> Option<Self> {
+        if b.len() != Self::LEN || u32_at(b, 0) != Self::KIND || b[4..16].iter().any(|&x| x != 0) {
+            return None;
+        }
+        let t: &'a [u32] = bytemuck::try_cast_slice(&b[16..]).ok()?;
+        let (nll_one, rest) = t.split_at(256);
+        let (nll_zero, p_one) = rest.split_at(256);
+        Some(BernoulliHead {
+            nll_one,
+            nll_zero,
+            p_one,
+        })
+    }
+
+    /// NLL of pixel value `bit` given logit code `q`, in 2⁻¹⁶ nats.
+    #[inline]
+    pub fn nll(&self, q: i8, bit: bool) -> u32 {
+        let i = (q as i32 + 128) as usize;
+        let t = if bit { self.nll_one } else { self.nll_zero };
+        t.get(i).copied().unwrap_or(0)
+    }
+
+    /// `P(1)` for logit code `q`, in 2⁻³² units.
+    #[inline]
+    pub fn p_one(&self, q: i8) -> u32 {
+        self.p_one
+            .get((q as i32 + 128) as usize)
+            .copied()
+            .unwrap_or(0)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Records of the model format: parsed from and (with `emit`) written to bytes.
 
 use super::{u16_at, u32_at, NONE};
+pub use crate::kernels::Mask;
 
 /// What a model computes; each family has its own driver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +40,9 @@ pub enum SectionKind {
     Data = 3,
     /// Self-test inputs and expected outputs.
     SelfTest = 4,
+    /// Family-specific parameters of the output head (density models: the
+    /// Bernoulli tables, see [`crate::format::BernoulliHead`]).
+    Head = 5,
 }
 
 impl SectionKind {
@@ -49,6 +53,7 @@ impl SectionKind {
             2 => Some(SectionKind::Ops),
             3 => Some(SectionKind::Data),
             4 => Some(SectionKind::SelfTest),
+            5 => Some(SectionKind::Head),
             _ => None,
         }
     }
@@ -67,6 +72,9 @@ pub enum OpKind {
     GlobalAvgPool = 3,
     /// Fully connected.
     FullyConnected = 4,
+    /// Element-wise sum of two tensors of one shape, each rescaled, with a
+    /// fused clamp. The second operand is named by the op's `aux` field.
+    Add = 5,
 }
 
 impl OpKind {
@@ -77,6 +85,7 @@ impl OpKind {
             2 => Some(OpKind::MaxPool2x2),
             3 => Some(OpKind::GlobalAvgPool),
             4 => Some(OpKind::FullyConnected),
+            5 => Some(OpKind::Add),
             _ => None,
         }
     }
@@ -88,6 +97,7 @@ impl OpKind {
             OpKind::MaxPool2x2 => "maxpool2x2",
             OpKind::GlobalAvgPool => "global_avg_pool",
             OpKind::FullyConnected => "fully_connected",
+            OpKind::Add => "add",
         }
     }
 }
@@ -199,11 +209,15 @@ impl TensorRepr {
 ///
 /// ```text
 /// 0 kind  1 input tensor  2 output tensor  3 kernel  4 stride  5 pad  6 act_min i8  7 act_max i8
-/// 8 weights offset u32   12 bias offset u32   16 requant offset u32   20 reserved u32
+/// 8 weights offset u32   12 bias offset u32   16 requant offset u32   20 aux u8 ×4
 /// ```
 /// Offsets are relative to the DATA section, 4-byte aligned, `NONE` when
 /// absent. Requantization data is `n` multipliers (i32) followed by `n`
-/// shifts (i32), `n` being the output channels (1 for pooling).
+/// shifts (i32), `n` being the output channels (1 for pooling; for `Add`,
+/// three pairs: first operand, second operand, output).
+///
+/// `aux`: conv: byte 0 is the [`Mask`]; add: byte 0 is the second operand's
+/// tensor index. Every other `aux` byte is zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpRepr {
     /// Operator.
@@ -228,8 +242,8 @@ pub struct OpRepr {
     pub bias: u32,
     /// Requantization offset or `NONE`.
     pub requant: u32,
-    /// Must be 0.
-    pub reserved: u32,
+    /// Op-specific bytes (see the layout above); zero when unused.
+    pub aux: [u8; 4],
 }
 
 impl OpRepr {
@@ -250,8 +264,18 @@ impl OpRepr {
             weights: NONE,
             bias: NONE,
             requant: NONE,
-            reserved: 0,
+            aux: [0; 4],
         }
+    }
+
+    /// The conv mask (aux byte 0); None when the byte is not a mask.
+    pub fn mask(&self) -> Option<Mask> {
+        Mask::from_u8(self.aux[0])
+    }
+
+    /// The second operand of an `Add` (aux byte 0).
+    pub fn input2(&self) -> u8 {
+        self.aux[0]
     }
 
     pub(crate) fn parse(b: &[u8]) -> Option<Self> {
@@ -270,7 +294,7 @@ impl OpRepr {
             weights: u32_at(b, 8),
             bias: u32_at(b, 12),
             requant: u32_at(b, 16),
-            reserved: u32_at(b, 20),
+            aux: [b[20], b[21], b[22], b[23]],
         })
     }
 
@@ -290,6 +314,6 @@ impl OpRepr {
         b[8..12].copy_from_slice(&self.weights.to_le_bytes());
         b[12..16].copy_from_slice(&self.bias.to_le_bytes());
         b[16..20].copy_from_slice(&self.requant.to_le_bytes());
-        b[20..24].copy_from_slice(&self.reserved.to_le_bytes());
+        b[20..24].copy_from_slice(&self.aux);
     }
 }

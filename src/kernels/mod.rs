@@ -13,3 +13,56 @@
 
 pub mod fast;
 pub mod reference;
+
+/// The causal mask of a convolution (PixelCNN), stored in a conv op's `aux` byte 0
+/// of the model format.
+///
+/// For a k×k kernel with centre `c = (k − 1) / 2`, tap `(ky, kx)` may be
+/// non-zero iff `ky < c`, or `ky == c` and `kx < c` (mask A) / `kx ≤ c`
+/// (mask B). The exporter folds the mask into the weights; the checker
+/// verifies that every masked tap is zero, so a masked conv computes exactly
+/// what the plain conv would, and kernels may skip the masked taps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum Mask {
+    /// No mask.
+    None = 0,
+    /// Excludes the centre tap: output `p` sees inputs before `p` only.
+    A = 1,
+    /// Includes the centre tap: output `p` sees inputs up to `p`.
+    B = 2,
+}
+
+impl Mask {
+    /// Decodes a mask byte.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Mask::None),
+            1 => Some(Mask::A),
+            2 => Some(Mask::B),
+            _ => None,
+        }
+    }
+
+    /// True when tap `(ky, kx)` of a `k`×`k` kernel may be non-zero.
+    pub fn allows(self, k: usize, ky: usize, kx: usize) -> bool {
+        let c = k.saturating_sub(1) / 2;
+        match self {
+            Mask::None => true,
+            Mask::A => ky < c || (ky == c && kx < c),
+            Mask::B => ky < c || (ky == c && kx <= c),
+        }
+    }
+
+    /// Taps a masked conv reads, in raster order: the rows `0..=c` and, in
+    /// the centre row, the columns `0..centre_cols`. None: every tap.
+    pub fn live_rows(self, k: usize) -> (usize, usize) {
+        let c = k.saturating_sub(1) / 2;
+        match self {
+            Mask::None => (k, k),
+            Mask::A => (c + 1, c),
+            Mask::B => (c + 1, c + 1),
+        }
+    }
+}

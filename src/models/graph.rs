@@ -3,7 +3,7 @@
 use core::ops::Range;
 
 use crate::format::{Model, OpKind, OpRepr};
-use crate::kernels::fast as k;
+use crate::kernels::{fast as k, Mask};
 use crate::{Error, Result};
 
 /// Hooks called around every op: per-layer benchmarks and tracing.
@@ -27,6 +27,32 @@ fn split_pair(arena: &mut [u8], a: Range<usize>, b: Range<usize>) -> Option<(&[u
     } else {
         None
     }
+}
+
+/// Borrows `a` and `b` for reading and `o` for writing; None if `o` overlaps
+/// either (the reads may overlap each other) or anything falls outside.
+pub(crate) fn split_three(
+    arena: &mut [u8],
+    a: Range<usize>,
+    b: Range<usize>,
+    o: Range<usize>,
+) -> Option<(&[u8], &[u8], &mut [u8])> {
+    if o.start > o.end || o.end > arena.len() {
+        return None;
+    }
+    let (lo, rest) = arena.split_at_mut(o.start);
+    let (out, hi) = rest.split_at_mut(o.end - o.start);
+    let (lo, hi): (&[u8], &[u8]) = (lo, hi);
+    let pick = |r: Range<usize>| {
+        if r.end <= o.start {
+            lo.get(r)
+        } else if r.start >= o.end {
+            hi.get(r.start - o.end..r.end - o.end)
+        } else {
+            None
+        }
+    };
+    Some((pick(a)?, pick(b)?, out))
 }
 
 /// Checks that `arena` holds at least what the model needs.
@@ -56,6 +82,9 @@ fn run_op(model: &Model<'_>, op: &OpRepr, arena: &mut [u8]) -> Result<()> {
     let bad = Error::BadOp(0);
     let ti = model.tensor(op.input as usize).ok_or(bad)?;
     let to = model.tensor(op.output as usize).ok_or(bad)?;
+    if op.kind == OpKind::Add {
+        return run_add(model, op, arena);
+    }
     let (input, output) =
         split_pair(arena, ti.arena_range(), to.arena_range()).ok_or(Error::BadGraph)?;
     let input: &[i8] = bytemuck::cast_slice(input);
@@ -78,16 +107,29 @@ fn run_op(model: &Model<'_>, op: &OpRepr, arena: &mut [u8]) -> Result<()> {
                 act_min: op.act_min,
                 act_max: op.act_max,
             };
-            k::conv2d(
-                &p,
-                input,
-                model.weights(op),
-                model.bias(op),
-                mult,
-                shift,
-                output,
-            )
+            match op.mask() {
+                Some(m @ (Mask::A | Mask::B)) if p.k > 1 => k::conv2d_masked(
+                    &p,
+                    m,
+                    input,
+                    model.weights(op),
+                    model.bias(op),
+                    mult,
+                    shift,
+                    output,
+                ),
+                _ => k::conv2d(
+                    &p,
+                    input,
+                    model.weights(op),
+                    model.bias(op),
+                    mult,
+                    shift,
+                    output,
+                ),
+            }
         }
+        OpKind::Add => Err(bad),
         OpKind::FullyConnected => {
             let p = k::FcParams {
                 in_len: ti.len() as usize,
@@ -130,4 +172,41 @@ fn run_op(model: &Model<'_>, op: &OpRepr, arena: &mut [u8]) -> Result<()> {
             k::global_avg_pool(&p, input, output)
         }
     }
+}
+
+/// The add kernel's parameters for an `Add` op (checked by the model).
+pub(crate) fn add_params(model: &Model<'_>, op: &OpRepr) -> Option<k::AddParams> {
+    let ta = model.tensor(op.input as usize)?;
+    let tb = model.tensor(op.input2() as usize)?;
+    let to = model.tensor(op.output as usize)?;
+    let (m, s) = model.requant(op);
+    Some(k::AddParams {
+        a_zp: ta.zero_point,
+        b_zp: tb.zero_point,
+        out_zp: to.zero_point,
+        a_mult: *m.first()?,
+        a_shift: *s.first()?,
+        b_mult: *m.get(1)?,
+        b_shift: *s.get(1)?,
+        out_mult: *m.get(2)?,
+        out_shift: *s.get(2)?,
+        act_min: op.act_min,
+        act_max: op.act_max,
+    })
+}
+
+fn run_add(model: &Model<'_>, op: &OpRepr, arena: &mut [u8]) -> Result<()> {
+    let bad = Error::BadOp(0);
+    let p = add_params(model, op).ok_or(bad)?;
+    let ta = model.tensor(op.input as usize).ok_or(bad)?;
+    let tb = model.tensor(op.input2() as usize).ok_or(bad)?;
+    let to = model.tensor(op.output as usize).ok_or(bad)?;
+    let (a, b, out) = split_three(arena, ta.arena_range(), tb.arena_range(), to.arena_range())
+        .ok_or(Error::BadGraph)?;
+    k::add(
+        &p,
+        bytemuck::cast_slice(a),
+        bytemuck::cast_slice(b),
+        bytemuck::cast_slice_mut(out),
+    )
 }

@@ -5,7 +5,9 @@
 //! output. It must not re-derive anything the exporter already computed.
 
 mod classifier;
+mod density;
 mod graph;
 
 pub use classifier::{Classifier, Prediction, SelfTestReport};
+pub use density::{DensityModel, Nll};
 pub use graph::Observer;

@@ -120,3 +120,12 @@ pub fn gap(
         })
         .collect()
 }
+
+/// Element-wise add: each operand `(q − zp) · 2^20` rescaled, summed
+/// (saturating), then the output stage.
+pub fn add(a: i8, b: i8, zp: [i32; 3], m: [i32; 3], sh: [i32; 3], lo: i8, hi: i8) -> i8 {
+    let ra = requant(((a as i64) - zp[0] as i64) << 20, m[0], sh[0]);
+    let rb = requant(((b as i64) - zp[1] as i64) << 20, m[1], sh[1]);
+    let sum = (ra + rb).clamp(i32::MIN as i64, i32::MAX as i64);
+    out8(sum, m[2], sh[2], zp[2], lo, hi)
+}

@@ -9,8 +9,11 @@
 //! fully connected) are re-exported from the reference.
 
 mod conv;
+mod masked;
 
 pub use super::reference::{
-    fully_connected, global_avg_pool, max_pool_2x2, ConvParams, FcParams, GapParams, PoolParams,
+    add, fully_connected, global_avg_pool, max_pool_2x2, AddParams, ConvParams, FcParams,
+    GapParams, PoolParams,
 };
 pub use conv::conv2d;
+pub use masked::{conv2d_masked, conv2d_pixel};

@@ -9,10 +9,12 @@
 //! Layouts: activations HWC (channels innermost); conv weights OHWI
 //! (`[out_c][ky][kx][in_c]`); fully connected weights `[out][in]`.
 
+mod add;
 mod conv;
 mod fc;
 mod pool;
 
+pub use add::{add, AddParams, ADD_LEFT_SHIFT};
 pub(crate) use conv::check as check_conv;
 pub use conv::{conv2d, ConvParams};
 pub use fc::{fully_connected, FcParams};

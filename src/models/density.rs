@@ -1,0 +1,413 @@
+//! Density models (PixelCNN): exact log-likelihood of a binary image, and
+//! sampling in raster order.
+
+use core::ops::Range;
+
+use super::classifier::SelfTestReport;
+use super::graph::{self, Observer};
+use crate::format::{BernoulliHead, Family, Mask, Model, OpKind, OpRepr, MAX_TENSORS};
+use crate::kernels::{fast as k, reference::ConvParams};
+use crate::rng::Rng;
+use crate::{Error, Result};
+
+/// A negative log-likelihood in units of 2⁻¹⁶ nats: the sum of the head's
+/// per-pixel table entries, so host and device agree to the last bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Nll(pub u64);
+
+impl Nll {
+    /// In nats.
+    pub fn nats(self) -> f64 {
+        self.0 as f64 / BernoulliHead::NLL_ONE
+    }
+}
+
+/// Runs a density model: one logit per pixel, a Bernoulli over binary pixels.
+///
+/// Input convention: a pixel is 0 or 1 and its int8 value is the same
+/// number (the checker requires the input tensor to have scale 1 and zero
+/// point 0). [`DensityModel::new`] verifies that the ops are causal in
+/// raster order, which is what makes [`DensityModel::sample`]'s
+/// incremental evaluation exact.
+#[derive(Clone, Copy, Debug)]
+pub struct DensityModel<'m> {
+    model: Model<'m>,
+    head: BernoulliHead<'m>,
+    h: usize,
+    w: usize,
+    /// Rows each tensor keeps while sampling (0: the tensor is unused).
+    rows: [u8; MAX_TENSORS],
+    /// Where each tensor's ring of rows starts in the sampling arena.
+    ring_at: [u32; MAX_TENSORS],
+    sample_arena: u32,
+}
+
+impl<'m> DensityModel<'m> {
+    /// Wraps a checked model.
+    ///
+    /// # Errors
+    /// [`Error::WrongFamily`] if the model is not a density model;
+    /// [`Error::NotCausal`] if an op could let a pixel see itself or a later
+    /// pixel (the image read by anything but a mask-A conv, a spatial conv
+    /// without mask, a shape change, an op other than conv and add), or if
+    /// the logits could depend on the pixel they predict.
+    pub fn new(model: Model<'m>) -> Result<Self> {
+        if model.family() != Family::Density {
+            return Err(Error::WrongFamily);
+        }
+        let head = model.bernoulli_head().ok_or(Error::BadGraph)?;
+        let input = model.input();
+        let (h, w) = (input.h as usize, input.w as usize);
+        // strict[t]: position p of tensor t depends on pixels before p only.
+        let mut strict = [false; MAX_TENSORS];
+        let mut rows = [0u8; MAX_TENSORS];
+        rows[0] = input.h.min(255) as u8;
+        if input.h > 255 {
+            return Err(Error::NotCausal);
+        }
+        for i in 0..model.op_count() {
+            let op = model.op(i).ok_or(Error::BadOp(i as u16))?;
+            let (a, o) = (op.input as usize, op.output as usize);
+            let to = model.tensor(o).ok_or(Error::BadGraph)?;
+            if (to.h as usize, to.w as usize) != (h, w) {
+                return Err(Error::NotCausal);
+            }
+            strict[o] = match op.kind {
+                OpKind::Conv2d => {
+                    let kk = op.kernel as usize;
+                    let mask = match op.mask() {
+                        Some(Mask::None) if kk == 1 => Mask::B,
+                        Some(m @ (Mask::A | Mask::B)) => m,
+                        _ => return Err(Error::NotCausal),
+                    };
+                    if mask == Mask::B && a == 0 {
+                        return Err(Error::NotCausal);
+                    }
+                    if a != 0 {
+                        rows[a] = rows[a].max((kk / 2 + 1) as u8);
+                    }
+                    mask == Mask::A || strict[a]
+                }
+                OpKind::Add => {
+                    let b = op.input2() as usize;
+                    if a == 0 || b == 0 {
+                        return Err(Error::NotCausal);
+                    }
+                    rows[a] = rows[a].max(1);
+                    rows[b] = rows[b].max(1);
+                    strict[a] && strict[b]
+                }
+                _ => return Err(Error::NotCausal),
+            };
+            rows[o] = rows[o].max(1);
+        }
+        let out = model
+            .op(model.op_count().wrapping_sub(1))
+            .ok_or(Error::BadGraph)?
+            .output as usize;
+        if !strict[out] {
+            return Err(Error::NotCausal);
+        }
+        let mut ring_at = [0u32; MAX_TENSORS];
+        let mut at = 0u64;
+        for t in 0..model.tensor_count() {
+            let c = model.tensor(t).ok_or(Error::BadGraph)?.c as u64;
+            ring_at[t] = u32::try_from(at).map_err(|_| Error::BadGraph)?;
+            at += (rows[t] as u64 * w as u64 * c + 3) & !3;
+        }
+        let sample_arena = u32::try_from(at).map_err(|_| Error::BadGraph)?;
+        Ok(DensityModel {
+            model,
+            head,
+            h,
+            w,
+            rows,
+            ring_at,
+            sample_arena,
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model<'m> {
+        &self.model
+    }
+
+    /// Pixels per image.
+    pub fn pixels(&self) -> usize {
+        self.h * self.w
+    }
+
+    /// Image height and width.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.h, self.w)
+    }
+
+    /// Arena bytes [`log_prob`](Self::log_prob) needs (the model's buffer plan).
+    pub fn arena_len(&self) -> usize {
+        self.model.arena_len()
+    }
+
+    /// Arena bytes [`sample`](Self::sample) needs: a ring of rows per tensor
+    /// (`k / 2 + 1` rows before a `k`×`k` causal conv, one row otherwise, the
+    /// whole image for the input).
+    pub fn sample_arena_len(&self) -> usize {
+        self.sample_arena as usize
+    }
+
+    fn check_image(&self, image: &[u8]) -> Result<()> {
+        if image.len() != self.pixels() {
+            return Err(Error::BadLength {
+                expected: self.pixels() as u32,
+                got: image.len() as u32,
+            });
+        }
+        match image.iter().position(|&p| p > 1) {
+            Some(i) => Err(Error::BadInput(i as u32)),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs the whole network on `image` and returns the int8 logit of
+    /// every pixel (borrowing the arena).
+    ///
+    /// # Errors
+    /// As [`nll`](Self::nll).
+    pub fn logits<'a>(&self, image: &[u8], arena: &'a mut [u8]) -> Result<&'a [i8]> {
+        self.logits_observed(image, arena, &mut ())
+    }
+
+    /// [`logits`](Self::logits) with hooks around every op.
+    ///
+    /// # Errors
+    /// As [`nll`](Self::nll).
+    pub fn logits_observed<'a>(
+        &self,
+        image: &[u8],
+        arena: &'a mut [u8],
+        obs: &mut impl Observer,
+    ) -> Result<&'a [i8]> {
+        self.check_image(image)?;
+        graph::check_arena(&self.model, arena)?;
+        arena
+            .get_mut(self.model.input().arena_range())
+            .ok_or(Error::BadGraph)?
+            .copy_from_slice(image);
+        graph::run(&self.model, arena, obs)?;
+        let out = arena
+            .get(self.model.output().arena_range())
+            .ok_or(Error::BadGraph)?;
+        Ok(bytemuck::cast_slice(out))
+    }
+
+    /// The negative log-likelihood of a binary image (pixels 0 or 1, row-major).
+    ///
+    /// # Errors
+    /// [`Error::BadLength`] for the wrong number of pixels, [`Error::BadInput`]
+    /// for a pixel other than 0 or 1, [`Error::ArenaTooSmall`].
+    pub fn nll(&self, image: &[u8], arena: &mut [u8]) -> Result<Nll> {
+        self.nll_observed(image, arena, &mut ())
+    }
+
+    /// [`nll`](Self::nll) with hooks around every op.
+    ///
+    /// # Errors
+    /// As [`nll`](Self::nll).
+    pub fn nll_observed(
+        &self,
+        image: &[u8],
+        arena: &mut [u8],
+        obs: &mut impl Observer,
+    ) -> Result<Nll> {
+        let logits = self.logits_observed(image, arena, obs)?;
+        let sum = logits
+            .iter()
+            .zip(image)
+            .map(|(&q, &p)| self.head.nll(q, p == 1) as u64)
+            .sum();
+        Ok(Nll(sum))
+    }
+
+    /// `log p(image)` in nats (negative): `−nll(image).nats()`.
+    ///
+    /// # Errors
+    /// As [`nll`](Self::nll).
+    pub fn log_prob(&self, image: &[u8], arena: &mut [u8]) -> Result<f64> {
+        Ok(-self.nll(image, arena)?.nats())
+    }
+
+    /// Samples an image in raster order into `image`, evaluating each
+    /// tensor once per position: since the ops are causal (checked by
+    /// [`new`](Self::new)), a position's activations depend only on pixels
+    /// already drawn, so nothing is ever recomputed. Costs about one
+    /// forward pass per image, against one per pixel for
+    /// [`sample_full`](Self::sample_full), and draws the same image.
+    ///
+    /// # Errors
+    /// [`Error::BadLength`] if `image` is not one image;
+    /// [`Error::ArenaTooSmall`] below [`sample_arena_len`](Self::sample_arena_len).
+    pub fn sample(&self, rng: &mut impl Rng, image: &mut [u8], arena: &mut [u8]) -> Result<()> {
+        if image.len() != self.pixels() {
+            return Err(Error::BadLength {
+                expected: self.pixels() as u32,
+                got: image.len() as u32,
+            });
+        }
+        if arena.len() < self.sample_arena_len() {
+            return Err(Error::ArenaTooSmall {
+                needed: self.sample_arena,
+                got: arena.len() as u32,
+            });
+        }
+        let input = self.ring(0)?;
+        arena.get_mut(input.clone()).ok_or(Error::BadGraph)?.fill(0);
+        let last = self.model.op_count().wrapping_sub(1);
+        let out_t = self.model.op(last).ok_or(Error::BadGraph)?.output as usize;
+        for y in 0..self.h {
+            for x in 0..self.w {
+                for i in 0..self.model.op_count() {
+                    let op = self.model.op(i).ok_or(Error::BadOp(i as u16))?;
+                    self.op_at(&op, y, x, arena)
+                        .map_err(|_| Error::BadOp(i as u16))?;
+                }
+                let slot = (y % self.rows[out_t] as usize) * self.w + x;
+                let at = self.ring(out_t)?.start + slot;
+                let q = *arena.get(at).ok_or(Error::BadGraph)? as i8;
+                let bit = rng.next_u32() < self.head.p_one(q);
+                let px = y * self.w + x;
+                arena[input.start + px] = bit as u8;
+                image[px] = bit as u8;
+            }
+        }
+        Ok(())
+    }
+
+    /// Samples like [`sample`](Self::sample), but runs the whole network
+    /// once per pixel. The reference for the incremental path, and the
+    /// baseline of its speed-up; draws the same image for the same RNG.
+    ///
+    /// # Errors
+    /// As [`sample`](Self::sample), with the arena of [`nll`](Self::nll).
+    pub fn sample_full(
+        &self,
+        rng: &mut impl Rng,
+        image: &mut [u8],
+        arena: &mut [u8],
+    ) -> Result<()> {
+        if image.len() != self.pixels() {
+            return Err(Error::BadLength {
+                expected: self.pixels() as u32,
+                got: image.len() as u32,
+            });
+        }
+        image.fill(0);
+        for px in 0..self.pixels() {
+            let logits = self.logits(image, arena)?;
+            let q = *logits.get(px).ok_or(Error::BadGraph)?;
+            image[px] = (rng.next_u32() < self.head.p_one(q)) as u8;
+        }
+        Ok(())
+    }
+
+    /// Runs the stored self-test (images and the logits the host computed).
+    ///
+    /// # Errors
+    /// [`Error::BadSelfTest`] when the model has none; as [`nll`](Self::nll).
+    pub fn selftest(&self, arena: &mut [u8]) -> Result<SelfTestReport> {
+        let st = self.model.selftest().ok_or(Error::BadSelfTest)?;
+        let mut report = SelfTestReport {
+            passed: 0,
+            total: 0,
+            first_failure: None,
+        };
+        for i in 0..st.count() {
+            let (input, expected) = st.case(i).ok_or(Error::BadSelfTest)?;
+            let got = self.logits(input, arena)?;
+            report.total += 1;
+            if got == expected {
+                report.passed += 1;
+            } else if report.first_failure.is_none() {
+                report.first_failure = Some(i as u32);
+            }
+        }
+        Ok(report)
+    }
+
+    /// Byte range of tensor `t`'s ring in the sampling arena.
+    fn ring(&self, t: usize) -> Result<Range<usize>> {
+        let c = self.model.tensor(t).ok_or(Error::BadGraph)?.c as usize;
+        let start = self.ring_at[t] as usize;
+        Ok(start..start + self.rows[t] as usize * self.w * c)
+    }
+
+    /// Bytes of tensor `t` at position `(y, x)` in its ring.
+    fn at(&self, t: usize, y: usize, x: usize) -> Result<Range<usize>> {
+        let c = self.model.tensor(t).ok_or(Error::BadGraph)?.c as usize;
+        let rows = (self.rows[t] as usize).max(1);
+        let start = self.ring_at[t] as usize + ((y % rows) * self.w + x) * c;
+        Ok(start..start + c)
+    }
+
+    /// Computes op `op` at position `(y, x)` only.
+    fn op_at(&self, op: &OpRepr, y: usize, x: usize, arena: &mut [u8]) -> Result<()> {
+        let (a, o) = (op.input as usize, op.output as usize);
+        let bad = Error::BadGraph;
+        match op.kind {
+            OpKind::Conv2d => {
+                let ti = self.model.tensor(a).ok_or(bad)?;
+                let to = self.model.tensor(o).ok_or(bad)?;
+                let p = ConvParams {
+                    in_h: self.h,
+                    in_w: self.w,
+                    in_c: ti.c as usize,
+                    out_h: self.h,
+                    out_w: self.w,
+                    out_c: to.c as usize,
+                    k: op.kernel as usize,
+                    stride: 1,
+                    pad: op.pad as usize,
+                    in_zp: ti.zero_point,
+                    out_zp: to.zero_point,
+                    act_min: op.act_min,
+                    act_max: op.act_max,
+                };
+                let mask = match op.mask() {
+                    Some(Mask::None) => Mask::None,
+                    Some(m) => m,
+                    None => return Err(bad),
+                };
+                let src = self.ring(a)?;
+                let dst = self.at(o, y, x)?;
+                let (input, _, out) =
+                    graph::split_three(arena, src.clone(), src, dst).ok_or(bad)?;
+                let (m, s) = self.model.requant(op);
+                k::conv2d_pixel(
+                    &p,
+                    mask,
+                    bytemuck::cast_slice(input),
+                    self.rows[a] as usize,
+                    y,
+                    x,
+                    self.model.weights(op),
+                    self.model.bias(op),
+                    m,
+                    s,
+                    bytemuck::cast_slice_mut(out),
+                )
+            }
+            OpKind::Add => {
+                let p = graph::add_params(&self.model, op).ok_or(bad)?;
+                let (ra, rb) = (self.at(a, y, x)?, self.at(op.input2() as usize, y, x)?);
+                let (va, vb, out) =
+                    graph::split_three(arena, ra, rb, self.at(o, y, x)?).ok_or(bad)?;
+                k::add(
+                    &p,
+                    bytemuck::cast_slice(va),
+                    bytemuck::cast_slice(vb),
+                    bytemuck::cast_slice_mut(out),
+                )
+            }
+            _ => Err(bad),
+        }
+    }
+}
