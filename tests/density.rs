@@ -275,6 +275,18 @@ fn nll_adds_the_head_table_over_the_logits() {
     assert_eq!(nll.0, want);
     assert!(nll.0 > 0);
     assert_eq!(dm.log_prob(&img, &mut arena).unwrap(), -nll.nats());
+    // Streaming (ring-of-rows arena) gives the same bits.
+    let mut small = vec![0u8; dm.sample_arena_len()];
+    for s in 0..5 {
+        let img = image(20 + s, 36);
+        assert_eq!(
+            dm.nll_streaming(&img, &mut small).unwrap(),
+            dm.nll(&img, &mut arena).unwrap()
+        );
+    }
+    let mut bad = img.clone();
+    bad[3] = 7;
+    assert_eq!(dm.nll_streaming(&bad, &mut small), Err(Error::BadInput(3)));
 }
 
 #[test]

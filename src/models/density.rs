@@ -253,6 +253,38 @@ impl<'m> DensityModel<'m> {
                 got: image.len() as u32,
             });
         }
+        self.raster(arena, |head, q, px| {
+            let bit = rng.next_u32() < head.p_one(q);
+            image[px] = bit as u8;
+            bit
+        })
+    }
+
+    /// [`nll`](Self::nll) computed position by position in the small arena
+    /// of [`sample`](Self::sample) (a ring of rows per tensor instead of
+    /// whole feature maps): the same value, for boards whose RAM cannot hold
+    /// the full buffer plan. Same MACs, more loop overhead.
+    ///
+    /// # Errors
+    /// As [`nll`](Self::nll), with [`sample_arena_len`](Self::sample_arena_len).
+    pub fn nll_streaming(&self, image: &[u8], arena: &mut [u8]) -> Result<Nll> {
+        self.check_image(image)?;
+        let mut total = 0u64;
+        self.raster(arena, |head, q, px| {
+            let bit = image[px] == 1;
+            total += head.nll(q, bit) as u64;
+            bit
+        })?;
+        Ok(Nll(total))
+    }
+
+    /// Walks the positions in raster order, evaluating every op at each
+    /// position only, then sets the pixel to `pixel(head, logit, index)`.
+    fn raster(
+        &self,
+        arena: &mut [u8],
+        mut pixel: impl FnMut(&BernoulliHead<'m>, i8, usize) -> bool,
+    ) -> Result<()> {
         if arena.len() < self.sample_arena_len() {
             return Err(Error::ArenaTooSmall {
                 needed: self.sample_arena,
@@ -270,13 +302,12 @@ impl<'m> DensityModel<'m> {
                     self.op_at(&op, y, x, arena)
                         .map_err(|_| Error::BadOp(i as u16))?;
                 }
-                let slot = (y % self.rows[out_t] as usize) * self.w + x;
-                let at = self.ring(out_t)?.start + slot;
-                let q = *arena.get(at).ok_or(Error::BadGraph)? as i8;
-                let bit = rng.next_u32() < self.head.p_one(q);
+                let q = *arena
+                    .get(self.at(out_t, y, x)?.start)
+                    .ok_or(Error::BadGraph)? as i8;
                 let px = y * self.w + x;
-                arena[input.start + px] = bit as u8;
-                image[px] = bit as u8;
+                let bit = pixel(&self.head, q, px);
+                *arena.get_mut(input.start + px).ok_or(Error::BadGraph)? = bit as u8;
             }
         }
         Ok(())
