@@ -26,6 +26,7 @@ struct Net {
     data: Vec<u8>,
     head: Option<Vec<u8>>,
     arena: u32,
+    selftest: Option<(u32, u32, Vec<u8>)>,
 }
 
 impl Net {
@@ -68,7 +69,7 @@ impl Net {
             tensors: &self.tensors,
             ops: &self.ops,
             data: &self.data,
-            selftest: None,
+            selftest: self.selftest.as_ref().map(|(i, o, r)| (*i, *o, &r[..])),
             head: self.head.as_deref(),
         };
         let mut words = vec![0u32; repr.buffer_len().div_ceil(4)];
@@ -186,6 +187,7 @@ fn pixelcnn(seed: u64, side: u16) -> Net {
         data: Vec::new(),
         head: None,
         arena: 0,
+        selftest: None,
     };
     let x = net.tensor(side, side, 1, 0, 1.0);
     let a = conv(&mut net, &mut g, x, 6, 5, Mask::A, true, side);
@@ -284,6 +286,9 @@ fn nll_adds_the_head_table_over_the_logits() {
             dm.nll(&img, &mut arena).unwrap()
         );
     }
+    let mut out = vec![0i8; 36];
+    dm.logits_streaming(&img, &mut small, &mut out).unwrap();
+    assert_eq!(&out[..], dm.logits(&img, &mut arena).unwrap());
     let mut bad = img.clone();
     bad[3] = 7;
     assert_eq!(dm.nll_streaming(&bad, &mut small), Err(Error::BadInput(3)));
@@ -532,4 +537,42 @@ fn causal_kernels_refuse_what_they_cannot_run() {
     assert!(fast::conv2d_pixel(&p, Mask::B, &x[..4], 1, 0, 0, &w, &b, &m, &s, &mut px).is_err());
     assert!(fast::conv2d_pixel(&p, Mask::B, &x[..8], 2, 4, 0, &w, &b, &m, &s, &mut px).is_err());
     assert!(fast::conv2d_pixel(&p, Mask::B, &x[..8], 2, 3, 3, &w, &b, &m, &s, &mut px).is_ok());
+}
+
+#[test]
+fn selftest_runs_in_the_full_and_the_streaming_arena() {
+    let mut net = pixelcnn(8, 6);
+    let words = net.emit();
+    let dm = DensityModel::new(Model::new_checked(bytes(&words)).unwrap()).unwrap();
+    let mut arena = vec![0u8; dm.arena_len()];
+    let mut recs = Vec::new();
+    for s in 0..3 {
+        let img = image(40 + s, 36);
+        let logits = dm.logits(&img, &mut arena).unwrap().to_vec();
+        recs.extend_from_slice(&img);
+        recs.extend(logits.iter().map(|&q| q as u8));
+        while recs.len() % 4 != 0 {
+            recs.push(0);
+        }
+    }
+    net.selftest = Some((36, 36, recs.clone()));
+    let words = net.emit();
+    let dm = DensityModel::new(Model::new_checked(bytes(&words)).unwrap()).unwrap();
+    for len in [dm.arena_len(), dm.sample_arena_len()] {
+        let r = dm.selftest(&mut vec![0u8; len]).unwrap();
+        assert_eq!(
+            (r.passed, r.total, r.first_failure),
+            (3, 3, None),
+            "arena {len}"
+        );
+    }
+    // One wrong stored logit in case 1 fails that case on both paths.
+    recs[72 + 36 + 5] ^= 1;
+    net.selftest = Some((36, 36, recs));
+    let words = net.emit();
+    let dm = DensityModel::new(Model::new_checked(bytes(&words)).unwrap()).unwrap();
+    for len in [dm.arena_len(), dm.sample_arena_len()] {
+        let r = dm.selftest(&mut vec![0u8; len]).unwrap();
+        assert_eq!((r.passed, r.first_failure), (2, Some(1)), "arena {len}");
+    }
 }

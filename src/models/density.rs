@@ -278,6 +278,27 @@ impl<'m> DensityModel<'m> {
         Ok(Nll(total))
     }
 
+    /// [`logits`](Self::logits) computed position by position in the
+    /// streaming arena (see [`nll_streaming`](Self::nll_streaming)), written
+    /// into `out` (one per pixel).
+    ///
+    /// # Errors
+    /// As [`nll_streaming`](Self::nll_streaming); [`Error::BadLength`] if
+    /// `out` is not one logit per pixel.
+    pub fn logits_streaming(&self, image: &[u8], arena: &mut [u8], out: &mut [i8]) -> Result<()> {
+        self.check_image(image)?;
+        if out.len() != self.pixels() {
+            return Err(Error::BadLength {
+                expected: self.pixels() as u32,
+                got: out.len() as u32,
+            });
+        }
+        self.raster(arena, |_, q, px| {
+            out[px] = q;
+            image[px] == 1
+        })
+    }
+
     /// Walks the positions in raster order, evaluating every op at each
     /// position only, then sets the pixel to `pixel(head, logit, index)`.
     fn raster(
@@ -341,9 +362,12 @@ impl<'m> DensityModel<'m> {
     }
 
     /// Runs the stored self-test (images and the logits the host computed).
+    /// With an arena smaller than [`arena_len`](Self::arena_len) it runs the
+    /// streaming path, comparing logits as they are computed.
     ///
     /// # Errors
-    /// [`Error::BadSelfTest`] when the model has none; as [`nll`](Self::nll).
+    /// [`Error::BadSelfTest`] when the model has none; as [`nll`](Self::nll)
+    /// or, with a small arena, [`nll_streaming`](Self::nll_streaming).
     pub fn selftest(&self, arena: &mut [u8]) -> Result<SelfTestReport> {
         let st = self.model.selftest().ok_or(Error::BadSelfTest)?;
         let mut report = SelfTestReport {
@@ -351,11 +375,25 @@ impl<'m> DensityModel<'m> {
             total: 0,
             first_failure: None,
         };
+        let full = arena.len() >= self.arena_len();
         for i in 0..st.count() {
             let (input, expected) = st.case(i).ok_or(Error::BadSelfTest)?;
-            let got = self.logits(input, arena)?;
+            let same = if full {
+                self.logits(input, arena)? == expected
+            } else {
+                self.check_image(input)?;
+                if expected.len() != self.pixels() {
+                    return Err(Error::BadSelfTest);
+                }
+                let mut same = true;
+                self.raster(arena, |_, q, px| {
+                    same &= expected[px] == q;
+                    input[px] == 1
+                })?;
+                same
+            };
             report.total += 1;
-            if got == expected {
+            if same {
                 report.passed += 1;
             } else if report.first_failure.is_none() {
                 report.first_failure = Some(i as u32);
