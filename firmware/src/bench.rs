@@ -15,6 +15,12 @@ pub trait CycleCounter {
     const ONE: &'static str;
     /// The current count.
     fn now(&mut self) -> u32;
+    /// The current count without the 32-bit wrap, for intervals longer than
+    /// 2³² counts (whole sampled images). Counters that only have 32 bits
+    /// return [`now`](Self::now).
+    fn now64(&mut self) -> u64 {
+        self.now() as u64
+    }
 }
 
 /// Counts per op of one inference, taken in the core's `before`/`after` hooks.

@@ -50,6 +50,7 @@ compile_error!("pick a board: feature `qemu` or `nrf52840-dk`");
 compile_error!("feature `nrf-budget` links the qemu app under nRF52840 limits: it needs `qemu`");
 
 pub mod bench;
+pub mod density;
 pub mod eval;
 pub mod mem;
 pub mod report;
@@ -57,8 +58,8 @@ pub mod status;
 
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::OutputPin;
-use tinyinfer::format::{Model, MAX_OPS};
-use tinyinfer::models::Classifier;
+use tinyinfer::format::{Family, Model, MAX_OPS};
+use tinyinfer::models::{Classifier, DensityModel};
 
 pub use bench::{CycleCounter, LayerBench};
 pub use eval::{HostLink, LinkError, NoHost};
@@ -164,7 +165,17 @@ where
     C: CycleCounter,
     H: HostLink,
 {
-    let model = match Model::new_checked(partition).and_then(Classifier::new) {
+    let checked = match Model::new_checked(partition) {
+        Ok(m) => m,
+        Err(e) => return Outcome::Model(e),
+    };
+    if checked.family() == Family::Density {
+        return match DensityModel::new(checked) {
+            Ok(dm) => density::run(&mut hw.counter, host, &dm, arena, input),
+            Err(e) => Outcome::Model(e),
+        };
+    }
+    let model = match Classifier::new(checked) {
         Ok(m) => m,
         Err(e) => return Outcome::Model(e),
     };

@@ -5,7 +5,7 @@
 //! change a format string here and change the parser there.
 
 use tinyinfer::format::Model;
-use tinyinfer::models::{Classifier, SelfTestReport};
+use tinyinfer::models::{Classifier, DensityModel, Nll, SelfTestReport};
 
 use crate::eval::{EvalReport, LinkError};
 use crate::{mem, BoardInfo, Outcome};
@@ -143,4 +143,81 @@ pub fn done(o: &Outcome) {
         }
         _ => defmt::error!("done: {} (exit status {=u8})", o, o.code()),
     }
+}
+
+/// The checked density model.
+pub fn density_model(d: &DensityModel<'_>) {
+    let m = d.model();
+    let (h, w) = d.shape();
+    defmt::info!(
+        "density model: {=u32} bytes, {=u32} ops, {=u64} MACs, arena {=u32} bytes, streaming arena {=u32} bytes, {=u32}x{=u32} pixels, {=u32} self-test cases",
+        m.as_bytes().len() as u32,
+        m.op_count() as u32,
+        m.macs(),
+        m.arena_len() as u32,
+        d.sample_arena_len() as u32,
+        h as u32,
+        w as u32,
+        m.selftest().map_or(0, |s| s.count()) as u32
+    );
+}
+
+/// The NLL of stored image `i` (in 2^-16 nats, exactly as the core sums it).
+pub fn nll(i: usize, v: Nll, counts: u64, unit: &'static str, full: bool) {
+    defmt::info!(
+        "score: image {=u32} nll {=u64} (2^-16 nats) in {=u64} {=str} on the {=str} path",
+        i as u32,
+        v.0,
+        counts,
+        unit,
+        if full { "full" } else { "streaming" }
+    );
+}
+
+/// Counts of one image scored on the streaming path.
+pub fn streaming(counts: u64, unit: &'static str) {
+    defmt::info!(
+        "score: streaming path {=u64} {=str} per image",
+        counts,
+        unit
+    );
+}
+
+/// A sampled image: one line per row (bit x = pixel x, rows up to 32 wide),
+/// then the counts it took.
+pub fn sample(seed: u64, image: &[u8], (h, w): (usize, usize), counts: u64, unit: &'static str) {
+    if w <= 32 {
+        for (y, row) in image.chunks(w).take(h).enumerate() {
+            let bits = row
+                .iter()
+                .enumerate()
+                .fold(0u32, |b, (x, &p)| b | (((p & 1) as u32) << x));
+            defmt::info!(
+                "sample: seed {=u64} row {=u32} bits {=u32}",
+                seed,
+                y as u32,
+                bits
+            );
+        }
+    } else {
+        defmt::warn!("sample: rows wider than 32 pixels are not sent");
+    }
+    let ones = image.iter().filter(|&&p| p == 1).count() as u32;
+    defmt::info!(
+        "sample: seed {=u64} drawn incrementally in {=u64} {=str}, {=u32} ones",
+        seed,
+        counts,
+        unit,
+        ones
+    );
+}
+
+/// The full-recomputation baseline of sampling.
+pub fn sample_full(pixels: usize, counts: u64, unit: &'static str) {
+    defmt::info!(
+        "sample: full recomputation of {=u32} pixels in {=u64} {=str}",
+        pixels as u32,
+        counts,
+        unit
+    );
 }

@@ -31,6 +31,8 @@
 //! | 25 | `Error::ArenaTooSmall` (the firmware's static arena) |
 //! | 26 | `Error::BadLength` |
 //! | 27 | `Error::BadSelfTest` |
+//! | 28 | `Error::NotCausal` |
+//! | 29 | `Error::BadInput` |
 //! | 39 | an `Error` variant newer than this table |
 
 use tinyinfer::Error;
@@ -99,6 +101,8 @@ pub fn error_code(e: &Error) -> u8 {
         Error::ArenaTooSmall { .. } => 25,
         Error::BadLength { .. } => 26,
         Error::BadSelfTest => 27,
+        Error::NotCausal => 28,
+        Error::BadInput(_) => 29,
         _ => OTHER_MODEL_ERROR,
     }
 }

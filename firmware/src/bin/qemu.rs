@@ -61,13 +61,17 @@ impl CycleCounter for Instructions {
     const ONE: &'static str = "instruction";
 
     fn now(&mut self) -> u32 {
+        self.now64() as u32
+    }
+
+    fn now64(&mut self) -> u64 {
         loop {
             let w0 = WRAPS.load(Ordering::Relaxed);
             let cvr = SYST::get_current();
             // A wrap between the two loads ran the exception: read again.
             if WRAPS.load(Ordering::Relaxed) == w0 {
                 let ticks = ((w0 as u64) << 24) | (RELOAD - cvr) as u64;
-                return (ticks * INSTRUCTIONS_PER_TICK) as u32;
+                return ticks * INSTRUCTIONS_PER_TICK;
             }
         }
     }
