@@ -9,6 +9,7 @@ pub mod eval;
 pub mod export;
 pub mod flash;
 pub mod float_model;
+pub mod pixelcnn;
 pub mod quantize;
 pub mod simulate;
 pub mod train;

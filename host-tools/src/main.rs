@@ -29,6 +29,8 @@ struct Cli {
 enum Cmd {
     /// Train a DiracNet on Fashion-MNIST (burn, with mixup).
     Train(train::TrainArgs),
+    /// Train a float PixelCNN on binarized MNIST (burn); writes epoch-N.json, final.json, summary.json.
+    TrainPixelcnn(tinyinfer_tools::pixelcnn::PixelCnnArgs),
     /// Fold, calibrate, quantize and write a `.tinf` model (and optionally its Intel HEX image).
     Export(ExportArgs),
     /// Evaluate a `.tinf` model through the core on the 10,000 test images.
@@ -143,6 +145,8 @@ fn main() {
         Cmd::Train(a) => {
             train::run(&a).map(|s| println!("final checkpoint: {}", s.checkpoint.display()))
         }
+        Cmd::TrainPixelcnn(a) => tinyinfer_tools::pixelcnn::run(&a)
+            .map(|s| println!("final model: {}", s.final_json.display())),
         Cmd::Export(a) => export(&a).map(|_| ()),
         Cmd::Eval(a) => run_eval(&a).map(|_| ()),
         Cmd::Inspect(a) => inspect(&a),
