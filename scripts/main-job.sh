@@ -6,7 +6,8 @@
 # (e.g. --epochs 30 for the longer documented run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-cargo build --release -p tinyinfer-tools
+bash scripts/setup.sh data
+# The smallest tool: without `simulate` (QEMU, defmt) and `flash` (probe-rs).
+cargo build --release -p tinyinfer-tools --no-default-features
 # lr 0.4 without augmentation measured best for short schedules (docs/training.md).
 exec ./target/release/tinyinfer pipeline --epochs "${EPOCHS:-5}" --lr 0.4 --augment false --out runs/diracnet "$@"

@@ -2,20 +2,28 @@
 # Installs what tinyinfer needs on a fresh Debian machine (idempotent):
 # Fashion-MNIST (Debian package), QEMU for the simulated Cortex-M4, the
 # Cortex-M rustup targets and the lint components.
+# `scripts/setup.sh data` installs only what the main job needs (the data set).
 set -euo pipefail
+MODE="${1:-all}"
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 need=()
 dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || need+=(dataset-fashion-mnist)
-dpkg -s qemu-system-arm >/dev/null 2>&1 || need+=(qemu-system-arm)
+if [ "$MODE" != data ]; then
+  dpkg -s qemu-system-arm >/dev/null 2>&1 || need+=(qemu-system-arm)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+if [ "$MODE" = data ]; then
+  echo "setup: ok (data only)"
+  exit 0
+fi
 rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi >/dev/null 2>&1 || rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
 echo "setup: ok ($(rustc --version), $(qemu-system-arm --version | head -n1))"

@@ -6,6 +6,18 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 
+# The shared data sets (binarized MNIST, MNIST; ../shared/data/README.md):
+# $TINYINFER_DATA, else ../shared/data beside the repository.
+if [ -z "${TINYINFER_DATA:-}" ] && [ -d ../shared/data ]; then
+  TINYINFER_DATA="$(cd ../shared/data && pwd)"
+fi
+if [ ! -f "${TINYINFER_DATA:-../shared/data}/binarized_mnist/binarized_mnist_test-images-idx3-ubyte.gz" ]; then
+  echo "test: binarized MNIST not found under ${TINYINFER_DATA:-../shared/data}; set TINYINFER_DATA to the shared data directory (see its README.md)"
+  echo "tests: 0 passed, 1 failed"
+  exit 1
+fi
+export TINYINFER_DATA
+
 log=$(mktemp)
 status=0
 step() {
@@ -17,6 +29,8 @@ step() {
 
 step cargo fmt --all -- --check
 step cargo clippy --release --workspace --all-targets --features tinyinfer/emit -- -D warnings
+# The main job's build: host tools without `simulate` and `flash`.
+step cargo clippy --release -p tinyinfer-tools --no-default-features --all-targets -- -D warnings
 step cargo build --release -p tinyinfer --target thumbv7em-none-eabihf
 step cargo build --release -p tinyinfer --target thumbv6m-none-eabi
 step cargo build --release -p tinyinfer --target thumbv7em-none-eabihf --features defmt

@@ -84,8 +84,8 @@ pub fn confusion(pred: &[usize], labels: &[u8], classes: usize) -> Vec<Vec<u32>>
 pub struct LayerInfo {
     /// Op index.
     pub index: usize,
-    /// Op name.
-    pub op: &'static str,
+    /// Op name (with the mask of a causal conv, e.g. `conv2d/B`).
+    pub op: String,
     /// Input shape (h, w, c).
     pub input: [u16; 3],
     /// Output shape (h, w, c).
@@ -132,7 +132,15 @@ pub fn inspect(model: &Model<'_>) -> Result<Inspect> {
         let (w, b) = (model.weights(&op).len(), model.bias(&op).len());
         layers.push(LayerInfo {
             index: i,
-            op: op.kind.name(),
+            op: match (op.kind, op.mask()) {
+                (
+                    OpKind::Conv2d,
+                    Some(m @ (tinyinfer::format::Mask::A | tinyinfer::format::Mask::B)),
+                ) => {
+                    format!("conv2d/{m:?}")
+                }
+                _ => op.kind.name().to_string(),
+            },
             input: [ti.h, ti.w, ti.c],
             output: [to.h, to.w, to.c],
             macs: model.op_macs(&op),

@@ -5,11 +5,14 @@
 //! runs on the device.
 
 pub mod data;
+pub mod density;
 pub mod eval;
 pub mod export;
+#[cfg(feature = "flash")]
 pub mod flash;
 pub mod float_model;
 pub mod pixelcnn;
 pub mod quantize;
+#[cfg(feature = "simulate")]
 pub mod simulate;
 pub mod train;

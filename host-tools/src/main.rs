@@ -9,7 +9,8 @@ use serde::Serialize;
 use tinyinfer_tools::data::{self, Split, CLASS_NAMES};
 use tinyinfer_tools::eval::{self, accuracy, argmax_rows, confusion};
 use tinyinfer_tools::export::{intel_hex, write_atomic, AlignedBlob};
-use tinyinfer_tools::{quantize, train};
+use tinyinfer_tools::pixelcnn::data::shared_data_dir;
+use tinyinfer_tools::{density, quantize, train};
 
 /// Base address of the nRF52840-DK MODEL flash partition (see firmware/memory-nrf52840-dk.x).
 const DEFAULT_HEX_BASE: u32 = 0x000C_0000;
@@ -37,23 +38,99 @@ enum Cmd {
     Eval(EvalArgs),
     /// Print layers, shapes, MACs, parameter, blob and arena bytes of a `.tinf` model.
     Inspect(InspectArgs),
+    /// Sample binary images from a PixelCNN `.tinf` through the core and write a PNG grid.
+    Sample(SampleArgs),
+    /// Anomaly scores of a PixelCNN `.tinf`: MNIST (normal) against Fashion-MNIST by NLL, with the AUROC.
+    Anomaly(AnomalyArgs),
     /// The main job: train → export → eval, then a summary table.
     Pipeline(PipelineArgs),
     /// Run the firmware on QEMU (mps2-an386) with a model: self-test, per-layer instruction counts, stack, device evaluation.
+    #[cfg(feature = "simulate")]
     Simulate(tinyinfer_tools::simulate::SimulateArgs),
+    /// (This build has no QEMU support: rebuild with the `simulate` feature.)
+    #[cfg(not(feature = "simulate"))]
+    Simulate(Disabled),
     /// Write a model to a board's MODEL partition with probe-rs, verify it and reset the board.
+    #[cfg(feature = "flash")]
     Flash(tinyinfer_tools::flash::FlashArgs),
+    /// (This build has no probe support: rebuild with the `flash` feature.)
+    #[cfg(not(feature = "flash"))]
+    Flash(Disabled),
+}
+
+/// Arguments of a subcommand whose cargo feature is off.
+#[cfg_attr(all(feature = "simulate", feature = "flash"), allow(dead_code))]
+#[derive(clap::Args, Clone)]
+struct Disabled {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    _args: Vec<String>,
+}
+
+#[cfg_attr(all(feature = "simulate", feature = "flash"), allow(dead_code))]
+fn disabled(feature: &str) -> Result<()> {
+    anyhow::bail!(
+        "this tinyinfer was built without the `{feature}` feature (the main job builds the \
+         smallest tool); rebuild with: cargo build --release -p tinyinfer-tools \
+         (default features include `simulate` and `flash`)"
+    )
+}
+
+#[derive(clap::Args, Clone)]
+struct SampleArgs {
+    /// The PixelCNN `.tinf` model.
+    model: PathBuf,
+    /// Seed of the first image (image i uses seed + i, PCG32 as on the device).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Images to sample.
+    #[arg(long, default_value_t = 16)]
+    count: usize,
+    /// Images per row of the grid.
+    #[arg(long, default_value_t = 8)]
+    cols: usize,
+    /// Pixels per image pixel in the PNG.
+    #[arg(long, default_value_t = 3)]
+    zoom: usize,
+    /// Output PNG (written atomically).
+    #[arg(long, short, value_name = "FILE")]
+    out: PathBuf,
+    /// Recompute the whole network per pixel instead of incrementally (same images, ~pixels× slower).
+    #[arg(long)]
+    full: bool,
+}
+
+#[derive(clap::Args, Clone)]
+struct AnomalyArgs {
+    /// The PixelCNN `.tinf` model.
+    model: PathBuf,
+    /// Shared data directory with `mnist/` (default: $TINYINFER_DATA, then ../shared/data).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Fashion-MNIST directory (default: $TINYINFER_FASHION_MNIST, then Debian's path).
+    #[arg(long, value_name = "DIR")]
+    fashion: Option<PathBuf>,
+    /// Test images of each set to score (evenly spaced).
+    #[arg(long, default_value_t = 2000)]
+    count: usize,
+    /// Seed of the stochastic binarization (MNIST uses it, Fashion-MNIST seed + 1).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Clone)]
 struct ExportArgs {
-    /// Checkpoint written by `train` (a `.bpk` file or a run directory).
+    /// Checkpoint written by `train` (a `.bpk` file or a run directory), or a
+    /// PixelCNN checkpoint written by `train-pixelcnn` (a `.json` file).
     #[arg(long, value_name = "CKPT")]
     checkpoint: PathBuf,
     /// Output `.tinf` path (written atomically).
     #[arg(long, short, value_name = "FILE")]
     out: PathBuf,
-    /// Fashion-MNIST directory (calibration uses the training split only).
+    /// Fashion-MNIST directory (calibration uses the training split only); for
+    /// a PixelCNN, the shared data directory (default: $TINYINFER_DATA, then ../shared/data).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
     /// Training images used for calibration.
@@ -148,11 +225,19 @@ fn main() {
         Cmd::TrainPixelcnn(a) => tinyinfer_tools::pixelcnn::run(&a)
             .map(|s| println!("final model: {}", s.final_json.display())),
         Cmd::Export(a) => export(&a).map(|_| ()),
-        Cmd::Eval(a) => run_eval(&a).map(|_| ()),
+        Cmd::Eval(a) => eval_cmd(&a),
         Cmd::Inspect(a) => inspect(&a),
+        Cmd::Sample(a) => sample(&a),
+        Cmd::Anomaly(a) => anomaly(&a),
         Cmd::Pipeline(a) => pipeline(&a),
+        #[cfg(feature = "simulate")]
         Cmd::Simulate(a) => tinyinfer_tools::simulate::run(&a),
+        #[cfg(not(feature = "simulate"))]
+        Cmd::Simulate(_) => disabled("simulate"),
+        #[cfg(feature = "flash")]
         Cmd::Flash(a) => tinyinfer_tools::flash::run(&a),
+        #[cfg(not(feature = "flash"))]
+        Cmd::Flash(_) => disabled("flash"),
     };
     if let Err(e) = r {
         eprintln!("error: {e:#}");
@@ -168,6 +253,9 @@ struct ExportOutcome {
 
 fn export(a: &ExportArgs) -> Result<ExportOutcome> {
     ensure!(a.calib > 0, "--calib must be at least 1");
+    if a.checkpoint.extension().is_some_and(|e| e == "json") {
+        return export_density(a);
+    }
     let net = train::load_folded(&a.checkpoint)
         .with_context(|| format!("loading checkpoint {}", a.checkpoint.display()))?;
     let dir = data::fashion_mnist_dir(a.data.as_deref());
@@ -216,11 +304,125 @@ fn export(a: &ExportArgs) -> Result<ExportOutcome> {
     })
 }
 
+fn export_density(a: &ExportArgs) -> Result<ExportOutcome> {
+    let dir = shared_data_dir(a.data.as_deref());
+    let ex = density::export(&a.checkpoint, &dir, a.calib, a.selftest)?;
+    // The core must accept what we wrote before anything reaches disk.
+    AlignedBlob::new(&ex.blob)
+        .model()
+        .context("exported model fails the core's checks (exporter bug)")?;
+    write_atomic(&a.out, &ex.blob).with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!(
+        "wrote {} ({} bytes, arena {} bytes, sampling arena {} bytes, {} params, calibrated on {} training images, {} self-test cases)",
+        a.out.display(),
+        ex.blob.len(),
+        ex.arena_bytes,
+        ex.sample_arena_bytes,
+        ex.params,
+        ex.calibration_images,
+        ex.selftest_cases
+    );
+    if let Some(hex) = &a.hex {
+        write_atomic(hex, intel_hex(&ex.blob, a.base)?.as_bytes())
+            .with_context(|| format!("writing {}", hex.display()))?;
+        eprintln!("wrote {} (Intel HEX at {:#010x})", hex.display(), a.base);
+    }
+    Ok(ExportOutcome {
+        blob_bytes: ex.blob.len(),
+        arena_bytes: ex.arena_bytes,
+        params: ex.params,
+    })
+}
+
+fn eval_density(a: &EvalArgs, blob: &AlignedBlob) -> Result<()> {
+    let dir = shared_data_dir(a.data.as_deref());
+    let r = density::evaluate(&a.model, blob, a.checkpoint.as_deref(), &dir, a.limit)?;
+    let json = serde_json::to_string_pretty(&r)?;
+    if let Some(p) = &a.report {
+        write_atomic(p, json.as_bytes())?;
+    }
+    if a.json {
+        println!("{json}");
+    } else {
+        println!(
+            "model {}: {} binarized-MNIST test images through the core in {:.1} s",
+            a.model.display(),
+            r.test_images,
+            r.host_seconds
+        );
+        println!("int8 NLL   {:.2} nats", r.int8_nll_nats);
+        if let (Some(f), Some(l)) = (r.float_nll_nats, r.quantization_loss_nats) {
+            println!("float NLL  {f:.2} nats  (quantization loss {l:.2} nats)");
+        }
+        println!(
+            "{} params, {} MACs per scored image, blob {} bytes, arena {} bytes (sampling {} bytes)",
+            r.params, r.macs, r.blob_bytes, r.arena_bytes, r.sample_arena_bytes
+        );
+    }
+    Ok(())
+}
+
+fn sample(a: &SampleArgs) -> Result<()> {
+    ensure!(a.count > 0, "--count must be at least 1");
+    let blob = AlignedBlob::read(&a.model)?;
+    let side = density::density(&blob)?.shape().0;
+    let t0 = Instant::now();
+    let imgs = density::sample_images(&blob, a.seed, a.count, a.full)?;
+    let secs = t0.elapsed().as_secs_f64();
+    density::write_png_grid(&a.out, &imgs, side, a.cols, a.zoom)?;
+    eprintln!(
+        "wrote {} ({} images, seeds {}..{}, {} sampling, {:.2} s on the host core)",
+        a.out.display(),
+        a.count,
+        a.seed,
+        a.seed + a.count as u64 - 1,
+        if a.full { "full" } else { "incremental" },
+        secs
+    );
+    Ok(())
+}
+
+fn anomaly(a: &AnomalyArgs) -> Result<()> {
+    let blob = AlignedBlob::read(&a.model)?;
+    let r = density::anomaly(
+        &a.model,
+        &blob,
+        &shared_data_dir(a.data.as_deref()),
+        &data::fashion_mnist_dir(a.fashion.as_deref()),
+        a.count,
+        a.seed,
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "MNIST (normal) {} images: mean NLL {:.2} nats; Fashion-MNIST (anomalous) {} images: mean NLL {:.2} nats",
+            r.normal_images, r.normal_mean_nll_nats, r.anomalous_images, r.anomalous_mean_nll_nats
+        );
+        println!("AUROC (score = int8 NLL through the core): {:.4}", r.auroc);
+    }
+    Ok(())
+}
+
+/// `tinyinfer eval`: a classifier or a density model, by the blob's family.
+fn eval_cmd(a: &EvalArgs) -> Result<()> {
+    let blob = AlignedBlob::read(&a.model)?;
+    let family = blob
+        .model()
+        .with_context(|| format!("checking {}", a.model.display()))?
+        .family();
+    match family {
+        tinyinfer::format::Family::Density => eval_density(a, &blob),
+        _ => run_eval(a).map(|_| ()),
+    }
+}
+
 fn run_eval(a: &EvalArgs) -> Result<EvalReport> {
     let blob = AlignedBlob::read(&a.model)?;
     let model = blob
         .model()
         .with_context(|| format!("checking {}", a.model.display()))?;
+
     let info = eval::inspect(&model)?;
     let dir = data::fashion_mnist_dir(a.data.as_deref());
     let mut test = data::load_fashion_mnist(&dir, Split::Test)?;

@@ -143,7 +143,7 @@ impl Quantized {
     }
 }
 
-fn push_aligned(data: &mut Vec<u8>, bytes: &[u8]) -> u32 {
+pub(crate) fn push_aligned(data: &mut Vec<u8>, bytes: &[u8]) -> u32 {
     while !data.len().is_multiple_of(4) {
         data.push(0);
     }
@@ -152,18 +152,18 @@ fn push_aligned(data: &mut Vec<u8>, bytes: &[u8]) -> u32 {
     at
 }
 
-fn i32_bytes(v: &[i32]) -> Vec<u8> {
+pub(crate) fn i32_bytes(v: &[i32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn requant_pair(scale: f64, what: &str) -> Result<(i32, i32)> {
+pub(crate) fn requant_pair(scale: f64, what: &str) -> Result<(i32, i32)> {
     quantize_multiplier(scale)
         .with_context(|| format!("{what}: requantization scale {scale} out of range"))
 }
 
 /// Quantizes weights `[out][depth]` per output channel (symmetric, ±127).
 /// Returns int8 weights and per-channel scales.
-fn quantize_weights(w: &[f32], out: usize) -> (Vec<i8>, Vec<f32>) {
+pub(crate) fn quantize_weights(w: &[f32], out: usize) -> (Vec<i8>, Vec<f32>) {
     let depth = w.len() / out;
     let mut q = Vec::with_capacity(w.len());
     let mut scales = Vec::with_capacity(out);

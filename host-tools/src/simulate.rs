@@ -73,6 +73,22 @@ pub struct SimulateArgs {
     /// Load nothing: the partition stays erased (0x00 on QEMU).
     #[arg(long, conflicts_with_all = ["model", "eval"])]
     pub empty_partition: bool,
+    /// Density models: seed of the first sampled image (PCG32, as `tinyinfer sample`).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Density models: images to sample on the device (each checked against the host core).
+    #[arg(long, default_value_t = 1)]
+    pub samples: u32,
+    /// Density models: also time this many pixels of sampling by full recomputation (the baseline).
+    #[arg(long, default_value_t = 0)]
+    pub full_pixels: u32,
+    /// Density models: write the device's sampled images to this PNG.
+    #[arg(long, value_name = "FILE")]
+    pub png: Option<PathBuf>,
+    /// Density models: give the firmware only the streaming arena (ring of rows), not the
+    /// model's full plan (when building; with --elf the ELF's arena decides).
+    #[arg(long)]
+    pub streaming: bool,
 }
 
 /// Instructions per MAC of ARM's CMSIS-NN int8 3×3 convolutions on the same
@@ -172,6 +188,32 @@ pub struct SimReport {
     pub matches_host: Option<bool>,
     /// Images whose device scores differ from the host's.
     pub mismatched_images: Option<usize>,
+    /// Density: the device's NLL of each stored image, in 2⁻¹⁶ nats.
+    pub device_nll: Vec<u64>,
+    /// Density: the device's NLLs equal the host core's for every stored image.
+    pub nll_matches_host: Option<bool>,
+    /// Density: mean of the device's NLLs, nats.
+    pub device_mean_nll_nats: Option<f64>,
+    /// Density: scoring path the arena allowed ("full" or "streaming").
+    pub scoring_path: Option<String>,
+    /// Density: instructions per scored image on that path (first image).
+    pub instructions_per_scored_image: Option<u64>,
+    /// Density: instructions per scored image on the streaming path (measured when the full plan fits).
+    pub instructions_per_scored_image_streaming: Option<u64>,
+    /// Density: the model's streaming arena.
+    pub streaming_arena_bytes: Option<u32>,
+    /// Density: seeds of the sampled images.
+    pub sample_seeds: Vec<u64>,
+    /// Density: instructions per sampled image, incremental (first image).
+    pub instructions_per_sampled_image: Option<u64>,
+    /// Density: pixels of full-recomputation sampling timed.
+    pub full_sampling_pixels: Option<u32>,
+    /// Density: instructions of those pixels.
+    pub full_sampling_instructions: Option<u64>,
+    /// Density: full recomputation per image, from the timed pixels × pixels per image.
+    pub instructions_per_sampled_image_full: Option<u64>,
+    /// Density: every sampled image equals the host core's for its seed.
+    pub samples_match_host: Option<bool>,
     /// Wall-clock seconds QEMU ran.
     pub qemu_seconds: f64,
     /// The device's decoded log.
@@ -181,7 +223,10 @@ pub struct SimReport {
 impl SimReport {
     /// The device exited 0 and, if images were evaluated, matched the host.
     pub fn passed(&self) -> bool {
-        self.exit_code == Some(0) && self.matches_host != Some(false)
+        self.exit_code == Some(0)
+            && self.matches_host != Some(false)
+            && self.nll_matches_host != Some(false)
+            && self.samples_match_host != Some(false)
     }
 }
 
@@ -212,6 +257,8 @@ pub fn exit_meaning(code: i32) -> &'static str {
         25 => "model refused: the firmware's arena is too small",
         26 => "model refused: bad length",
         27 => "model refused: bad self-test section",
+        28 => "model refused: density model not causal",
+        29 => "model refused: input out of its domain",
         39 => "model refused: an error newer than the exit table",
         124 | 137 => "QEMU timed out",
         _ => "unknown exit status",
@@ -244,6 +291,12 @@ pub enum App {
 /// qemu variants, which share the binary name, never overwrite each other's
 /// copy.
 pub fn build_firmware(dir: &Path, app: App) -> Result<PathBuf> {
+    build_firmware_with_arena(dir, app, None)
+}
+
+/// [`build_firmware`] with the static arena set to `arena` bytes (rounded
+/// up to 4) through `TINYINFER_ARENA_BYTES`; None: the firmware's default.
+pub fn build_firmware_with_arena(dir: &Path, app: App, arena: Option<usize>) -> Result<PathBuf> {
     let (features, bin) = match app {
         App::Qemu => ("qemu", "qemu"),
         App::QemuNrfBudget => ("qemu,nrf-budget", "qemu"),
@@ -264,6 +317,10 @@ pub fn build_firmware(dir: &Path, app: App) -> Result<PathBuf> {
         .stdout(Stdio::from(std::io::stderr()));
     // A parent cargo's (or CI's) settings must not replace firmware/.cargo/config.toml's
     // target and link flags, nor move its target directory.
+    match arena {
+        Some(n) => cmd.env("TINYINFER_ARENA_BYTES", ((n + 3) & !3).to_string()),
+        None => cmd.env_remove("TINYINFER_ARENA_BYTES"),
+    };
     for v in [
         "RUSTFLAGS",
         "CARGO_ENCODED_RUSTFLAGS",
@@ -283,7 +340,11 @@ pub fn build_firmware(dir: &Path, app: App) -> Result<PathBuf> {
          (needs `rustup target add thumbv7em-none-eabihf`)"
     );
     let out = dir.join("target/thumbv7em-none-eabihf/release");
-    let elf = out.join(format!("{}.elf", app.name()));
+    // Another arena is another binary: keep its copy apart.
+    let elf = match arena {
+        Some(n) => out.join(format!("{}-arena{}.elf", app.name(), (n + 3) & !3)),
+        None => out.join(format!("{}.elf", app.name())),
+    };
     std::fs::copy(out.join(bin), &elf)
         .with_context(|| format!("copying the {bin} ELF to {}", elf.display()))?;
     Ok(elf)
@@ -529,6 +590,31 @@ fn parse_report(lines: &[Line], r: &mut SimReport) -> Result<()> {
                 r.stack_region_bytes = Some(num(v, 3)?);
                 r.ram_bytes = Some(st + hw);
             }
+            "density model: {} bytes, {} ops, {} MACs, arena {} bytes, streaming arena {} bytes, {}x{} pixels, {} self-test cases" => {
+                r.arena_bytes = Some(num(v, 3)?);
+                r.streaming_arena_bytes = Some(num(v, 4)?);
+            }
+            "score: image {} nll {} (2^-16 nats) in {} {} on the {} path" => {
+                let (i, nll, n): (usize, u64, u64) = (num(v, 0)?, num(v, 1)?, num(v, 2)?);
+                if i == 0 {
+                    r.instructions_per_scored_image = Some(n);
+                    r.scoring_path = v.get(4).cloned();
+                }
+                r.device_nll.push(nll);
+            }
+            "score: streaming path {} {} per image" => {
+                r.instructions_per_scored_image_streaming = Some(num(v, 0)?);
+            }
+            "sample: seed {} drawn incrementally in {} {}, {} ones" => {
+                r.sample_seeds.push(num(v, 0)?);
+                if r.instructions_per_sampled_image.is_none() {
+                    r.instructions_per_sampled_image = Some(num(v, 1)?);
+                }
+            }
+            "sample: full recomputation of {} pixels in {} {}" => {
+                r.full_sampling_pixels = Some(num(v, 0)?);
+                r.full_sampling_instructions = Some(num(v, 1)?);
+            }
             "done: model refused: {} (exit status {})" => {
                 r.device_error = v.first().cloned();
             }
@@ -595,6 +681,16 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
         None => None,
     };
 
+    let density_model = match &blob {
+        Some(b) if !a.unchecked => b
+            .model()
+            .ok()
+            .filter(|m| m.family() == tinyinfer::format::Family::Density)
+            .map(tinyinfer::models::DensityModel::new)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("not a usable density model: {e}"))?,
+        _ => None,
+    };
     let elf_path = match &a.elf {
         Some(p) => p.clone(),
         None => {
@@ -603,7 +699,12 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
             } else {
                 App::Qemu
             };
-            build_firmware(&firmware_dir(a.firmware_dir.as_deref()), app)?
+            // Density models: the arena their path needs (the default arena is a classifier's).
+            let arena = density_model.as_ref().map(|dm| match a.streaming {
+                true => dm.sample_arena_len(),
+                false => dm.arena_len().max(dm.sample_arena_len()),
+            });
+            build_firmware_with_arena(&firmware_dir(a.firmware_dir.as_deref()), app, arena)?
         }
     };
     // QEMU runs in a scratch directory: give it an absolute path.
@@ -653,11 +754,24 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
         eval_set = Some(test);
     }
 
+    if density_model.is_some() {
+        ensure!((1..=64).contains(&a.samples), "--samples must be in 1..=64");
+        let mut req = b"TISR".to_vec();
+        req.extend_from_slice(&a.seed.to_le_bytes());
+        req.extend_from_slice(&a.samples.to_le_bytes());
+        req.extend_from_slice(&a.full_pixels.to_le_bytes());
+        std::fs::write(work.path().join(EVAL_IN), req).context("writing the sample request")?;
+    }
+
     let mut cmd = Command::new("timeout");
     cmd.arg("--kill-after=5")
         .arg(
             a.timeout
-                .unwrap_or(120 + a.eval.unwrap_or(0) as u64 / 2)
+                .unwrap_or(
+                    120 + a.eval.unwrap_or(0) as u64 / 2
+                        + 2 * a.full_pixels as u64
+                        + 2 * a.samples as u64,
+                )
                 .to_string(),
         )
         .arg(std::env::var_os(QEMU_ENV).unwrap_or_else(|| "qemu-system-arm".into()))
@@ -736,7 +850,79 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
         r.mismatched_images = Some(mismatched);
         r.matches_host = Some(mismatched == 0 && done == test.len() && count == test.len());
     }
+    if let Some(dm) = &density_model {
+        check_density(a, dm, &lines, &mut r)?;
+    }
     Ok(r)
+}
+
+/// Compares the device's NLLs and samples with the host core's, and writes
+/// the PNG of the device's samples.
+fn check_density(
+    a: &SimulateArgs,
+    dm: &tinyinfer::models::DensityModel<'_>,
+    lines: &[Line],
+    r: &mut SimReport,
+) -> Result<()> {
+    let (h, w) = dm.shape();
+    let px = h * w;
+    if let Some(st) = dm.model().selftest() {
+        let mut arena = vec![0u8; dm.arena_len()];
+        let mut host = Vec::new();
+        for i in 0..st.count() {
+            let (img, _) = st.case(i).context("self-test case")?;
+            host.push(
+                dm.nll(img, &mut arena)
+                    .map_err(|e| anyhow::anyhow!("host core: {e}"))?
+                    .0,
+            );
+        }
+        r.nll_matches_host = Some(host == r.device_nll);
+        if !r.device_nll.is_empty() {
+            r.device_mean_nll_nats = Some(crate::density::mean_nats(&r.device_nll));
+        }
+    }
+    // The device's images, from their row lines.
+    let mut images: Vec<(u64, Vec<u8>)> = Vec::new();
+    for l in lines {
+        if l.key == "sample: seed {} row {} bits {}" {
+            let (seed, y, bits): (u64, usize, u32) =
+                (num(&l.values, 0)?, num(&l.values, 1)?, num(&l.values, 2)?);
+            if images.last().is_none_or(|(s, _)| *s != seed) {
+                images.push((seed, vec![0u8; px]));
+            }
+            let img = &mut images.last_mut().context("sample image")?.1;
+            ensure!(y < h, "sample row {y} outside the image");
+            for x in 0..w.min(32) {
+                img[y * w + x] = ((bits >> x) & 1) as u8;
+            }
+        }
+    }
+    if r.exit_code == Some(0) {
+        let mut arena = vec![0u8; dm.sample_arena_len()];
+        let mut same = images.len() == a.samples as usize;
+        for (seed, img) in &images {
+            let mut host = vec![0u8; px];
+            dm.sample(
+                &mut tinyinfer::rng::Pcg32::seeded(*seed),
+                &mut host,
+                &mut arena,
+            )
+            .map_err(|e| anyhow::anyhow!("host core: {e}"))?;
+            same &= &host == img;
+        }
+        r.samples_match_host = Some(same);
+    }
+    if let (Some(n), Some(t)) = (r.full_sampling_pixels, r.full_sampling_instructions) {
+        if n > 0 {
+            r.instructions_per_sampled_image_full = Some(t * px as u64 / n as u64);
+        }
+    }
+    if let Some(p) = &a.png {
+        let all: Vec<u8> = images.iter().flat_map(|(_, i)| i.clone()).collect();
+        crate::density::write_png_grid(p, &all, w, 8, 3)?;
+    }
+    Ok(())
 }
 
 /// A human-readable summary of a report.
@@ -775,6 +961,33 @@ pub fn summary(r: &SimReport) -> String {
     }
     if let (Some(n), Some(m)) = (r.instructions_per_inference, r.macs_per_instruction) {
         s += &format!("inference        {n} instructions, {m:.3} MACs/instruction\n");
+    }
+    if let Some(n) = r.instructions_per_scored_image {
+        s += &format!(
+            "scored image     {n} instructions ({} path); streaming path {}\n",
+            r.scoring_path.as_deref().unwrap_or("-"),
+            opt(r.instructions_per_scored_image_streaming)
+        );
+    }
+    if let Some(ok) = r.nll_matches_host {
+        s += &format!(
+            "NLL              {} stored images, mean {:.2} nats, bit-exact with the host: {}\n",
+            r.device_nll.len(),
+            r.device_mean_nll_nats.unwrap_or(f64::NAN),
+            if ok { "yes" } else { "NO" }
+        );
+    }
+    if let Some(n) = r.instructions_per_sampled_image {
+        s += &format!(
+            "sampled image    {n} instructions incremental; full recomputation {} (from {} pixels); same images as the host: {}\n",
+            opt(r.instructions_per_sampled_image_full),
+            opt(r.full_sampling_pixels.map(u64::from)),
+            match r.samples_match_host {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "-",
+            }
+        );
     }
     s += &format!(
         "flash            {} bytes firmware + {} bytes model = {} bytes\n",

@@ -21,6 +21,8 @@
 //! about 15 minutes): `TINYINFER_MODEL=runs/diracnet/model.tinf cargo test
 //! --release -p tinyinfer-tools --test firmware_qemu -- --ignored`.
 
+#![cfg(all(feature = "simulate", feature = "flash"))]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
@@ -31,7 +33,7 @@ use tinyinfer::format::{
 };
 use tinyinfer::models::Classifier;
 use tinyinfer_tools::export::{intel_hex, AlignedBlob};
-use tinyinfer_tools::simulate::{self, build_firmware, elf_info, App};
+use tinyinfer_tools::simulate::{self, build_firmware, build_firmware_with_arena, elf_info, App};
 
 #[path = "../../tests/golden/tiny.rs"]
 #[allow(dead_code)]
@@ -397,4 +399,113 @@ fn dirac_full_test_set_bit_exact() {
     assert!(ok, "{r:#}");
     assert_eq!(r["eval_images"], 10_000);
     assert_eq!(r["matches_host"], true);
+}
+
+/// A tiny PixelCNN trained for one short epoch on binarized MNIST and
+/// exported with four self-test images, through the CLI.
+fn tiny_pixelcnn() -> &'static Path {
+    static M: OnceLock<PathBuf> = OnceLock::new();
+    M.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("tinyinfer-fw-pcnn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = |args: &[&str]| {
+            let out = tinyinfer().args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "tinyinfer {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let d = dir.to_str().unwrap();
+        run(&[
+            "train-pixelcnn",
+            "--train-limit",
+            "1000",
+            "--valid-limit",
+            "100",
+            "--epochs",
+            "1",
+            "--channels",
+            "16",
+            "--hidden",
+            "8",
+            "--blocks",
+            "2",
+            "--head",
+            "16",
+            "--no-test",
+            "--quiet",
+            "--out",
+            d,
+        ]);
+        let model = dir.join("model.tinf");
+        run(&[
+            "export",
+            "--checkpoint",
+            dir.join("final.json").to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+            "--calib",
+            "200",
+            "--selftest",
+            "4",
+        ]);
+        model
+    })
+}
+
+#[test]
+fn pixelcnn_nll_and_samples_are_bit_exact_on_qemu() {
+    let model = tiny_pixelcnn().to_str().unwrap().to_string();
+    let blob = AlignedBlob::read(Path::new(&model)).unwrap();
+    let dm = tinyinfer::models::DensityModel::new(blob.model().unwrap()).unwrap();
+
+    // The default 25 KB arena holds only the ring-of-rows plan: streaming path.
+    assert!(dm.arena_len() > 25 * 1024 && dm.sample_arena_len() < 25 * 1024);
+    let (ok, r) = simulate(App::Qemu, &[&model, "--samples", "2", "--seed", "7"]);
+    assert!(ok, "{r:#}");
+    assert_eq!(r["scoring_path"], "streaming");
+    assert_eq!(r["nll_matches_host"], true, "{r:#}");
+    assert_eq!(r["samples_match_host"], true, "{r:#}");
+    assert_eq!(r["device_nll"].as_array().unwrap().len(), 4);
+    assert_eq!(r["sample_seeds"], serde_json::json!([7, 8]));
+    assert_eq!(r["selftest_passed"], true);
+
+    // An arena for the full plan, under the nRF52840 budget: whole-map
+    // kernels, per-layer counts, and the full-recomputation baseline.
+    let elf = {
+        let _g = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        build_firmware_with_arena(
+            &simulate::firmware_dir(None),
+            App::QemuNrfBudget,
+            Some(dm.arena_len()),
+        )
+        .unwrap()
+    };
+    let out = tinyinfer()
+        .args([
+            "simulate",
+            &model,
+            "--seed",
+            "7",
+            "--full-pixels",
+            "28",
+            "--json",
+            "--elf",
+        ])
+        .arg(&elf)
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{r:#}");
+    assert_eq!(r["scoring_path"], "full");
+    assert_eq!(r["nll_matches_host"], true);
+    assert_eq!(r["samples_match_host"], true);
+    assert!(!r["layers"].as_array().unwrap().is_empty());
+    let inc = r["instructions_per_sampled_image"].as_u64().unwrap();
+    let full = r["instructions_per_sampled_image_full"].as_u64().unwrap();
+    let scored = r["instructions_per_scored_image"].as_u64().unwrap();
+    // Incremental sampling costs about one scored image; full recomputation one per pixel.
+    assert!(inc < 4 * scored, "incremental {inc} vs scoring {scored}");
+    assert!(full > 100 * inc, "full {full} vs incremental {inc}");
 }
