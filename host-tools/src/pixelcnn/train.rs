@@ -33,10 +33,11 @@ pub struct PixelCnnArgs {
     #[arg(long, default_value_t = 3)]
     pub epochs: usize,
     /// Peak Adam learning rate (linear warm-up over 1% of the steps, cosine decay to 2% of it).
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(long, default_value_t = 1.5e-3)]
     pub lr: f64,
-    /// Minibatch size.
-    #[arg(long, default_value_t = 32)]
+    /// Minibatch size. 16 was the fastest on 2 cores (about 113 img/s alone, against 99 at
+    /// 32, 71 at 64 and 96 at 8, for the default model).
+    #[arg(long, default_value_t = 16)]
     pub batch: usize,
     /// Residual stream width C.
     #[arg(long, default_value_t = 64)]
