@@ -125,7 +125,7 @@ fn interior(n: usize, out: usize, k: usize, s: usize, pad: usize) -> (usize, usi
     (pad.div_ceil(s).min(hi), hi)
 }
 
-fn sum(w: &[i8]) -> i32 {
+pub(super) fn sum(w: &[i8]) -> i32 {
     w.iter().fold(0i32, |a, &v| a.wrapping_add(v as i32))
 }
 
@@ -135,7 +135,7 @@ fn sum(w: &[i8]) -> i32 {
 /// 4 `smlabb`, `subs`, `bne`: 2.5 instructions per product, no spill.
 /// Measured on QEMU, unrolling by 2 or 4 was slower (it spills).
 #[inline(always)]
-fn dot2x2(xa: &[i8], xb: &[i8], w0: &[i8], w1: &[i8], acc: &mut [i32; 4]) {
+pub(super) fn dot2x2(xa: &[i8], xb: &[i8], w0: &[i8], w1: &[i8], acc: &mut [i32; 4]) {
     let [mut a, mut b, mut c, mut d] = *acc;
     for (((&x, &y), &u), &v) in xa.iter().zip(xb).zip(w0).zip(w1) {
         let (x, y, u, v) = (x as i32, y as i32, u as i32, v as i32);

@@ -51,11 +51,59 @@ pub fn conv2d_masked(
 ) -> Result<()> {
     check_conv(p, input, weights, bias, multiplier, shift, output)?;
     check_causal(p, mask)?;
-    for (px, out) in output.chunks_exact_mut(p.out_c.max(1)).enumerate() {
-        let (y, x) = (px / p.out_w, px % p.out_w);
-        pixel(
-            p, mask, input, p.in_h, y, x, weights, bias, multiplier, shift, out,
-        );
+    let (k, cin, zp, w) = (p.k, p.in_c, p.in_zp, p.in_w);
+    let c = k / 2;
+    let (live_rows, centre_cols) = live(mask, k);
+    let kc = k * cin;
+    let taps = k * kc;
+    let row = w * cin;
+    let stage =
+        |o: usize| OutputStage::new(multiplier[o], shift[o], p.out_zp, p.act_min, p.act_max);
+    let mut o = 0;
+    while o < p.out_c {
+        let o1 = if o + 1 < p.out_c { o + 1 } else { o };
+        let (w0, w1) = (&weights[o * taps..][..taps], &weights[o1 * taps..][..taps]);
+        // Masked taps are zero, so the sum over the whole filter is the live taps' sum.
+        let zb0 = bias[o].wrapping_sub(zp.wrapping_mul(super::conv::sum(w0)));
+        let zb1 = bias[o1].wrapping_sub(zp.wrapping_mul(super::conv::sum(w1)));
+        let (q0, q1) = (stage(o), stage(o1));
+        let mut put = |px: usize, a0: i32, a1: i32| {
+            if let Some(out) = output.get_mut(px * p.out_c..) {
+                if let (Some(_), Some(_)) = (out.get(o), out.get(o1)) {
+                    out[o1] = q1.apply(a1);
+                    out[o] = q0.apply(a0);
+                }
+            }
+        };
+        for y in 0..p.in_h {
+            let mut x = 0;
+            while x < w {
+                if y >= c && x >= c && x + 1 + c < w {
+                    // Two pixels whose live windows lie inside the image.
+                    let base = ((y - c) * w + x - c) * cin;
+                    let mut acc = [zb0, zb1, zb0, zb1];
+                    for ky in 0..live_rows {
+                        let n = if ky == c { centre_cols * cin } else { kc };
+                        let at = base + ky * row;
+                        super::conv::dot2x2(
+                            &input[at..][..n],
+                            &input[at + cin..][..n],
+                            &w0[ky * kc..][..n],
+                            &w1[ky * kc..][..n],
+                            &mut acc,
+                        );
+                    }
+                    put(y * w + x, acc[0], acc[1]);
+                    put(y * w + x + 1, acc[2], acc[3]);
+                    x += 2;
+                } else {
+                    let (a0, a1) = pair_at(p, mask, input, p.in_h, y, x, w0, w1, bias[o], bias[o1]);
+                    put(y * w + x, a0, a1);
+                    x += 1;
+                }
+            }
+        }
+        o += 2;
     }
     Ok(())
 }
@@ -100,7 +148,15 @@ pub fn conv2d_pixel(
     Ok(())
 }
 
-/// The shared inner loop; lengths are checked by the callers.
+/// Live rows and, in the centre row, live columns of a causal kernel.
+fn live(mask: Mask, k: usize) -> (usize, usize) {
+    match mask {
+        Mask::None => (1, 1), // 1×1 only (checked)
+        m => m.live_rows(k),
+    }
+}
+
+/// All output channels of position `(y, x)`; lengths are checked by the callers.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn pixel(
@@ -116,46 +172,63 @@ fn pixel(
     shift: &[i32],
     out: &mut [i8],
 ) {
-    let (k, cin, zp) = (p.k, p.in_c, p.in_zp);
-    let c = k / 2;
-    let (live_rows, centre_cols) = match mask {
-        Mask::None => (1, 1), // 1×1 only (checked)
-        m => m.live_rows(k),
-    };
-    let kc = k * cin;
-    let taps = k * kc;
-    let kx_lo = c.saturating_sub(x);
-    let kx_hi = k.min((p.in_w + c).saturating_sub(x));
-    let ky_lo = c.saturating_sub(y);
+    let taps = p.k * p.k * p.in_c;
     let stage =
         |o: usize| OutputStage::new(multiplier[o], shift[o], p.out_zp, p.act_min, p.act_max);
     let mut o = 0;
     while o < p.out_c {
         let o1 = if o + 1 < p.out_c { o + 1 } else { o };
         let (w0, w1) = (&weights[o * taps..][..taps], &weights[o1 * taps..][..taps]);
-        let (mut a0, mut a1) = (bias[o], bias[o1]);
-        for ky in ky_lo..live_rows {
-            let hi = if ky == c {
-                kx_hi.min(centre_cols)
-            } else {
-                kx_hi
-            };
-            if hi <= kx_lo {
-                continue;
-            }
-            let slot = (y + ky - c) % rows;
-            let at = (slot * p.in_w + x + kx_lo - c) * cin;
-            let n = (hi - kx_lo) * cin;
-            let r = ky * kc + kx_lo * cin;
-            let xs = &input[at..][..n];
-            for ((&xv, &u), &v) in xs.iter().zip(&w0[r..][..n]).zip(&w1[r..][..n]) {
-                let d = (xv as i32).wrapping_sub(zp);
-                a0 = a0.wrapping_add(d.wrapping_mul(u as i32));
-                a1 = a1.wrapping_add(d.wrapping_mul(v as i32));
-            }
-        }
+        let (a0, a1) = pair_at(p, mask, input, rows, y, x, w0, w1, bias[o], bias[o1]);
         out[o1] = stage(o1).apply(a1);
         out[o] = stage(o).apply(a0);
         o += 2;
     }
+}
+
+/// Accumulators of two output channels at `(y, x)`, the window clipped to
+/// the image and to the mask, input row `iy` read from slot `iy % rows`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn pair_at(
+    p: &ConvParams,
+    mask: Mask,
+    input: &[i8],
+    rows: usize,
+    y: usize,
+    x: usize,
+    w0: &[i8],
+    w1: &[i8],
+    b0: i32,
+    b1: i32,
+) -> (i32, i32) {
+    let (k, cin, zp) = (p.k, p.in_c, p.in_zp);
+    let c = k / 2;
+    let (live_rows, centre_cols) = live(mask, k);
+    let kc = k * cin;
+    let kx_lo = c.saturating_sub(x);
+    let kx_hi = k.min((p.in_w + c).saturating_sub(x));
+    let ky_lo = c.saturating_sub(y);
+    let (mut a0, mut a1) = (b0, b1);
+    for ky in ky_lo..live_rows {
+        let hi = if ky == c {
+            kx_hi.min(centre_cols)
+        } else {
+            kx_hi
+        };
+        if hi <= kx_lo {
+            continue;
+        }
+        let slot = (y + ky - c) % rows;
+        let at = (slot * p.in_w + x + kx_lo - c) * cin;
+        let n = (hi - kx_lo) * cin;
+        let r = ky * kc + kx_lo * cin;
+        let xs = &input[at..][..n];
+        for ((&xv, &u), &v) in xs.iter().zip(&w0[r..][..n]).zip(&w1[r..][..n]) {
+            let d = (xv as i32).wrapping_sub(zp);
+            a0 = a0.wrapping_add(d.wrapping_mul(u as i32));
+            a1 = a1.wrapping_add(d.wrapping_mul(v as i32));
+        }
+    }
+    (a0, a1)
 }

@@ -8,12 +8,14 @@
 //! on QEMU (docs/firmware.md); kernels without a faster version (pooling,
 //! fully connected) are re-exported from the reference.
 
+mod add;
 mod conv;
 mod masked;
 
 pub use super::reference::{
-    add, fully_connected, global_avg_pool, max_pool_2x2, AddParams, ConvParams, FcParams,
-    GapParams, PoolParams,
+    fully_connected, global_avg_pool, max_pool_2x2, AddParams, ConvParams, FcParams, GapParams,
+    PoolParams,
 };
+pub use add::add;
 pub use conv::conv2d;
 pub use masked::{conv2d_masked, conv2d_pixel};
