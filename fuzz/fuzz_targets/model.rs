@@ -1,4 +1,4 @@
-//! Fuzzes the model checker and the classifier behind it.
+//! Fuzzes the model checker and the drivers behind it (classifier, density).
 //!
 //! The CRC would reject almost every mutation before the structural checks
 //! run, so the first byte of the input selects the path: odd runs
@@ -7,7 +7,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use tinyinfer::format::Model;
-use tinyinfer::models::Classifier;
+use tinyinfer::format::Family;
+use tinyinfer::models::{Classifier, DensityModel};
+use tinyinfer::rng::Pcg32;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
@@ -23,6 +25,16 @@ fuzz_target!(|data: &[u8]| {
     let model = if mode & 1 == 1 { Model::check_structure(&bytes) } else { Model::new_checked(&bytes) };
     let Ok(model) = model else { return };
     if model.arena_len() > 1 << 20 {
+        return;
+    }
+    if model.family() == Family::Density {
+        let Ok(dm) = DensityModel::new(model) else { return };
+        let mut arena = vec![0u8; dm.arena_len().max(dm.sample_arena_len())];
+        let mut image: Vec<u8> = (0..dm.pixels()).map(|i| (i % 3 == 0) as u8).collect();
+        let _ = dm.nll(&image, &mut arena);
+        let _ = dm.nll_streaming(&image, &mut arena[..dm.sample_arena_len()]);
+        let _ = dm.sample(&mut Pcg32::seeded(1), &mut image, &mut arena);
+        let _ = dm.selftest(&mut arena);
         return;
     }
     let Ok(clf) = Classifier::new(model) else { return };
