@@ -1005,10 +1005,19 @@ pub fn summary(r: &SimReport) -> String {
             .join(", ")
     );
     if let (Some(st), Some(hw)) = (r.static_ram_bytes, r.stack_high_water_bytes) {
+        let needs = match r.streaming_arena_bytes {
+            Some(sa) => format!(
+                "the model needs {} for the full plan, {sa} streaming",
+                opt(r.arena_bytes.map(u64::from))
+            ),
+            None => format!(
+                "of which the model needs {}",
+                opt(r.arena_bytes.map(u64::from))
+            ),
+        };
         s += &format!(
-            "RAM              {st} bytes static (arena {} of which the model needs {}) + {hw} bytes stack high-water = {} bytes\n",
+            "RAM              {st} bytes static (arena {}; {needs}) + {hw} bytes stack high-water = {} bytes\n",
             opt(r.firmware_arena_bytes.map(u64::from)),
-            opt(r.arena_bytes.map(u64::from)),
             st + hw
         );
     }

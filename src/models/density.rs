@@ -36,7 +36,7 @@ pub struct DensityModel<'m> {
     head: BernoulliHead<'m>,
     h: usize,
     w: usize,
-    /// Rows each tensor keeps while sampling (0: the tensor is unused).
+    /// Rows each tensor keeps while sampling (0: only the current position).
     rows: [u8; MAX_TENSORS],
     /// Where each tensor's ring of rows starts in the sampling arena.
     ring_at: [u32; MAX_TENSORS],
@@ -84,7 +84,7 @@ impl<'m> DensityModel<'m> {
                     if mask == Mask::B && a == 0 {
                         return Err(Error::NotCausal);
                     }
-                    if a != 0 {
+                    if a != 0 && kk > 1 {
                         rows[a] = rows[a].max((kk / 2 + 1) as u8);
                     }
                     mask == Mask::A || strict[a]
@@ -94,13 +94,10 @@ impl<'m> DensityModel<'m> {
                     if a == 0 || b == 0 {
                         return Err(Error::NotCausal);
                     }
-                    rows[a] = rows[a].max(1);
-                    rows[b] = rows[b].max(1);
                     strict[a] && strict[b]
                 }
                 _ => return Err(Error::NotCausal),
             };
-            rows[o] = rows[o].max(1);
         }
         let out = model
             .op(model.op_count().wrapping_sub(1))
@@ -114,7 +111,12 @@ impl<'m> DensityModel<'m> {
         for t in 0..model.tensor_count() {
             let c = model.tensor(t).ok_or(Error::BadGraph)?.c as u64;
             ring_at[t] = u32::try_from(at).map_err(|_| Error::BadGraph)?;
-            at += (rows[t] as u64 * w as u64 * c + 3) & !3;
+            // A tensor read only where it is written (1×1 convs, adds) keeps one position.
+            let bytes = match rows[t] {
+                0 => c,
+                r => r as u64 * w as u64 * c,
+            };
+            at += (bytes + 3) & !3;
         }
         let sample_arena = u32::try_from(at).map_err(|_| Error::BadGraph)?;
         Ok(DensityModel {
@@ -148,9 +150,9 @@ impl<'m> DensityModel<'m> {
         self.model.arena_len()
     }
 
-    /// Arena bytes [`sample`](Self::sample) needs: a ring of rows per tensor
-    /// (`k / 2 + 1` rows before a `k`×`k` causal conv, one row otherwise, the
-    /// whole image for the input).
+    /// Arena bytes [`sample`](Self::sample) needs: a ring of `k / 2 + 1`
+    /// rows for a tensor a `k`×`k` causal conv reads, one position for a
+    /// tensor only 1×1 convs and adds read, the whole image for the input.
     pub fn sample_arena_len(&self) -> usize {
         self.sample_arena as usize
     }
@@ -402,18 +404,20 @@ impl<'m> DensityModel<'m> {
         Ok(report)
     }
 
-    /// Byte range of tensor `t`'s ring in the sampling arena.
+    /// Byte range of tensor `t`'s ring (or single position) in the sampling arena.
     fn ring(&self, t: usize) -> Result<Range<usize>> {
         let c = self.model.tensor(t).ok_or(Error::BadGraph)?.c as usize;
         let start = self.ring_at[t] as usize;
-        Ok(start..start + self.rows[t] as usize * self.w * c)
+        Ok(start..start + (self.rows[t] as usize * self.w).max(1) * c)
     }
 
     /// Bytes of tensor `t` at position `(y, x)` in its ring.
     fn at(&self, t: usize, y: usize, x: usize) -> Result<Range<usize>> {
         let c = self.model.tensor(t).ok_or(Error::BadGraph)?.c as usize;
-        let rows = (self.rows[t] as usize).max(1);
-        let start = self.ring_at[t] as usize + ((y % rows) * self.w + x) * c;
+        let start = match self.rows[t] as usize {
+            0 => self.ring_at[t] as usize,
+            rows => self.ring_at[t] as usize + ((y % rows) * self.w + x) * c,
+        };
         Ok(start..start + c)
     }
 
@@ -425,12 +429,17 @@ impl<'m> DensityModel<'m> {
             OpKind::Conv2d => {
                 let ti = self.model.tensor(a).ok_or(bad)?;
                 let to = self.model.tensor(o).ok_or(bad)?;
+                // A single-position input (1×1 conv) is a 1×1 image at (0, 0).
+                let (h, w, rows, iy, ix) = match self.rows[a] as usize {
+                    0 => (1, 1, 1, 0, 0),
+                    r => (self.h, self.w, r, y, x),
+                };
                 let p = ConvParams {
-                    in_h: self.h,
-                    in_w: self.w,
+                    in_h: h,
+                    in_w: w,
                     in_c: ti.c as usize,
-                    out_h: self.h,
-                    out_w: self.w,
+                    out_h: h,
+                    out_w: w,
                     out_c: to.c as usize,
                     k: op.kernel as usize,
                     stride: 1,
@@ -454,9 +463,9 @@ impl<'m> DensityModel<'m> {
                     &p,
                     mask,
                     bytemuck::cast_slice(input),
-                    self.rows[a] as usize,
-                    y,
-                    x,
+                    rows,
+                    iy,
+                    ix,
                     self.model.weights(op),
                     self.model.bias(op),
                     m,
