@@ -10,4 +10,4 @@ bash scripts/setup.sh data
 # The smallest tool: without `simulate` (QEMU, defmt) and `flash` (probe-rs).
 cargo build --release -p tinyinfer-tools --no-default-features
 # lr 0.4 without augmentation measured best for short schedules (docs/training.md).
-exec ./target/release/tinyinfer pipeline --epochs "${EPOCHS:-5}" --lr 0.4 --augment false --out runs/diracnet "$@"
+exec ./target/release/tinyinfer pipeline --epochs "${EPOCHS:-4}" --lr 0.4 --augment false --out runs/diracnet "$@"
