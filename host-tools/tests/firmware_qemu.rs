@@ -379,11 +379,13 @@ fn dirac_bit_exact_on_qemu_under_the_nrf_budget() {
     assert_eq!(r["layers"].as_array().unwrap().len(), 11);
     // Budgets (docs/firmware.md): RAM within the model's arena + 8 KB, and the
     // app's flash at its recorded size; raise these only with a reason.
+    // 24 → 40 KB: the app now carries the density driver too (masked and
+    // one-position convs, add, the ring plan, sampling; 38.6 KB measured).
     let arena = r["arena_bytes"].as_u64().unwrap();
     let ram = r["ram_bytes"].as_u64().unwrap();
     assert!(ram <= arena + 8 * 1024, "RAM {ram} > arena {arena} + 8 KB");
     let flash = r["firmware_flash_bytes"].as_u64().unwrap();
-    assert!(flash <= 24 * 1024, "firmware flash grew to {flash} bytes");
+    assert!(flash <= 40 * 1024, "firmware flash grew to {flash} bytes");
     assert!(r["model_flash_bytes"].as_u64().unwrap() <= NRF_MODEL_LEN as u64);
 }
 
