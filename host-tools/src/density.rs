@@ -349,41 +349,13 @@ pub fn density(blob: &AlignedBlob) -> Result<DensityModel<'_>> {
 /// NLL of every image through the core, in 2⁻¹⁶ nats (parallel, one arena per thread).
 pub fn core_nll(blob: &AlignedBlob, images: &[u8]) -> Result<Vec<u64>> {
     let dm = density(blob)?;
-    let px = dm.pixels();
-    ensure!(
-        images.len().is_multiple_of(px),
-        "images are not a whole number of {px}-pixel inputs"
-    );
-    let n = images.len() / px;
-    let mut out = vec![0u64; n];
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .min(n.max(1));
-    let per = n.div_ceil(threads.max(1)).max(1);
-    std::thread::scope(|s| -> Result<()> {
-        let hs: Vec<_> = images
-            .chunks(per * px)
-            .zip(out.chunks_mut(per))
-            .map(|(imgs, o)| {
-                s.spawn(move || -> Result<()> {
-                    let mut arena = vec![0u8; dm.arena_len()];
-                    for (img, v) in imgs.chunks(px).zip(o.iter_mut()) {
-                        *v = dm
-                            .nll(img, &mut arena)
-                            .map_err(|e| anyhow::anyhow!("core: {e}"))?
-                            .0;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join()
-                .map_err(|_| anyhow::anyhow!("evaluation thread panicked"))??;
-        }
+    crate::eval::par_over_images(images, dm.pixels(), 1, dm.arena_len(), |arena, img, o| {
+        o[0] = dm
+            .nll(img, arena)
+            .map_err(|e| anyhow::anyhow!("core: {e}"))?
+            .0;
         Ok(())
-    })?;
-    Ok(out)
+    })
 }
 
 /// Mean NLL in nats of fixed-point NLLs.

@@ -7,33 +7,35 @@ use tinyinfer::models::Classifier;
 
 use crate::export::AlignedBlob;
 
-/// int8 scores of every image, computed by the core (in parallel, one arena per thread).
-pub fn core_scores(blob: &AlignedBlob, images: &[u8]) -> Result<(Vec<i8>, usize)> {
-    let model = blob.model()?;
-    let clf = Classifier::new(model).map_err(|e| anyhow::anyhow!("not a classifier: {e}"))?;
-    let (px, classes) = (clf.input_len(), clf.classes());
+/// Runs `f(arena, image, out)` over every `px`-byte image in parallel, one
+/// arena of `arena_len` bytes per thread, `out_len` outputs per image.
+pub fn par_over_images<T: Default + Clone + Send>(
+    images: &[u8],
+    px: usize,
+    out_len: usize,
+    arena_len: usize,
+    f: impl Fn(&mut [u8], &[u8], &mut [T]) -> Result<()> + Sync,
+) -> Result<Vec<T>> {
     anyhow::ensure!(
-        images.len().is_multiple_of(px),
+        px > 0 && images.len().is_multiple_of(px),
         "images are not a whole number of {px}-pixel inputs"
     );
     let n = images.len() / px;
-    let mut scores = vec![0i8; n * classes];
+    let mut out = vec![T::default(); n * out_len];
     let threads = std::thread::available_parallelism()
         .map_or(1, |t| t.get())
         .min(n.max(1));
     let per = n.div_ceil(threads.max(1)).max(1);
+    let f = &f;
     std::thread::scope(|s| -> Result<()> {
         let hs: Vec<_> = images
             .chunks(per * px)
-            .zip(scores.chunks_mut(per * classes))
-            .map(|(imgs, out)| {
+            .zip(out.chunks_mut((per * out_len).max(1)))
+            .map(|(imgs, o)| {
                 s.spawn(move || -> Result<()> {
-                    let mut arena = vec![0u8; clf.model().arena_len()];
-                    for (img, o) in imgs.chunks(px).zip(out.chunks_mut(classes)) {
-                        let p = clf
-                            .classify(img, &mut arena)
-                            .map_err(|e| anyhow::anyhow!("core: {e}"))?;
-                        o.copy_from_slice(p.scores);
+                    let mut arena = vec![0u8; arena_len];
+                    for (img, v) in imgs.chunks(px).zip(o.chunks_mut(out_len.max(1))) {
+                        f(&mut arena, img, v)?;
                     }
                     Ok(())
                 })
@@ -43,6 +45,21 @@ pub fn core_scores(blob: &AlignedBlob, images: &[u8]) -> Result<(Vec<i8>, usize)
             h.join()
                 .map_err(|_| anyhow::anyhow!("evaluation thread panicked"))??;
         }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// int8 scores of every image, computed by the core (in parallel, one arena per thread).
+pub fn core_scores(blob: &AlignedBlob, images: &[u8]) -> Result<(Vec<i8>, usize)> {
+    let model = blob.model()?;
+    let clf = Classifier::new(model).map_err(|e| anyhow::anyhow!("not a classifier: {e}"))?;
+    let (px, classes) = (clf.input_len(), clf.classes());
+    let scores = par_over_images(images, px, classes, model.arena_len(), |arena, img, o| {
+        let p = clf
+            .classify(img, arena)
+            .map_err(|e| anyhow::anyhow!("core: {e}"))?;
+        o.copy_from_slice(p.scores);
         Ok(())
     })?;
     Ok((scores, classes))
