@@ -141,6 +141,8 @@ fn main() {
         data: &data,
         selftest: None,
         head: None,
+        lm: None,
+        vocab: None,
     };
     let mut blob = vec![0u8; repr.buffer_len()];
     repr.emit(&mut blob).unwrap();

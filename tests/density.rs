@@ -71,6 +71,8 @@ impl Net {
             data: &self.data,
             selftest: self.selftest.as_ref().map(|(i, o, r)| (*i, *o, &r[..])),
             head: self.head.as_deref(),
+            lm: None,
+            vocab: None,
         };
         let mut words = vec![0u32; repr.buffer_len().div_ceil(4)];
         let n = repr.emit(bytemuck::cast_slice_mut(&mut words)).unwrap();

@@ -105,6 +105,8 @@ impl DensityQuantized {
             data: &self.data,
             selftest,
             head: Some(&self.head),
+            lm: None,
+            vocab: None,
         };
         let mut buf = vec![0u8; repr.buffer_len()];
         repr.emit(&mut buf)

@@ -130,6 +130,8 @@ impl Quantized {
             data: &self.data,
             selftest,
             head: None,
+            lm: None,
+            vocab: None,
         }
     }
 

@@ -129,6 +129,8 @@ fn golden_with_selftest() -> Vec<u8> {
         data,
         selftest: Some((tiny::INPUTS[0].len() as u32, 3, &recs)),
         head: None,
+        lm: None,
+        vocab: None,
     };
     let mut out = vec![0u8; repr.buffer_len()];
     repr.emit(&mut out).unwrap();

@@ -25,6 +25,10 @@ pub struct ModelRepr<'a> {
     pub selftest: Option<(u32, u32, &'a [u8])>,
     /// The HEAD section's bytes (density models: a [`super::BernoulliHead`]).
     pub head: Option<&'a [u8]>,
+    /// The LM section's bytes (language models; see [`super::LmSpec`]).
+    pub lm: Option<&'a [u8]>,
+    /// The VOCAB section's bytes (language models; see [`super::Vocab`]).
+    pub vocab: Option<&'a [u8]>,
 }
 
 const fn pad4(n: usize) -> usize {
@@ -32,22 +36,30 @@ const fn pad4(n: usize) -> usize {
 }
 
 impl ModelRepr<'_> {
-    fn sections(&self) -> ([(SectionKind, usize); 5], usize) {
-        let mut list = [
-            (SectionKind::Tensors, self.tensors.len() * TensorRepr::LEN),
-            (SectionKind::Ops, self.ops.len() * OpRepr::LEN),
-            (SectionKind::Data, self.data.len()),
-            (SectionKind::Data, 0),
-            (SectionKind::Data, 0),
-        ];
-        let mut n = 3;
-        if let Some((_, _, r)) = self.selftest {
-            list[n] = (SectionKind::SelfTest, SelfTest::HEADER_LEN + r.len());
+    fn sections(&self) -> ([(SectionKind, usize); 7], usize) {
+        let mut list = [(SectionKind::Data, 0); 7];
+        let mut n = 0;
+        let mut push = |k: SectionKind, len: usize| {
+            list[n] = (k, len);
             n += 1;
+        };
+        // A language model has no tensor graph: no TENSORS or OPS section.
+        if !self.tensors.is_empty() || !self.ops.is_empty() {
+            push(SectionKind::Tensors, self.tensors.len() * TensorRepr::LEN);
+            push(SectionKind::Ops, self.ops.len() * OpRepr::LEN);
+        }
+        push(SectionKind::Data, self.data.len());
+        if let Some((_, _, r)) = self.selftest {
+            push(SectionKind::SelfTest, SelfTest::HEADER_LEN + r.len());
         }
         if let Some(h) = self.head {
-            list[n] = (SectionKind::Head, h.len());
-            n += 1;
+            push(SectionKind::Head, h.len());
+        }
+        if let Some(b) = self.lm {
+            push(SectionKind::Lm, b.len());
+        }
+        if let Some(b) = self.vocab {
+            push(SectionKind::Vocab, b.len());
         }
         (list, n)
     }
@@ -117,6 +129,8 @@ impl ModelRepr<'_> {
                     }
                 }
                 SectionKind::Head => body.copy_from_slice(self.head.unwrap_or(&[])),
+                SectionKind::Lm => body.copy_from_slice(self.lm.unwrap_or(&[])),
+                SectionKind::Vocab => body.copy_from_slice(self.vocab.unwrap_or(&[])),
             }
             at += pad4(*len);
         }

@@ -42,10 +42,15 @@
 
 #[cfg(feature = "emit")]
 mod emit;
+mod lm;
 mod repr;
 
 #[cfg(feature = "emit")]
 pub use emit::ModelRepr;
+pub use lm::{
+    ArenaPlan, Level, LmHead, LmLayer, LmSpec, Requant, Vocab, MAX_K, MAX_LAYERS, MAX_TOKEN_BYTES,
+    MAX_VOCAB, MAX_WIDTH,
+};
 pub use repr::{Family, Mask, OpKind, OpRepr, SectionKind, TensorRepr};
 
 use crate::quant;
@@ -123,6 +128,8 @@ pub struct Model<'a> {
     data: &'a [u8],
     selftest: Option<&'a [u8]>,
     head: Option<&'a [u8]>,
+    lm: Option<&'a [u8]>,
+    vocab: Option<&'a [u8]>,
 }
 
 /// A section's bytes found in the table.
@@ -256,6 +263,14 @@ impl<'a> Model<'a> {
         };
         let need = |k: SectionKind| get(k).ok_or(Error::MissingSection(k as u16));
 
+        if family == Family::LanguageModel {
+            return Self::check_language_model(bytes, family, arena_len, get);
+        }
+        for k in [SectionKind::Lm, SectionKind::Vocab] {
+            if get(k).is_some() {
+                return Err(Error::BadSection(k as u16));
+            }
+        }
         let model = Model {
             bytes,
             family,
@@ -265,6 +280,8 @@ impl<'a> Model<'a> {
             data: need(SectionKind::Data)?,
             selftest: get(SectionKind::SelfTest),
             head: get(SectionKind::Head),
+            lm: None,
+            vocab: None,
         };
         model.check_records()?;
         model.check_family()?;
@@ -272,6 +289,59 @@ impl<'a> Model<'a> {
             st.check(&model)?;
         }
         Ok(model)
+    }
+
+    /// A language model has no tensor graph: `DATA`, `LM` and `VOCAB`, and
+    /// the arena its plan needs, exactly.
+    fn check_language_model(
+        bytes: &'a [u8],
+        family: Family,
+        arena_len: u32,
+        get: impl Fn(SectionKind) -> Option<&'a [u8]>,
+    ) -> Result<Self> {
+        for k in [
+            SectionKind::Tensors,
+            SectionKind::Ops,
+            SectionKind::SelfTest,
+            SectionKind::Head,
+        ] {
+            if get(k).is_some() {
+                return Err(Error::BadSection(k as u16));
+            }
+        }
+        let need = |k: SectionKind| get(k).ok_or(Error::MissingSection(k as u16));
+        let (data, lm, vocab) = (
+            need(SectionKind::Data)?,
+            need(SectionKind::Lm)?,
+            need(SectionKind::Vocab)?,
+        );
+        let spec = LmSpec::parse(lm, data).ok_or(Error::BadSection(SectionKind::Lm as u16))?;
+        Vocab::parse(vocab, spec.vocab).ok_or(Error::BadSection(SectionKind::Vocab as u16))?;
+        if spec.plan().total != arena_len as usize {
+            return Err(Error::BadHeader);
+        }
+        Ok(Model {
+            bytes,
+            family,
+            arena_len,
+            tensors: &[],
+            ops: &[],
+            data,
+            selftest: None,
+            head: None,
+            lm: Some(lm),
+            vocab: Some(vocab),
+        })
+    }
+
+    /// The language-model spec, for a language model.
+    pub fn lm_spec(&self) -> Option<LmSpec<'a>> {
+        LmSpec::parse(self.lm?, self.data)
+    }
+
+    /// The token table, for a language model.
+    pub fn vocab(&self) -> Option<Vocab<'a>> {
+        Vocab::parse(self.vocab?, self.lm_spec()?.vocab)
     }
 
     fn check_records(&self) -> Result<()> {

@@ -43,6 +43,10 @@ pub enum SectionKind {
     /// Family-specific parameters of the output head (density models: the
     /// Bernoulli tables, see [`crate::format::BernoulliHead`]).
     Head = 5,
+    /// Language models: dimensions, head and weight offsets ([`crate::format::LmSpec`]).
+    Lm = 6,
+    /// Language models: the token table ([`crate::format::Vocab`]).
+    Vocab = 7,
 }
 
 impl SectionKind {
@@ -54,6 +58,8 @@ impl SectionKind {
             3 => Some(SectionKind::Data),
             4 => Some(SectionKind::SelfTest),
             5 => Some(SectionKind::Head),
+            6 => Some(SectionKind::Lm),
+            7 => Some(SectionKind::Vocab),
             _ => None,
         }
     }

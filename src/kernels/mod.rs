@@ -12,6 +12,7 @@
 //! panics whatever it is given. They do not know about the model format.
 
 pub mod fast;
+pub mod lm;
 pub mod reference;
 
 /// The causal mask of a convolution (PixelCNN), stored in a conv op's `aux` byte 0

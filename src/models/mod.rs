@@ -7,7 +7,9 @@
 mod classifier;
 mod density;
 mod graph;
+mod language;
 
 pub use classifier::{Classifier, Prediction, SelfTestReport};
 pub use density::{DensityModel, Nll};
 pub use graph::Observer;
+pub use language::{LanguageModel, LogProb, Session};

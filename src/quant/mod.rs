@@ -18,6 +18,8 @@
 //! `i32`. The exporter computes multiplier and shift; the device only applies
 //! them.
 
+pub mod nonlin;
+
 /// Smallest allowed shift (the right shift is then 62 bits).
 pub const MIN_SHIFT: i32 = -31;
 /// Largest allowed shift (the right shift is then 1 bit).

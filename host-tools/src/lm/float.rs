@@ -208,7 +208,10 @@ impl LmF {
     pub fn validate(&self) -> Result<()> {
         let (v, d) = (self.vocab.len(), self.emb_dim);
         ensure!(v >= 2, "vocabulary has {v} tokens");
-        ensure!(d >= 1 && self.embedding.len() == v * d, "embedding is not V×d");
+        ensure!(
+            d >= 1 && self.embedding.len() == v * d,
+            "embedding is not V×d"
+        );
         ensure!(!self.layers.is_empty(), "no LSTM layer");
         let mut input = d;
         for (i, l) in self.layers.iter().enumerate() {
@@ -236,7 +239,10 @@ impl LmF {
             ensure!(h.prior_w.len() == k * input, "prior_w is not K×H");
             ensure!(h.prior_b.len() == k, "prior_b is not K");
         } else {
-            ensure!(h.prior_w.is_empty() && h.prior_b.is_empty(), "K = 1 has no prior");
+            ensure!(
+                h.prior_w.is_empty() && h.prior_b.is_empty(),
+                "K = 1 has no prior"
+            );
         }
         ensure!(h.dec_b.len() == v, "dec_b is not V");
         for (n, x) in [

@@ -1,0 +1,438 @@
+//! The language-model sections: `LM` (dimensions, head and the offsets of
+//! every weight array in `DATA`) and `VOCAB` (the token table).
+//!
+//! # `LM` section (little-endian `u32` words)
+//!
+//! ```text
+//!  0 spec version (1)      1 vocabulary V       2 embedding size d
+//!  3 LSTM layers L         4 head (1 softmax, 2 MoC, 3 MoS)
+//!  5 mixture components K  6 level (1 character, 2 word)   7 reserved 0
+//!  8 emb_w    V·d i8       embedding rows, tied to the decoder
+//!  9 emb_rq   2V i32       per row: embedding → layer-0 input scale
+//! 10 dec_rq   2V i32       per row: decoder accumulator → Q16 logit
+//! 11 dec_b    V i32        decoder bias, Q16 nats
+//! 12 proj_w   K·d·H i8     latent projections W_k
+//! 13 proj_rq  2·K·d i32    accumulator → Q3.12
+//! 14 proj_b   K·d i32      Q3.12
+//! 15 prior_w  K·H i8       prior W_π         (NONE when K = 1)
+//! 16 prior_rq 2K i32       accumulator → Q16 (NONE when K = 1)
+//! 17 prior_b  K i32        Q16               (NONE when K = 1)
+//! 18 + 8·l, for each layer l:
+//!    input I, hidden H, w_x 4H·I i8, w_h 4H·H i8, rq_x 2·4H i32, rq_h 2·4H i32,
+//!    bias 4H i32 (Q3.12), reserved 0
+//! ```
+//! Offsets point into `DATA` and are 4-byte aligned; `rq` arrays hold `n`
+//! multipliers then `n` shifts (see [`crate::quant`]). Gate rows are ordered
+//! input, forget, cell, output. H is the last layer's hidden size.
+//!
+//! # `VOCAB` section
+//!
+//! ```text
+//! 0 count u32 (= V)   4 reserved u32   8 offsets u32 × (V + 1)   then the token bytes
+//! ```
+//! Token `i` is `bytes[offsets[i]..offsets[i+1]]`, non-empty UTF-8 of at most
+//! [`MAX_TOKEN_BYTES`] bytes.
+
+use super::{u32_at, NONE};
+
+/// Most LSTM layers.
+pub const MAX_LAYERS: usize = 4;
+/// Most mixture components.
+pub const MAX_K: usize = 16;
+/// Largest vocabulary (token ids are `u16`).
+pub const MAX_VOCAB: usize = 65535;
+/// Largest embedding or hidden size.
+pub const MAX_WIDTH: usize = 4096;
+/// Longest token text in bytes.
+pub const MAX_TOKEN_BYTES: usize = 64;
+/// Largest `|bias|` of any LM array (keeps every sum inside `i32`).
+pub const MAX_LM_BIAS: i32 = 1 << 28;
+/// Words of the fixed part of the `LM` section.
+pub const LM_HEADER_WORDS: usize = 18;
+/// Words per layer record.
+pub const LM_LAYER_WORDS: usize = 8;
+
+/// Output head of a language model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u32)]
+pub enum LmHead {
+    /// One softmax (K = 1).
+    Softmax = 1,
+    /// Mixture of contexts: one softmax of the π-weighted latent.
+    Moc = 2,
+    /// Mixture of softmaxes: π-weighted softmaxes, mixed in probability space.
+    Mos = 3,
+}
+
+impl LmHead {
+    /// Decodes a head code.
+    pub fn from_u32(v: u32) -> Option<Self> {
+        match v {
+            1 => Some(LmHead::Softmax),
+            2 => Some(LmHead::Moc),
+            3 => Some(LmHead::Mos),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LmHead::Softmax => "softmax",
+            LmHead::Moc => "moc",
+            LmHead::Mos => "mos",
+        }
+    }
+}
+
+/// How tokens are joined into text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u32)]
+pub enum Level {
+    /// One character per token, joined as is.
+    Char = 1,
+    /// Words, separated by spaces; `<eos>` ends a line.
+    Word = 2,
+}
+
+/// Multipliers and shifts of `n` requantizations.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Requant<'a> {
+    /// `n` multipliers.
+    pub mult: &'a [i32],
+    /// `n` shifts.
+    pub shift: &'a [i32],
+}
+
+impl Requant<'_> {
+    /// Pair `i` (`(0, 0)` out of range, which the checker rules out).
+    #[inline]
+    pub fn get(&self, i: usize) -> (i32, i32) {
+        (
+            self.mult.get(i).copied().unwrap_or(0),
+            self.shift.get(i).copied().unwrap_or(0),
+        )
+    }
+}
+
+/// One checked LSTM layer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LmLayer<'a> {
+    /// Input size I.
+    pub input: usize,
+    /// Hidden size H.
+    pub hidden: usize,
+    /// `[4H][I]`.
+    pub w_x: &'a [i8],
+    /// `[4H][H]`.
+    pub w_h: &'a [i8],
+    /// Input-side accumulator → Q3.12, per gate row.
+    pub rq_x: Requant<'a>,
+    /// Hidden-side accumulator → Q3.12, per gate row.
+    pub rq_h: Requant<'a>,
+    /// `4H` gate biases, Q3.12.
+    pub bias: &'a [i32],
+}
+
+/// A checked `LM` section with its arrays resolved in `DATA`.
+#[derive(Clone, Copy, Debug)]
+pub struct LmSpec<'a> {
+    /// Vocabulary size V.
+    pub vocab: usize,
+    /// Embedding size d.
+    pub emb_dim: usize,
+    /// Output head.
+    pub head: LmHead,
+    /// Mixture components K.
+    pub k: usize,
+    /// Tokenisation level.
+    pub level: Level,
+    /// `[V][d]` embedding rows.
+    pub emb_w: &'a [i8],
+    /// Embedding → layer-0 input, per row.
+    pub emb_rq: Requant<'a>,
+    /// Decoder accumulator → Q16 logit, per row.
+    pub dec_rq: Requant<'a>,
+    /// `V` decoder biases, Q16.
+    pub dec_b: &'a [i32],
+    /// `[K][d][H]` latent projections.
+    pub proj_w: &'a [i8],
+    /// Per latent row → Q3.12.
+    pub proj_rq: Requant<'a>,
+    /// `K·d` latent biases, Q3.12.
+    pub proj_b: &'a [i32],
+    /// `[K][H]` prior weights (empty when K = 1).
+    pub prior_w: &'a [i8],
+    /// Per component → Q16 (empty when K = 1).
+    pub prior_rq: Requant<'a>,
+    /// `K` prior biases, Q16 (empty when K = 1).
+    pub prior_b: &'a [i32],
+    layers: [LmLayer<'a>; MAX_LAYERS],
+    n_layers: usize,
+}
+
+struct Data<'a>(&'a [u8]);
+
+impl<'a> Data<'a> {
+    fn bytes(&self, at: u32, len: usize) -> Option<&'a [u8]> {
+        if at == NONE || at % 4 != 0 {
+            return None;
+        }
+        self.0.get(at as usize..(at as usize).checked_add(len)?)
+    }
+    fn i8s(&self, at: u32, len: usize) -> Option<&'a [i8]> {
+        Some(bytemuck::cast_slice(self.bytes(at, len)?))
+    }
+    fn i32s(&self, at: u32, n: usize) -> Option<&'a [i32]> {
+        bytemuck::try_cast_slice(self.bytes(at, n.checked_mul(4)?)?).ok()
+    }
+    fn biases(&self, at: u32, n: usize) -> Option<&'a [i32]> {
+        let b = self.i32s(at, n)?;
+        b.iter()
+            .all(|b| b.unsigned_abs() <= MAX_LM_BIAS as u32)
+            .then_some(b)
+    }
+    fn requant(&self, at: u32, n: usize) -> Option<Requant<'a>> {
+        let rq = self.i32s(at, n.checked_mul(2)?)?;
+        let (mult, shift) = rq.split_at(n);
+        mult.iter()
+            .zip(shift)
+            .all(|(&m, &s)| crate::quant::valid(m, s))
+            .then_some(Requant { mult, shift })
+    }
+}
+
+impl<'a> LmSpec<'a> {
+    /// Parses and checks the `LM` section against `DATA`. None when any
+    /// field, size, offset, bias or requantization pair is invalid.
+    pub fn parse(sec: &'a [u8], data: &'a [u8]) -> Option<Self> {
+        let w = |i: usize| u32_at(sec, 4 * i);
+        if sec.len() < 4 * LM_HEADER_WORDS || w(0) != 1 || w(7) != 0 {
+            return None;
+        }
+        let (v, d, l, k) = (w(1) as usize, w(2) as usize, w(3) as usize, w(5) as usize);
+        let head = LmHead::from_u32(w(4))?;
+        let level = match w(6) {
+            1 => Level::Char,
+            2 => Level::Word,
+            _ => return None,
+        };
+        let width_ok = |n: usize| (1..=MAX_WIDTH).contains(&n);
+        if !(2..=MAX_VOCAB).contains(&v)
+            || !width_ok(d)
+            || !(1..=MAX_LAYERS).contains(&l)
+            || !(1..=MAX_K).contains(&k)
+            || (head == LmHead::Softmax && k != 1)
+            || sec.len() != 4 * (LM_HEADER_WORDS + LM_LAYER_WORDS * l)
+        {
+            return None;
+        }
+        let data = Data(data);
+        let mut layers = [LmLayer::default(); MAX_LAYERS];
+        let mut input = d;
+        for (i, layer) in layers.iter_mut().enumerate().take(l) {
+            let r = |j: usize| w(LM_HEADER_WORDS + LM_LAYER_WORDS * i + j);
+            let (li, h) = (r(0) as usize, r(1) as usize);
+            if li != input || !width_ok(h) || r(7) != 0 {
+                return None;
+            }
+            let rows = 4 * h;
+            *layer = LmLayer {
+                input: li,
+                hidden: h,
+                w_x: data.i8s(r(2), rows * li)?,
+                w_h: data.i8s(r(3), rows * h)?,
+                rq_x: data.requant(r(4), rows)?,
+                rq_h: data.requant(r(5), rows)?,
+                bias: data.biases(r(6), rows)?,
+            };
+            input = h;
+        }
+        let top = input;
+        let (prior_w, prior_rq, prior_b) = if k > 1 {
+            (
+                data.i8s(w(15), k * top)?,
+                data.requant(w(16), k)?,
+                data.biases(w(17), k)?,
+            )
+        } else {
+            if [w(15), w(16), w(17)] != [NONE; 3] {
+                return None;
+            }
+            (&[][..], Requant::default(), &[][..])
+        };
+        Some(LmSpec {
+            vocab: v,
+            emb_dim: d,
+            head,
+            k,
+            level,
+            emb_w: data.i8s(w(8), v * d)?,
+            emb_rq: data.requant(w(9), v)?,
+            dec_rq: data.requant(w(10), v)?,
+            dec_b: data.biases(w(11), v)?,
+            proj_w: data.i8s(w(12), k * d * top)?,
+            proj_rq: data.requant(w(13), k * d)?,
+            proj_b: data.biases(w(14), k * d)?,
+            prior_w,
+            prior_rq,
+            prior_b,
+            layers,
+            n_layers: l,
+        })
+    }
+
+    /// The LSTM layers, input first.
+    pub fn layers(&self) -> &[LmLayer<'a>] {
+        &self.layers[..self.n_layers]
+    }
+
+    /// Hidden size of the last layer (the head's input H).
+    pub fn top_hidden(&self) -> usize {
+        self.layers().last().map_or(0, |l| l.hidden)
+    }
+
+    /// Softmaxes over the vocabulary per token: K for MoS, else 1.
+    pub fn vocab_softmaxes(&self) -> usize {
+        if self.head == LmHead::Mos {
+            self.k
+        } else {
+            1
+        }
+    }
+
+    /// The arena plan; see [`ArenaPlan`].
+    pub fn plan(&self) -> ArenaPlan {
+        let mut p = ArenaPlan::default();
+        let mut at = 0usize;
+        let mut take = |bytes: usize| {
+            let start = at;
+            at += (bytes + 3) & !3;
+            start
+        };
+        let mut widest = self.emb_dim;
+        for (i, l) in self.layers().iter().enumerate() {
+            p.h[i] = take(l.hidden);
+            p.c[i] = take(2 * l.hidden);
+            widest = widest.max(l.hidden);
+        }
+        p.x = take(self.emb_dim);
+        p.gates = take(2 * 4 * widest);
+        p.lat16 = take(2 * self.k * self.emb_dim);
+        p.lat8 = take(self.k * self.emb_dim);
+        p.logits = take(4 * self.vocab);
+        p.probs = take(4 * self.vocab);
+        p.total = at;
+        p
+    }
+
+    /// Multiply-accumulates per token: LSTM, head latents and prior, and the
+    /// decoder over the whole vocabulary for every vocabulary softmax.
+    pub fn macs_per_token(&self) -> u64 {
+        let lstm: u64 = self
+            .layers()
+            .iter()
+            .map(|l| 4 * l.hidden as u64 * (l.input + l.hidden) as u64)
+            .sum();
+        let (k, d, h) = (self.k as u64, self.emb_dim as u64, self.top_hidden() as u64);
+        let prior = if k > 1 { k * h } else { 0 };
+        lstm + k * d * h + prior + self.vocab_softmaxes() as u64 * self.vocab as u64 * d
+    }
+
+    /// Parameters (int8 weights and int32 biases; requantization pairs not counted).
+    pub fn params(&self) -> u64 {
+        let l: usize = self
+            .layers()
+            .iter()
+            .map(|l| l.w_x.len() + l.w_h.len() + l.bias.len())
+            .sum();
+        (self.emb_w.len()
+            + self.dec_b.len()
+            + self.proj_w.len()
+            + self.proj_b.len()
+            + self.prior_w.len()
+            + self.prior_b.len()
+            + l) as u64
+    }
+}
+
+/// Byte offsets of the language model's state and scratch in the arena,
+/// each 4-byte aligned. The state (`h`, `c` per layer) persists between
+/// steps; everything else is scratch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArenaPlan {
+    /// Hidden output per layer, `H` i8 (Q0.7).
+    pub h: [usize; MAX_LAYERS],
+    /// Cell per layer, `H` i16 (Q4.11).
+    pub c: [usize; MAX_LAYERS],
+    /// Embedding output, `d` i8.
+    pub x: usize,
+    /// Gate values of the widest layer, `4H` i16 (Q3.12, then Q0.15).
+    pub gates: usize,
+    /// Latents, `K·d` i16 (Q0.15).
+    pub lat16: usize,
+    /// Decoder inputs, `K·d` i8 (Q0.7).
+    pub lat8: usize,
+    /// Logits of one vocabulary softmax, `V` i32 (Q16).
+    pub logits: usize,
+    /// The next-token distribution, `V` u32 (Q32).
+    pub probs: usize,
+    /// Bytes in all.
+    pub total: usize,
+}
+
+/// A checked token table.
+#[derive(Clone, Copy, Debug)]
+pub struct Vocab<'a> {
+    offsets: &'a [u32],
+    bytes: &'a [u8],
+}
+
+impl<'a> Vocab<'a> {
+    /// Parses and checks a `VOCAB` section of `v` tokens.
+    pub fn parse(sec: &'a [u8], v: usize) -> Option<Self> {
+        if u32_at(sec, 0) as usize != v || u32_at(sec, 4) != 0 {
+            return None;
+        }
+        let table_end = 8 + 4 * (v + 1);
+        let offsets: &[u32] = bytemuck::try_cast_slice(sec.get(8..table_end)?).ok()?;
+        let bytes = sec.get(table_end..)?;
+        if offsets.first() != Some(&0) || offsets.last().copied() != Some(bytes.len() as u32) {
+            return None;
+        }
+        for w in offsets.windows(2) {
+            let (a, b) = (w[0] as usize, w[1] as usize);
+            if b <= a || b - a > MAX_TOKEN_BYTES {
+                return None;
+            }
+            core::str::from_utf8(bytes.get(a..b)?).ok()?;
+        }
+        Some(Vocab { offsets, bytes })
+    }
+
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    /// True for an empty table (never, once checked).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Text of token `id`.
+    pub fn token(&self, id: usize) -> Option<&'a str> {
+        let a = *self.offsets.get(id)? as usize;
+        let b = *self.offsets.get(id + 1)? as usize;
+        core::str::from_utf8(self.bytes.get(a..b)?).ok()
+    }
+
+    /// The id of a token's text (linear search).
+    pub fn id(&self, text: &str) -> Option<u16> {
+        (0..self.len())
+            .find(|&i| self.token(i) == Some(text))
+            .map(|i| i as u16)
+    }
+}

@@ -1,0 +1,162 @@
+//! Language-model kernels: embedding lookup, the int8×int8→int16 LSTM cell
+//! (TFLite Micro's integer LSTM arithmetic: Q3.12 gates, Q0.15
+//! sigmoid/tanh, a Q4.11 cell and a Q0.7 hidden output), the tanh latent
+//! projection of the heads, the tied decoder and fixed-point softmax
+//! statistics. Plain functions over slices: lengths are the caller's
+//! contract (the driver passes checked slices), and every index is bounds
+//! checked, so a wrong length panics in tests instead of reading garbage.
+
+use crate::quant::nonlin::{exp_neg, ln_q30, sigmoid_q12, tanh_q12};
+use crate::quant::requantize;
+
+/// Fractional bits of the cell state (Q4.11, range ±16).
+pub const CELL_FRAC: u32 = 11;
+
+/// `Σ a[i]·b[i]` over the common length.
+#[inline]
+pub fn dot(a: &[i8], b: &[i8]) -> i32 {
+    let mut acc = [0i32; 4];
+    let (ac, bc) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        acc[0] += x[0] as i32 * y[0] as i32;
+        acc[1] += x[1] as i32 * y[1] as i32;
+        acc[2] += x[2] as i32 * y[2] as i32;
+        acc[3] += x[3] as i32 * y[3] as i32;
+    }
+    let mut s = acc[0] + acc[1] + acc[2] + acc[3];
+    for (x, y) in ar.iter().zip(br) {
+        s += *x as i32 * *y as i32;
+    }
+    s
+}
+
+#[inline]
+fn sat16(v: i32) -> i16 {
+    v.clamp(i16::MIN as i32, i16::MAX as i32) as i16
+}
+
+#[inline]
+fn sat8(v: i32) -> i8 {
+    v.clamp(i8::MIN as i32, i8::MAX as i32) as i8
+}
+
+/// Embedding lookup: `out[j] = sat8(requantize(row[j], mult, shift))`.
+pub fn embed(row: &[i8], mult: i32, shift: i32, out: &mut [i8]) {
+    for (o, &e) in out.iter_mut().zip(row) {
+        *o = sat8(requantize(e as i32, mult, shift));
+    }
+}
+
+/// One requantized matrix row set: `w` is `[rows][depth]`, `(mult, shift)`
+/// per row.
+#[derive(Clone, Copy, Debug)]
+pub struct QMatrix<'a> {
+    /// `[rows][depth]` int8 weights.
+    pub w: &'a [i8],
+    /// Row multipliers.
+    pub mult: &'a [i32],
+    /// Row shifts.
+    pub shift: &'a [i32],
+}
+
+impl QMatrix<'_> {
+    /// Row `r`'s accumulator with `x`, requantized.
+    #[inline]
+    pub fn row(&self, r: usize, x: &[i8]) -> i32 {
+        let n = x.len();
+        let acc = dot(&self.w[r * n..(r + 1) * n], x);
+        requantize(acc, self.mult[r], self.shift[r])
+    }
+}
+
+/// Gate pre-activations `z = W_x x + W_h h + bias` in Q3.12 (saturated), for
+/// all `4H` rows, into `gates`.
+pub fn lstm_gates(wx: &QMatrix, x: &[i8], wh: &QMatrix, h: &[i8], bias: &[i32], gates: &mut [i16]) {
+    for (r, (g, &b)) in gates.iter_mut().zip(bias).enumerate() {
+        let z = wx.row(r, x).saturating_add(wh.row(r, h)).saturating_add(b);
+        *g = sat16(z);
+    }
+}
+
+/// The cell update from Q3.12 gate pre-activations `[i | f | g | o]`:
+///
+/// ```text
+/// c' = sat16((f·c·2⁴ + i·g + 2¹⁸) >> 19)            Q0.15·Q4.11·2⁴ + Q0.15·Q0.15 = Q.30 → Q4.11
+/// h' = sat8((o·tanh(c') + 2²²) >> 23)               Q0.15·Q0.15 = Q.30 → Q0.7
+/// ```
+/// with `tanh(c')` read at `sat16(2c')` (Q4.11 → Q3.12).
+pub fn lstm_cell(gates: &[i16], h: &mut [i8], c: &mut [i16]) {
+    let n = h.len();
+    for j in 0..n {
+        let i = sigmoid_q12(gates[j]) as i64;
+        let f = sigmoid_q12(gates[n + j]) as i64;
+        let g = tanh_q12(gates[2 * n + j]) as i64;
+        let o = sigmoid_q12(gates[3 * n + j]) as i64;
+        let sum = ((f * c[j] as i64) << 4) + i * g;
+        let cn = ((sum + (1 << 18)) >> 19).clamp(i16::MIN as i64, i16::MAX as i64) as i16;
+        c[j] = cn;
+        let t = tanh_q12(sat16(2 * cn as i32)) as i64;
+        h[j] = (((o * t) + (1 << 22)) >> 23).clamp(-128, 127) as i8;
+    }
+}
+
+/// `out[r] = tanh(sat16(W[r]·g + b[r]))` in Q0.15 for every row of `w`.
+pub fn latent(w: &QMatrix, b: &[i32], g: &[i8], out: &mut [i16]) {
+    for (r, (o, &b)) in out.iter_mut().zip(b).enumerate() {
+        *o = tanh_q12(sat16(w.row(r, g).saturating_add(b)));
+    }
+}
+
+/// Q0.15 → Q0.7 with rounding (half up) and saturation.
+#[inline]
+pub fn unit_to_q7(x: i16) -> i8 {
+    sat8((x as i32 + 128) >> 8)
+}
+
+/// Tied decoder: `logits[v] = requantize(E[v]·lat) + b[v]` (Q16 nats).
+pub fn decoder(emb: &QMatrix, b: &[i32], lat: &[i8], logits: &mut [i32]) {
+    for (v, (l, &b)) in logits.iter_mut().zip(b).enumerate() {
+        *l = emb.row(v, lat).saturating_add(b);
+    }
+}
+
+/// Softmax statistics of Q16 logits: the maximum `m` and
+/// `S = Σ exp(l − m)` in Q30 (`S ≥ 2^30`: the maximum contributes 1).
+pub fn softmax_stats(logits: &[i32]) -> (i32, u64) {
+    let m = logits.iter().copied().max().unwrap_or(0);
+    let s = logits
+        .iter()
+        .map(|&l| exp_neg((m as i64 - l as i64) as u32) as u64)
+        .sum();
+    (m, s)
+}
+
+/// `log softmax(l)[x] = (l[x] − m) − ln S`, Q16.
+#[inline]
+pub fn log_softmax_at(l: i32, m: i32, s: u64) -> i32 {
+    (l as i64 - m as i64 - ln_q30(s) as i64).clamp(i32::MIN as i64, 0) as i32
+}
+
+/// `floor(2^62 / S)`: with it, `p = exp(l − m) · R >> 30` is the softmax
+/// probability in Q32.
+#[inline]
+pub fn reciprocal(s: u64) -> u64 {
+    (1u64 << 62) / s.max(1 << 30)
+}
+
+/// Softmax probability in Q32 from a logit and the statistics' reciprocal.
+#[inline]
+pub fn prob_q32(l: i32, m: i32, recip: u64) -> u64 {
+    (exp_neg((m as i64 - l as i64) as u32) as u64 * recip) >> 30
+}
+
+/// `log Σ exp(a_k)` of Q16 log-values: `M + ln Σ exp(a_k − M)`.
+pub fn logsumexp(a: &[i32]) -> i32 {
+    let m = a.iter().copied().max().unwrap_or(0);
+    let s: u64 = a
+        .iter()
+        .map(|&x| exp_neg((m as i64 - x as i64) as u32) as u64)
+        .sum();
+    (m as i64 + ln_q30(s) as i64).clamp(i32::MIN as i64, i32::MAX as i64) as i32
+}

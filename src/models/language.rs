@@ -1,0 +1,437 @@
+//! Language models: an int8 LSTM with a softmax, Mixture-of-Contexts or
+//! Mixture-of-Softmaxes head (Yang et al., "Breaking the Softmax
+//! Bottleneck", 2017) over a tied embedding.
+//!
+//! All arithmetic is integer (see [`crate::kernels::lm`] and
+//! [`crate::quant::nonlin`]), so a log-probability, a top-k list or a
+//! sampled token is the same on the host and on the device.
+
+use heapless::Vec as HVec;
+
+use crate::format::{ArenaPlan, Family, Level, LmHead, LmSpec, Model, Vocab, MAX_K};
+use crate::kernels::lm::{self as k, QMatrix};
+use crate::rng::Rng;
+use crate::{Error, Result};
+
+/// A log-probability in units of 2⁻¹⁶ nats (≤ 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LogProb(pub i32);
+
+impl LogProb {
+    /// Units per nat.
+    pub const ONE: f64 = 65536.0;
+
+    /// In nats.
+    pub fn nats(self) -> f64 {
+        self.0 as f64 / Self::ONE
+    }
+}
+
+/// A checked language model: borrow an arena with [`LanguageModel::session`]
+/// to run it.
+#[derive(Clone, Copy, Debug)]
+pub struct LanguageModel<'m> {
+    spec: LmSpec<'m>,
+    vocab: Vocab<'m>,
+    plan: ArenaPlan,
+}
+
+impl<'m> LanguageModel<'m> {
+    /// Wraps a checked model.
+    ///
+    /// # Errors
+    /// [`Error::WrongFamily`] if the model is not a language model.
+    pub fn new(model: Model<'m>) -> Result<Self> {
+        if model.family() != Family::LanguageModel {
+            return Err(Error::WrongFamily);
+        }
+        let spec = model.lm_spec().ok_or(Error::BadGraph)?;
+        let vocab = model.vocab().ok_or(Error::BadGraph)?;
+        Ok(LanguageModel {
+            plan: spec.plan(),
+            spec,
+            vocab,
+        })
+    }
+
+    /// Dimensions, head and weights.
+    pub fn spec(&self) -> &LmSpec<'m> {
+        &self.spec
+    }
+
+    /// The token table.
+    pub fn vocab(&self) -> Vocab<'m> {
+        self.vocab
+    }
+
+    /// The token every text starts from: `<eos>` for word models and `\n`
+    /// for character models (what training and evaluation feed first),
+    /// or token 0 when the table has neither.
+    pub fn start_token(&self) -> u16 {
+        let t = match self.spec.level {
+            Level::Word => "<eos>",
+            Level::Char => "\n",
+        };
+        self.vocab.id(t).unwrap_or(0)
+    }
+
+    /// Splits `text` into token ids, calling `f` for each: characters for a
+    /// character model; whitespace-separated words for a word model, where
+    /// an unknown word becomes `<unk>` if the table has it.
+    ///
+    /// # Errors
+    /// [`Error::BadInput`] with the byte offset of the first piece of text
+    /// that has no token.
+    pub fn tokenize(&self, text: &str, mut f: impl FnMut(u16) -> Result<()>) -> Result<()> {
+        match self.spec.level {
+            Level::Char => {
+                for (at, ch) in text.char_indices() {
+                    let mut buf = [0u8; 4];
+                    let id = self
+                        .vocab
+                        .id(ch.encode_utf8(&mut buf))
+                        .ok_or(Error::BadInput(at as u32))?;
+                    f(id)?;
+                }
+            }
+            Level::Word => {
+                let unk = self.vocab.id("<unk>");
+                let base = text.as_ptr() as usize;
+                for w in text.split_ascii_whitespace() {
+                    let at = (w.as_ptr() as usize - base) as u32;
+                    let id = self.vocab.id(w).or(unk).ok_or(Error::BadInput(at))?;
+                    f(id)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Arena bytes a session needs (plus up to 3 when the arena is not 4-byte aligned).
+    pub fn arena_len(&self) -> usize {
+        self.plan.total
+    }
+
+    /// Starts a session in `arena` from the zero state (see [`Session::reset`]).
+    ///
+    /// # Errors
+    /// [`Error::ArenaTooSmall`] when `arena` cannot hold the plan.
+    pub fn session<'a>(&self, arena: &'a mut [u8]) -> Result<Session<'m, 'a>> {
+        let skip = arena.as_ptr().align_offset(4).min(3);
+        let needed = self.plan.total + skip;
+        if arena.len() < needed {
+            return Err(Error::ArenaTooSmall {
+                needed: needed as u32,
+                got: arena.len() as u32,
+            });
+        }
+        let arena = &mut arena[skip..needed];
+        let mut s = Session {
+            lm: *self,
+            arena,
+            pi: [0; MAX_K],
+            log_pi: [0; MAX_K],
+            dist_ready: false,
+        };
+        s.reset();
+        Ok(s)
+    }
+}
+
+/// The arena cut into its typed parts.
+struct Parts<'a> {
+    h: [&'a mut [i8]; crate::format::MAX_LAYERS],
+    c: [&'a mut [i16]; crate::format::MAX_LAYERS],
+    x: &'a mut [i8],
+    gates: &'a mut [i16],
+    lat16: &'a mut [i16],
+    lat8: &'a mut [i8],
+    logits: &'a mut [i32],
+    probs: &'a mut [u32],
+}
+
+/// A running language model: the LSTM state lives in the caller's arena.
+///
+/// After [`reset`](Self::reset) or [`step`](Self::step) the next-token
+/// distribution is defined: [`log_prob`](Self::log_prob),
+/// [`top_k`](Self::top_k) and [`sample`](Self::sample) read it.
+pub struct Session<'m, 'a> {
+    lm: LanguageModel<'m>,
+    arena: &'a mut [u8],
+    /// Mixture weights, Q32.
+    pi: [u64; MAX_K],
+    /// Log mixture weights, Q16.
+    log_pi: [i32; MAX_K],
+    dist_ready: bool,
+}
+
+fn typed<T: bytemuck::Pod>(b: &mut [u8]) -> &mut [T] {
+    // Offsets are 4-aligned within a 4-aligned arena and lengths are whole
+    // elements; the fallback (never taken) keeps this panic-free.
+    match bytemuck::try_cast_slice_mut(b) {
+        Ok(s) => s,
+        Err(_) => &mut [],
+    }
+}
+
+impl<'m> Session<'m, '_> {
+    /// The model this session runs.
+    pub fn model(&self) -> &LanguageModel<'m> {
+        &self.lm
+    }
+
+    fn parts(&mut self) -> Parts<'_> {
+        let spec = &self.lm.spec;
+        let p = &self.lm.plan;
+        let mut rest: &mut [u8] = self.arena;
+        let mut at = 0usize;
+        let mut cut = |start: usize, len: usize| -> &mut [u8] {
+            let r = core::mem::take(&mut rest);
+            let (_, r) = r.split_at_mut(start - at);
+            let (piece, r) = r.split_at_mut(len);
+            rest = r;
+            at = start + len;
+            piece
+        };
+        let mut h: [&mut [i8]; crate::format::MAX_LAYERS] = Default::default();
+        let mut c: [&mut [i16]; crate::format::MAX_LAYERS] = Default::default();
+        for (i, l) in spec.layers().iter().enumerate() {
+            h[i] = bytemuck::cast_slice_mut(cut(p.h[i], l.hidden));
+            c[i] = typed(cut(p.c[i], 2 * l.hidden));
+        }
+        let kd = spec.k * spec.emb_dim;
+        let x = bytemuck::cast_slice_mut(cut(p.x, spec.emb_dim));
+        let gates = typed(cut(p.gates, p.lat16 - p.gates));
+        let lat16 = typed(cut(p.lat16, 2 * kd));
+        let lat8 = bytemuck::cast_slice_mut(cut(p.lat8, kd));
+        let logits = typed(cut(p.logits, 4 * spec.vocab));
+        let probs = typed(cut(p.probs, 4 * spec.vocab));
+        Parts {
+            h,
+            c,
+            x,
+            gates,
+            lat16,
+            lat8,
+            logits,
+            probs,
+        }
+    }
+
+    /// Zeroes the LSTM state: the distribution becomes the one after no
+    /// context at all.
+    pub fn reset(&mut self) {
+        self.arena.fill(0);
+        self.head();
+    }
+
+    /// Resets, feeds the start token, then the tokens of `prompt`; returns
+    /// how many tokens were fed (the start token included).
+    ///
+    /// # Errors
+    /// As [`LanguageModel::tokenize`]; the state then holds the prompt up to
+    /// the bad piece.
+    pub fn prime(&mut self, prompt: &str) -> Result<usize> {
+        self.reset();
+        let lm = self.lm;
+        self.step(lm.start_token())?;
+        let mut n = 1;
+        lm.tokenize(prompt, |t| {
+            n += 1;
+            self.step(t)
+        })?;
+        Ok(n)
+    }
+
+    /// Feeds `token` and computes the next-token distribution's parameters.
+    ///
+    /// # Errors
+    /// [`Error::BadInput`] for a token outside the vocabulary (the state is
+    /// unchanged).
+    pub fn step(&mut self, token: u16) -> Result<()> {
+        let spec = self.lm.spec;
+        let t = token as usize;
+        if t >= spec.vocab {
+            return Err(Error::BadInput(token as u32));
+        }
+        let d = spec.emb_dim;
+        let mut p = self.parts();
+        let (m, s) = spec.emb_rq.get(t);
+        k::embed(&spec.emb_w[t * d..(t + 1) * d], m, s, p.x);
+        for (i, l) in spec.layers().iter().enumerate() {
+            let (lower, upper) = p.h.split_at_mut(i);
+            let input: &[i8] = if i == 0 { p.x } else { lower[i - 1] };
+            let h = &mut upper[0];
+            let wx = QMatrix {
+                w: l.w_x,
+                mult: l.rq_x.mult,
+                shift: l.rq_x.shift,
+            };
+            let wh = QMatrix {
+                w: l.w_h,
+                mult: l.rq_h.mult,
+                shift: l.rq_h.shift,
+            };
+            let gates = &mut p.gates[..4 * l.hidden];
+            k::lstm_gates(&wx, input, &wh, h, l.bias, gates);
+            k::lstm_cell(gates, h, p.c[i]);
+        }
+        self.head();
+        Ok(())
+    }
+
+    /// Latents, prior and decoder inputs from the top layer's output.
+    fn head(&mut self) {
+        let spec = self.lm.spec;
+        let (kk, d) = (spec.k, spec.emb_dim);
+        let n = spec.layers().len();
+        let p = self.parts();
+        let g: &[i8] = p.h[n - 1];
+        let proj = QMatrix {
+            w: spec.proj_w,
+            mult: spec.proj_rq.mult,
+            shift: spec.proj_rq.shift,
+        };
+        k::latent(&proj, spec.proj_b, g, p.lat16);
+        let mut pi = [0u64; MAX_K];
+        let mut log_pi = [0i32; MAX_K];
+        if kk > 1 {
+            let prior = QMatrix {
+                w: spec.prior_w,
+                mult: spec.prior_rq.mult,
+                shift: spec.prior_rq.shift,
+            };
+            let mut z = [0i32; MAX_K];
+            for (c, z) in z.iter_mut().enumerate().take(kk) {
+                *z = prior.row(c, g).saturating_add(spec.prior_b[c]);
+            }
+            let (m, s) = k::softmax_stats(&z[..kk]);
+            let r = k::reciprocal(s);
+            for c in 0..kk {
+                pi[c] = k::prob_q32(z[c], m, r);
+                log_pi[c] = k::log_softmax_at(z[c], m, s);
+            }
+        } else {
+            pi[0] = 1 << 32;
+        }
+        if spec.head == LmHead::Moc {
+            // One decoder input: Σ_k π_k·h_k (Q32·Q0.15 = Q47 → Q0.7).
+            for j in 0..d {
+                let acc: i64 = (0..kk)
+                    .map(|c| pi[c] as i64 * p.lat16[c * d + j] as i64)
+                    .sum();
+                p.lat8[j] = ((acc + (1 << 39)) >> 40).clamp(-128, 127) as i8;
+            }
+        } else {
+            for (o, &x) in p.lat8.iter_mut().zip(p.lat16.iter()) {
+                *o = k::unit_to_q7(x);
+            }
+        }
+        self.pi = pi;
+        self.log_pi = log_pi;
+        self.dist_ready = false;
+    }
+
+    /// Logits of vocabulary softmax `c` into the logits buffer; returns its
+    /// statistics `(max, Σ exp)`.
+    fn component(spec: &LmSpec<'_>, c: usize, p: &mut Parts<'_>) -> (i32, u64) {
+        let d = spec.emb_dim;
+        let dec = QMatrix {
+            w: spec.emb_w,
+            mult: spec.dec_rq.mult,
+            shift: spec.dec_rq.shift,
+        };
+        k::decoder(&dec, spec.dec_b, &p.lat8[c * d..(c + 1) * d], p.logits);
+        k::softmax_stats(p.logits)
+    }
+
+    /// `log P(next | context)`.
+    ///
+    /// # Errors
+    /// [`Error::BadInput`] for a token outside the vocabulary.
+    pub fn log_prob(&mut self, next: u16) -> Result<LogProb> {
+        let spec = self.lm.spec;
+        let x = next as usize;
+        if x >= spec.vocab {
+            return Err(Error::BadInput(next as u32));
+        }
+        let kv = spec.vocab_softmaxes();
+        let log_pi = self.log_pi;
+        let mut p = self.parts();
+        let mut a = [0i32; MAX_K];
+        for (c, a) in a.iter_mut().enumerate().take(kv) {
+            let (m, s) = Self::component(&spec, c, &mut p);
+            let ls = k::log_softmax_at(p.logits[x], m, s);
+            *a = if kv > 1 {
+                ls.saturating_add(log_pi[c])
+            } else {
+                ls
+            };
+        }
+        let lp = if kv > 1 { k::logsumexp(&a[..kv]) } else { a[0] };
+        Ok(LogProb(lp.min(0)))
+    }
+
+    /// The next-token distribution `P(v)` in Q32 (saturated), for every `v`.
+    pub fn distribution(&mut self) -> &[u32] {
+        if !self.dist_ready {
+            let spec = self.lm.spec;
+            let kv = spec.vocab_softmaxes();
+            let pi = self.pi;
+            let mut p = self.parts();
+            p.probs.fill(0);
+            for (c, &w) in pi.iter().enumerate().take(kv) {
+                let (m, s) = Self::component(&spec, c, &mut p);
+                let r = k::reciprocal(s);
+                for (o, &l) in p.probs.iter_mut().zip(p.logits.iter()) {
+                    let q = k::prob_q32(l, m, r);
+                    let q = if kv > 1 { (q * w) >> 32 } else { q };
+                    *o = o.saturating_add(q.min(u32::MAX as u64) as u32);
+                }
+            }
+            self.dist_ready = true;
+        }
+        let (at, v) = (self.lm.plan.probs, self.lm.spec.vocab);
+        let bytes = self.arena.get(at..at + 4 * v).unwrap_or(&[]);
+        bytemuck::try_cast_slice(bytes).unwrap_or(&[])
+    }
+
+    /// The `N` most probable next tokens with their probabilities (Q32),
+    /// most probable first; ties go to the smaller token id.
+    pub fn top_k<const N: usize>(&mut self) -> HVec<(u16, u32), N> {
+        let mut top: HVec<(u16, u32), N> = HVec::new();
+        if N == 0 {
+            return top;
+        }
+        for (v, &q) in self.distribution().iter().enumerate() {
+            let full = top.len() == N;
+            if full && top.last().is_some_and(|&(_, lq)| lq >= q) {
+                continue;
+            }
+            if full {
+                top.pop();
+            }
+            let at = top.iter().position(|&(_, tq)| tq < q).unwrap_or(top.len());
+            // Cannot fail: one slot was free or was just freed.
+            let _ = top.insert(at, (v as u16, q));
+        }
+        top
+    }
+
+    /// Draws the next token from the distribution with one `u32` of `rng`.
+    pub fn sample(&mut self, rng: &mut impl Rng) -> u16 {
+        let u = rng.next_u32() as u64;
+        let probs = self.distribution();
+        let total: u64 = probs.iter().map(|&q| q as u64).sum();
+        let target = (u * total) >> 32;
+        let mut cum = 0u64;
+        for (v, &q) in probs.iter().enumerate() {
+            cum += q as u64;
+            if cum > target {
+                return v as u16;
+            }
+        }
+        probs.len().saturating_sub(1) as u16
+    }
+}
