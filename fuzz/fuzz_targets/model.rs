@@ -1,4 +1,5 @@
-//! Fuzzes the model checker and the drivers behind it (classifier, density).
+//! Fuzzes the model checker and the drivers behind it (classifier, density,
+//! language model).
 //!
 //! The CRC would reject almost every mutation before the structural checks
 //! run, so the first byte of the input selects the path: odd runs
@@ -8,7 +9,7 @@
 use libfuzzer_sys::fuzz_target;
 use tinyinfer::format::Model;
 use tinyinfer::format::Family;
-use tinyinfer::models::{Classifier, DensityModel};
+use tinyinfer::models::{Classifier, DensityModel, LanguageModel};
 use tinyinfer::rng::Pcg32;
 
 fuzz_target!(|data: &[u8]| {
@@ -25,6 +26,20 @@ fuzz_target!(|data: &[u8]| {
     let model = if mode & 1 == 1 { Model::check_structure(&bytes) } else { Model::new_checked(&bytes) };
     let Ok(model) = model else { return };
     if model.arena_len() > 1 << 20 {
+        return;
+    }
+    if model.family() == Family::LanguageModel {
+        let Ok(lm) = LanguageModel::new(model) else { return };
+        let mut arena = vec![0u8; lm.arena_len()];
+        let Ok(mut s) = lm.session(&mut arena) else { return };
+        let v = lm.spec().vocab as u16;
+        let _ = s.prime("ab c");
+        for t in [0, 1, v / 2, v.wrapping_sub(1), v] {
+            let _ = s.step(t);
+            let _ = s.log_prob(t);
+        }
+        let _ = s.top_k::<4>();
+        let _ = s.sample(&mut Pcg32::seeded(2));
         return;
     }
     if model.family() == Family::Density {

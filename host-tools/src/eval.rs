@@ -140,6 +140,9 @@ pub struct Inspect {
 
 /// Describes a checked model.
 pub fn inspect(model: &Model<'_>) -> Result<Inspect> {
+    if model.family() == tinyinfer::format::Family::LanguageModel {
+        return inspect_lm(model);
+    }
     let mut layers = Vec::new();
     for i in 0..model.op_count() {
         let op = model.op(i).context("op index")?;
@@ -175,6 +178,80 @@ pub fn inspect(model: &Model<'_>) -> Result<Inspect> {
         blob_bytes: model.as_bytes().len(),
         arena_bytes: model.arena_len(),
         selftest_cases: model.selftest().map_or(0, |s| s.count()),
+    })
+}
+
+/// A language model's stages per token, as layers with `1×1×n` shapes.
+fn inspect_lm(model: &Model<'_>) -> Result<Inspect> {
+    let spec = model.lm_spec().context("LM section")?;
+    let w = |n: usize| [1u16, 1, n.min(u16::MAX as usize) as u16];
+    let rq = |n: usize| 8 * n; // a multiplier and a shift per row
+    let (v, d, k, h) = (spec.vocab, spec.emb_dim, spec.k, spec.top_hidden());
+    let mut layers = vec![LayerInfo {
+        index: 0,
+        op: "embedding".into(),
+        input: w(v),
+        output: w(d),
+        macs: 0,
+        params: v * d,
+        param_bytes: v * d + rq(v),
+        kernel: None,
+    }];
+    for l in spec.layers() {
+        let p = l.w_x.len() + l.w_h.len() + l.bias.len();
+        layers.push(LayerInfo {
+            index: layers.len(),
+            op: "lstm".into(),
+            input: w(l.input),
+            output: w(l.hidden),
+            macs: (l.w_x.len() + l.w_h.len()) as u64,
+            params: p,
+            param_bytes: l.w_x.len() + l.w_h.len() + 4 * l.bias.len() + 2 * rq(4 * l.hidden),
+            kernel: None,
+        });
+    }
+    layers.push(LayerInfo {
+        index: layers.len(),
+        op: format!("latent/{}", spec.head.name()),
+        input: w(h),
+        output: w(k * d),
+        macs: spec.proj_w.len() as u64,
+        params: spec.proj_w.len() + spec.proj_b.len(),
+        param_bytes: spec.proj_w.len() + 4 * spec.proj_b.len() + rq(k * d),
+        kernel: None,
+    });
+    if k > 1 {
+        layers.push(LayerInfo {
+            index: layers.len(),
+            op: "prior".into(),
+            input: w(h),
+            output: w(k),
+            macs: spec.prior_w.len() as u64,
+            params: spec.prior_w.len() + spec.prior_b.len(),
+            param_bytes: spec.prior_w.len() + 4 * k + rq(k),
+            kernel: None,
+        });
+    }
+    let sm = spec.vocab_softmaxes();
+    layers.push(LayerInfo {
+        index: layers.len(),
+        op: format!("decoder×{sm} (tied)"),
+        input: w(sm * d),
+        output: w(v),
+        macs: (sm * v * d) as u64,
+        params: v,
+        param_bytes: 4 * v + rq(v),
+        kernel: None,
+    });
+    Ok(Inspect {
+        family: format!("{:?}", model.family()),
+        params: spec.params() as usize,
+        macs: spec.macs_per_token(),
+        param_bytes: layers.iter().map(|l| l.param_bytes).sum(),
+        layers,
+        blob_bytes: model.as_bytes().len(),
+        arena_bytes: model.arena_len(),
+        selftest_cases: 0,
     })
 }
 

@@ -226,3 +226,20 @@ fn corrupt_lm_blobs_never_panic() {
         assert!(Model::new_checked(AlignedBlob::new(&bytes[..n]).bytes()).is_err());
     }
 }
+
+/// Writes the fuzz seeds `fuzz/corpus/model/seed-lm-{checked,structure}`
+/// (a mode byte, then a small MoS blob) when `TINYINFER_WRITE_FUZZ_SEEDS` is set.
+#[test]
+fn fuzz_seeds() {
+    let bytes = export(&random_lm(HeadKind::Mos, 2, &[8], 6)).unwrap().blob;
+    assert!(Model::new_checked(AlignedBlob::new(&bytes).bytes()).is_ok());
+    if std::env::var_os("TINYINFER_WRITE_FUZZ_SEEDS").is_none() {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/model");
+    for (mode, name) in [(0u8, "seed-lm-checked"), (1, "seed-lm-structure")] {
+        let mut b = vec![mode];
+        b.extend_from_slice(&bytes);
+        std::fs::write(dir.join(name), b).unwrap();
+    }
+}

@@ -4,4 +4,5 @@
 mod core_tests;
 pub mod float;
 pub mod quantize;
+pub mod rank;
 pub mod run;
