@@ -11,6 +11,10 @@
 //! 4. With `--eval N`, writes N Fashion-MNIST test images and labels to a
 //!    file the device reads over semihosting, and compares the int8 scores the
 //!    device writes back with the host core's ([`crate::eval::core_scores`]).
+//!    Density models get a sample request instead (`--seed`, `--samples`)
+//!    and language models a generation request (`--prompt`, `--tokens`,
+//!    `--seed`): the device's token ids and text are compared with the host
+//!    core's `lm::run::generate` and `detokenize`.
 //! 5. Decodes defmt with `defmt-decoder`, prints the device's log and report
 //!    (or one JSON object with `--json`), and fails unless the device exited
 //!    0 and, with `--eval`, matched the host bit for bit.
@@ -39,6 +43,10 @@ pub const QEMU_ENV: &str = "TINYINFER_QEMU";
 pub const EVAL_IN: &str = "tinyinfer-eval.in";
 /// Evaluation output file, written by the device.
 pub const EVAL_OUT: &str = "tinyinfer-eval.out";
+/// Longest prompt the firmware takes: its input buffer (`MAX_INPUT_BYTES`, firmware/src/lib.rs).
+pub const LM_MAX_PROMPT_BYTES: usize = 1024;
+/// Most tokens one request may ask for (`MAX_TOKENS`, firmware/src/language.rs).
+pub const LM_MAX_TOKENS: u32 = 1 << 16;
 
 /// Arguments of `tinyinfer simulate`.
 #[derive(clap::Args, Clone, Debug)]
@@ -73,9 +81,16 @@ pub struct SimulateArgs {
     /// Load nothing: the partition stays erased (0x00 on QEMU).
     #[arg(long, conflicts_with_all = ["model", "eval"])]
     pub empty_partition: bool,
-    /// Density models: seed of the first sampled image (PCG32, as `tinyinfer sample`).
+    /// Density models: seed of the first sampled image (PCG32, as `tinyinfer sample`);
+    /// language models: the seed of the generation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Language models: the prompt the device primes the model with (after the start token).
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub prompt: String,
+    /// Language models: tokens to generate on the device (compared with the host core's).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub tokens: u32,
     /// Density models: images to sample on the device (each checked against the host core).
     #[arg(long, default_value_t = 1)]
     pub samples: u32,
@@ -214,6 +229,42 @@ pub struct SimReport {
     pub instructions_per_sampled_image_full: Option<u64>,
     /// Density: every sampled image equals the host core's for its seed.
     pub samples_match_host: Option<bool>,
+    /// Language model: `char` or `word`.
+    pub lm_level: Option<String>,
+    /// Language model: vocabulary size.
+    pub lm_vocab: Option<u32>,
+    /// Language model: embedding size d.
+    pub lm_emb_dim: Option<u32>,
+    /// Language model: hidden size of each LSTM layer.
+    pub lm_hidden: Vec<u32>,
+    /// Language model: `softmax`, `moc` or `mos`.
+    pub lm_head: Option<String>,
+    /// Language model: mixture components K.
+    pub lm_k: Option<u32>,
+    /// Language model: parameters (weights and biases).
+    pub lm_params: Option<u64>,
+    /// Language model: multiply-accumulates per token.
+    pub macs_per_token: Option<u64>,
+    /// Language model: the seed the device generated with.
+    pub lm_seed: Option<u64>,
+    /// Language model: tokens fed while priming (the start token and the prompt's).
+    pub prompt_tokens: Option<u32>,
+    /// Language model: instructions of priming (reset, start token, prompt).
+    pub prime_instructions: Option<u64>,
+    /// Language model: the token ids the device generated.
+    pub generated_tokens: Vec<u16>,
+    /// Language model: their text, rebuilt from the device's lines.
+    pub generated_text: Option<String>,
+    /// Language model: the host core's token ids for the same blob, prompt and seed.
+    pub host_generated_tokens: Vec<u16>,
+    /// Language model: the device's text equals the host's `detokenize` of its own ids.
+    pub text_matches_host: Option<bool>,
+    /// Language model: mean instructions per generated token (sample + step).
+    pub instructions_per_token: Option<u64>,
+    /// Language model: fewest instructions of one generated token.
+    pub instructions_per_token_min: Option<u64>,
+    /// Language model: most instructions of one generated token.
+    pub instructions_per_token_max: Option<u64>,
     /// Wall-clock seconds QEMU ran.
     pub qemu_seconds: f64,
     /// The device's decoded log.
@@ -227,6 +278,7 @@ impl SimReport {
             && self.matches_host != Some(false)
             && self.nll_matches_host != Some(false)
             && self.samples_match_host != Some(false)
+            && self.text_matches_host != Some(false)
     }
 }
 
@@ -615,6 +667,52 @@ fn parse_report(lines: &[Line], r: &mut SimReport) -> Result<()> {
                 r.full_sampling_pixels = Some(num(v, 0)?);
                 r.full_sampling_instructions = Some(num(v, 1)?);
             }
+            "lm model: {} level, vocab {}, d {}, {} LSTM layers, head {} K {}, {} params, {} MACs per token, arena {} bytes needed of {}" => {
+                r.lm_level = v.first().cloned();
+                r.lm_vocab = Some(num(v, 1)?);
+                r.lm_emb_dim = Some(num(v, 2)?);
+                r.lm_head = v.get(4).cloned();
+                r.lm_k = Some(num(v, 5)?);
+                r.lm_params = Some(num(v, 6)?);
+                r.macs_per_token = Some(num(v, 7)?);
+                r.arena_bytes = Some(num(v, 8)?);
+            }
+            "lm layer {}: LSTM {} -> {}" => r.lm_hidden.push(num(v, 2)?),
+            "lm request: seed {}, {} tokens, prompt of {} bytes ({})" => {
+                r.lm_seed = Some(num(v, 0)?);
+            }
+            "lm prime: {} tokens in {} {}" => {
+                r.prompt_tokens = Some(num(v, 0)?);
+                r.prime_instructions = Some(num(v, 1)?);
+            }
+            "lm tokens {}" => {
+                let list = v.first().context("lm tokens line without ids")?;
+                let inner = list.trim().trim_start_matches('[').trim_end_matches(']');
+                for t in inner.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                    r.generated_tokens.push(
+                        t.parse()
+                            .with_context(|| format!("bad token id {t:?} from the device"))?,
+                    );
+                }
+            }
+            "lm line {}" | "lm tail {}" => {
+                let text = r.generated_text.get_or_insert_with(String::new);
+                text.push_str(v.first().map_or("", String::as_str));
+                if l.key == "lm line {}" {
+                    text.push('\n');
+                }
+            }
+            "lm generate: {} tokens in {} {}, per token mean {}, min {}, max {}" => {
+                let n: u64 = num(v, 0)?;
+                let mean: u64 = num(v, 3)?;
+                r.generated_text.get_or_insert_with(String::new);
+                r.instructions_per_token = Some(mean);
+                r.instructions_per_token_min = Some(num(v, 4)?);
+                r.instructions_per_token_max = Some(num(v, 5)?);
+                if let (Some(m), true) = (r.macs_per_token, n > 0) {
+                    r.macs_per_instruction = Some(ratio(m, mean));
+                }
+            }
             "done: model refused: {} (exit status {})" => {
                 r.device_error = v.first().cloned();
             }
@@ -691,6 +789,16 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
             .map_err(|e| anyhow::anyhow!("not a usable density model: {e}"))?,
         _ => None,
     };
+    let language_model = match &blob {
+        Some(b) if !a.unchecked => b
+            .model()
+            .ok()
+            .filter(|m| m.family() == tinyinfer::format::Family::LanguageModel)
+            .map(tinyinfer::models::LanguageModel::new)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("not a usable language model: {e}"))?,
+        _ => None,
+    };
     let elf_path = match &a.elf {
         Some(p) => p.clone(),
         None => {
@@ -700,10 +808,13 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
                 App::Qemu
             };
             // Density models: the arena their path needs (the default arena is a classifier's).
-            let arena = density_model.as_ref().map(|dm| match a.streaming {
-                true => dm.sample_arena_len(),
-                false => dm.arena_len().max(dm.sample_arena_len()),
-            });
+            let arena = density_model
+                .as_ref()
+                .map(|dm| match a.streaming {
+                    true => dm.sample_arena_len(),
+                    false => dm.arena_len().max(dm.sample_arena_len()),
+                })
+                .or(language_model.as_ref().map(|lm| lm.arena_len()));
             build_firmware_with_arena(&firmware_dir(a.firmware_dir.as_deref()), app, arena)?
         }
     };
@@ -762,6 +873,10 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
         req.extend_from_slice(&a.full_pixels.to_le_bytes());
         std::fs::write(work.path().join(EVAL_IN), req).context("writing the sample request")?;
     }
+    if language_model.is_some() {
+        std::fs::write(work.path().join(EVAL_IN), lm_request(a)?)
+            .context("writing the generation request")?;
+    }
 
     let mut cmd = Command::new("timeout");
     cmd.arg("--kill-after=5")
@@ -770,7 +885,8 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
                 .unwrap_or(
                     120 + a.eval.unwrap_or(0) as u64 / 2
                         + 2 * a.full_pixels as u64
-                        + 2 * a.samples as u64,
+                        + 2 * a.samples as u64
+                        + language_model.as_ref().map_or(0, |_| a.tokens as u64 / 10),
                 )
                 .to_string(),
         )
@@ -853,7 +969,50 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
     if let Some(dm) = &density_model {
         check_density(a, dm, &lines, &mut r)?;
     }
+    if let (Some(lm), Some(blob)) = (&language_model, &blob) {
+        check_language(a, lm, blob, &mut r)?;
+    }
     Ok(r)
+}
+
+/// The generation request (firmware/src/language.rs): `"TILM"`, seed,
+/// tokens, prompt length, prompt bytes.
+pub fn lm_request(a: &SimulateArgs) -> Result<Vec<u8>> {
+    ensure!(
+        a.prompt.len() <= LM_MAX_PROMPT_BYTES,
+        "--prompt has {} bytes; the firmware takes at most {LM_MAX_PROMPT_BYTES}",
+        a.prompt.len()
+    );
+    ensure!(
+        a.tokens <= LM_MAX_TOKENS,
+        "--tokens must be at most {LM_MAX_TOKENS}"
+    );
+    let mut req = b"TILM".to_vec();
+    req.extend_from_slice(&a.seed.to_le_bytes());
+    req.extend_from_slice(&a.tokens.to_le_bytes());
+    req.extend_from_slice(&(a.prompt.len() as u32).to_le_bytes());
+    req.extend_from_slice(a.prompt.as_bytes());
+    Ok(req)
+}
+
+/// Compares the device's token ids and text with the host core's
+/// generation for the same blob, prompt and seed.
+fn check_language(
+    a: &SimulateArgs,
+    lm: &tinyinfer::models::LanguageModel<'_>,
+    blob: &AlignedBlob,
+    r: &mut SimReport,
+) -> Result<()> {
+    if r.exit_code != Some(0) {
+        return Ok(());
+    }
+    let host = crate::lm::run::generate(blob, &a.prompt, a.tokens as usize, a.seed)
+        .context("generating on the host core")?;
+    let text = crate::lm::run::detokenize(lm, &host);
+    r.matches_host = Some(host == r.generated_tokens);
+    r.text_matches_host = Some(r.generated_text.as_deref() == Some(text.as_str()));
+    r.host_generated_tokens = host;
+    Ok(())
 }
 
 /// Compares the device's NLLs and samples with the host core's, and writes
@@ -988,6 +1147,47 @@ pub fn summary(r: &SimReport) -> String {
                 None => "-",
             }
         );
+    }
+    if let (Some(v), Some(d)) = (r.lm_vocab, r.lm_emb_dim) {
+        s += &format!(
+            "language model   {} level, vocabulary {v}, d {d}, LSTM {}, head {} K={}, {} parameters, {} MACs/token\n",
+            r.lm_level.as_deref().unwrap_or("-"),
+            r.lm_hidden
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join("-"),
+            r.lm_head.as_deref().unwrap_or("-"),
+            opt(r.lm_k.map(u64::from)),
+            opt(r.lm_params),
+            opt(r.macs_per_token)
+        );
+    }
+    if let Some(n) = r.prime_instructions {
+        s += &format!(
+            "prime            {} tokens in {n} instructions\n",
+            opt(r.prompt_tokens.map(u64::from))
+        );
+    }
+    if let Some(mean) = r.instructions_per_token {
+        let yes = |b: Option<bool>| match b {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "-",
+        };
+        s += &format!(
+            "generated        {} tokens (seed {}): {mean} instructions/token (min {}, max {}), {:.3} MACs/instruction; same ids as the host: {}, same text: {}\n",
+            r.generated_tokens.len(),
+            opt(r.lm_seed),
+            opt(r.instructions_per_token_min),
+            opt(r.instructions_per_token_max),
+            r.macs_per_instruction.unwrap_or(f64::NAN),
+            yes(r.matches_host),
+            yes(r.text_matches_host)
+        );
+        if let Some(t) = &r.generated_text {
+            s += &format!("text             {t:?}\n");
+        }
     }
     s += &format!(
         "flash            {} bytes firmware + {} bytes model = {} bytes\n",
