@@ -21,6 +21,10 @@
 //! 5. reports the stack high-water mark (the stack is painted by
 //!    cortex-m-rt's `paint-stack` before `main`) and the static RAM.
 //!
+//! Steps 2-4 are a classifier's. The blob's family picks the driver: density
+//! models (PixelCNN) run in [`density`], language models in [`language`]
+//! (text generated from the host's prompt and seed, timed per token).
+//!
 //! Everything is reported over defmt in the fixed lines of [`report`],
 //! which `tinyinfer simulate` decodes and parses.
 //!
@@ -52,6 +56,7 @@ compile_error!("feature `nrf-budget` links the qemu app under nRF52840 limits: i
 pub mod bench;
 pub mod density;
 pub mod eval;
+pub mod language;
 pub mod mem;
 pub mod report;
 pub mod status;
@@ -59,7 +64,7 @@ pub mod status;
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::OutputPin;
 use tinyinfer::format::{Family, Model, MAX_OPS};
-use tinyinfer::models::{Classifier, DensityModel};
+use tinyinfer::models::{Classifier, DensityModel, LanguageModel};
 
 pub use bench::{CycleCounter, LayerBench};
 pub use eval::{HostLink, LinkError, NoHost};
@@ -172,6 +177,12 @@ where
     if checked.family() == Family::Density {
         return match DensityModel::new(checked) {
             Ok(dm) => density::run(&mut hw.counter, host, &dm, arena, input),
+            Err(e) => Outcome::Model(e),
+        };
+    }
+    if checked.family() == Family::LanguageModel {
+        return match LanguageModel::new(checked) {
+            Ok(lm) => language::run(&mut hw.counter, host, &lm, arena, input),
             Err(e) => Outcome::Model(e),
         };
     }

@@ -4,11 +4,11 @@
 //! values back by each line's literal text (host-tools/src/simulate.rs):
 //! change a format string here and change the parser there.
 
-use tinyinfer::format::Model;
-use tinyinfer::models::{Classifier, DensityModel, Nll, SelfTestReport};
+use tinyinfer::format::{Level, Model};
+use tinyinfer::models::{Classifier, DensityModel, LanguageModel, Nll, SelfTestReport};
 
 use crate::eval::{EvalReport, LinkError};
-use crate::{mem, BoardInfo, Outcome};
+use crate::{language, mem, BoardInfo, Outcome};
 
 /// First line: which app, board, memory map, partition and arena.
 pub fn boot(board: BoardInfo, partition: &[u8], arena: usize, unit: &'static str) {
@@ -117,7 +117,7 @@ pub fn eval(r: &EvalReport) {
     defmt::info!("eval: {=u32}/{=u32} correct", r.correct, r.images);
 }
 
-/// Evaluation stopped on a link error.
+/// Evaluation (or a request) stopped on a link error.
 pub fn host_error(e: LinkError) {
     defmt::error!("eval: host link error {}", e);
 }
@@ -219,5 +219,92 @@ pub fn sample_full(pixels: usize, counts: u64, unit: &'static str) {
         pixels as u32,
         counts,
         unit
+    );
+}
+
+/// The checked language model and the arena it needs of the firmware's.
+pub fn lm_model(lm: &LanguageModel<'_>, arena: usize) {
+    let s = lm.spec();
+    defmt::info!(
+        "lm model: {=str} level, vocab {=u32}, d {=u32}, {=u32} LSTM layers, head {=str} K {=u32}, {=u64} params, {=u64} MACs per token, arena {=u32} bytes needed of {=u32}",
+        match s.level {
+            Level::Char => "char",
+            Level::Word => "word",
+        },
+        s.vocab as u32,
+        s.emb_dim as u32,
+        s.layers().len() as u32,
+        s.head.name(),
+        s.k as u32,
+        s.params(),
+        s.macs_per_token(),
+        lm.arena_len() as u32,
+        arena as u32
+    );
+    for (i, l) in s.layers().iter().enumerate() {
+        defmt::info!(
+            "lm layer {=u32}: LSTM {=u32} -> {=u32}",
+            i as u32,
+            l.input as u32,
+            l.hidden as u32
+        );
+    }
+}
+
+/// What the device generates.
+pub fn lm_request(r: &language::Request) {
+    defmt::info!(
+        "lm request: seed {=u64}, {=u32} tokens, prompt of {=u32} bytes ({=str})",
+        r.seed,
+        r.tokens,
+        r.prompt_len,
+        if r.from_host {
+            "from the host"
+        } else {
+            "default"
+        }
+    );
+}
+
+/// The prompt has text without a token (or is not UTF-8) at byte `at`.
+pub fn lm_bad_prompt(at: u32) {
+    defmt::error!("lm prompt: no token for the text at byte {=u32}", at);
+}
+
+/// Priming: tokens fed (the start token included) and their counts.
+pub fn lm_prime(tokens: usize, counts: u64, unit: &'static str) {
+    defmt::info!(
+        "lm prime: {=u32} tokens in {=u64} {=str}",
+        tokens as u32,
+        counts,
+        unit
+    );
+}
+
+/// Generated token ids, in order (up to 16 a line).
+pub fn lm_tokens(ids: &[u16]) {
+    defmt::info!("lm tokens {=[?]}", ids);
+}
+
+/// Generated text followed by a newline (not sent).
+pub fn lm_line(text: &str) {
+    defmt::info!("lm line {=str}", text);
+}
+
+/// Generated text not followed by a newline.
+pub fn lm_tail(text: &str) {
+    defmt::info!("lm tail {=str}", text);
+}
+
+/// Counts of the generation: sample + step per token.
+pub fn lm_generated(tokens: u32, total: u64, min: u64, max: u64, unit: &'static str) {
+    defmt::info!(
+        "lm generate: {=u32} tokens in {=u64} {=str}, per token mean {=u64}, min {=u64}, max {=u64}",
+        tokens,
+        total,
+        unit,
+        total / u64::from(tokens.max(1)),
+        min,
+        max
     );
 }
