@@ -11,6 +11,7 @@ pub mod export;
 #[cfg(feature = "flash")]
 pub mod flash;
 pub mod float_model;
+pub mod lm;
 pub mod pixelcnn;
 pub mod quantize;
 #[cfg(feature = "simulate")]
