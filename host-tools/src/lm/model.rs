@@ -5,22 +5,24 @@
 //!
 //! * embedding lookup `E[x]` (`E` is `[V, d]`, optionally with whole rows dropped),
 //!   locked dropout (one mask per column, shared over the `T` steps);
-//! * per LSTM layer: `x W_ih + bias` for all `T·B` rows in one matmul, then the
-//!   recurrence `z_t = xw_t + h_{t-1} W_hh` step by step (gate columns `i, f, g, o`,
-//!   exactly [`LstmF`]'s row order); locked dropout between layers and on the output;
+//! * per LSTM layer, step by step: `z_t = x_t W_ih + h_{t-1} W_hh + bias` (gate columns
+//!   `i, f, g, o`, exactly [`LstmF`]'s row order); the inputs are kept as T separate
+//!   `[B, ·]` tensors (slicing one `[T, B, ·]` tensor per step costs O(T²) in burn's
+//!   backward, see `split_steps`); locked dropout between layers and on the output;
 //! * the head on all `T·B` rows at once: latents `tanh(g W_p + b_p)` (`[N, K·d]`,
 //!   component-major, exactly `proj_w`'s `[K][d][H]` rows), locked dropout on the latents,
 //!   prior `log_softmax(g W_π + b_π)`, and the tied decoder `h E^T + b` as one
 //!   `[N·K, d] × [d, V]` matmul (`E^T` is a strided view, no copy).
 //!
-//! The loss only needs the log-probability of each target, so it is computed as
-//! `logit_x − logsumexp_v(logit_v)` per row (max-shifted, max detached), and for MoS
-//! `logsumexp_k(log π_k + log p_k(x))` over the K components (also max-shifted).
+//! The loss only needs the log-probability of each target: `log_softmax(z)_x` per row
+//! ([`target_log_softmax`], value outside the autodiff graph, gradient attached through a
+//! surrogate), and for MoS `logsumexp_k(log π_k + log p_k(x))` over the K components
+//! (max-shifted with the max detached; burn has no logsumexp).
 
 use anyhow::{ensure, Result};
-use burn::module::{Module, Param};
-use burn::tensor::activation::{log_softmax, sigmoid};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::module::{Module, Param, ParamId};
+use burn::tensor::activation::{log_softmax, sigmoid, softmax};
+use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -227,10 +229,62 @@ fn locked_mask(
     Some(Tensor::from_data(TensorData::new(v, [1, b, n]), device))
 }
 
+/// The time steps of `[T, B, n]` as T tensors `[B, n]`. burn's slice backward writes a
+/// zero tensor of the *whole* input per slice, so T slices of one tensor cost O(T²); slicing
+/// in two levels (√T blocks, then steps) makes it O(T^1.5).
+fn split_steps(x: Tensor<3>) -> Vec<Tensor<2>> {
+    let [t_len, b, n] = x.dims();
+    let block = ((t_len as f64).sqrt().ceil() as usize).max(1);
+    let mut out = Vec::with_capacity(t_len);
+    let mut t0 = 0;
+    while t0 < t_len {
+        let t1 = (t0 + block).min(t_len);
+        let blk = if t1 - t0 == t_len {
+            x.clone()
+        } else {
+            x.clone().slice([t0..t1])
+        };
+        for t in 0..t1 - t0 {
+            out.push(blk.clone().slice([t..t + 1]).reshape([b, n]));
+        }
+        t0 = t1;
+    }
+    out
+}
+
 /// Row-wise `log Σ exp` of `[n, m]` → `[n, 1]`, shifted by the detached row maximum.
 pub fn row_logsumexp(x: Tensor<2>) -> Tensor<2> {
     let m = x.clone().detach().max_dim(1);
     (x - m.clone()).exp().sum_dim(1).log() + m
+}
+
+/// `log_softmax(z)[target]` per row (`z` `[R, V]`, `targets` `[R, 1]`) → `[R]`.
+///
+/// The value is computed outside the autodiff graph (flex's fused softmax, the row max,
+/// a gather) and the gradient `onehot − softmax(z)` is attached through a surrogate
+/// `−Σ_v z_v w_v + const` with `w = softmax(z) − onehot` held constant, so autodiff records
+/// only two `[R, V]` ops (a product and a row sum) instead of the half dozen of a composite
+/// log-softmax + gather: the decoder over V dominates the step.
+pub fn target_log_softmax(z: Tensor<2>, targets: Tensor<2, Int>) -> Tensor<1> {
+    let [r, _] = z.dims();
+    let zi = z.clone().inner();
+    let device = zi.device();
+    let p = softmax(zi.clone(), 1);
+    // log Σ exp z = max z − log max p.
+    let lse = zi.clone().max_dim(1) - p.clone().max_dim(1).log();
+    let lp = zi.gather(1, targets.clone()) - lse;
+    if !z.is_tracked() {
+        return lp.reshape([r]);
+    }
+    let w = p.scatter(
+        1,
+        targets,
+        Tensor::full([r, 1], -1.0, &device),
+        IndexingUpdateOp::Add,
+    );
+    let s = (z * Tensor::from_inner(w)).sum_dim(1);
+    let c = lp + s.clone().inner();
+    (Tensor::from_inner(c) - s).reshape([r])
 }
 
 /// What a forward pass over a segment needs besides the tokens.
@@ -392,6 +446,24 @@ impl LmModel {
         }
     }
 
+    /// Every parameter id with its rank: `(rank 2, rank 1)`.
+    pub fn param_ids(&self) -> (Vec<ParamId>, Vec<ParamId>) {
+        let mut p2 = vec![self.embedding.id, self.proj_w.id];
+        let mut p1 = vec![self.proj_b.id, self.dec_b.id];
+        for l in &self.layers {
+            p2.push(l.w_ih.id);
+            p2.push(l.w_hh.id);
+            p1.push(l.bias.id);
+        }
+        if let Some(w) = &self.prior_w {
+            p2.push(w.id);
+        }
+        if let Some(b) = &self.prior_b {
+            p1.push(b.id);
+        }
+        (p2, p1)
+    }
+
     /// Vocabulary size V.
     pub fn vocab_size(&self) -> usize {
         self.vocab.len()
@@ -489,6 +561,7 @@ impl LmModel {
         if let Some(m) = masks.and_then(|m| m.input.clone()) {
             x = x * m;
         }
+        let mut xs = split_steps(x);
         let (mut hs, mut cs) = (Vec::new(), Vec::new());
         let nl = self.layers.len();
         for (li, ((l, h0), c0)) in self
@@ -499,18 +572,23 @@ impl LmModel {
             .enumerate()
         {
             let hd = l.hidden;
-            let xw = (x.reshape([n, l.input]).matmul(l.w_ih.val())
-                + l.bias.val().unsqueeze::<2>())
-            .reshape([t_len, batch, 4 * hd]);
+            let w_ih = l.w_ih.val();
             let mut w_hh = l.w_hh.val();
             if let Some(m) = masks.and_then(|m| m.weight[li].clone()) {
                 w_hh = w_hh * m;
             }
+            let bias = l.bias.val().unsqueeze::<2>();
+            let between = if li + 1 < nl {
+                masks
+                    .and_then(|m| m.hidden[li].clone())
+                    .map(|m| m.reshape([batch, hd]))
+            } else {
+                None
+            };
             let (mut h, mut c) = (h0, c0);
             let mut outs = Vec::with_capacity(t_len);
-            for t in 0..t_len {
-                let z = xw.clone().slice([t..t + 1]).reshape([batch, 4 * hd])
-                    + h.matmul(w_hh.clone());
+            for xt in xs {
+                let z = xt.matmul(w_ih.clone()) + h.matmul(w_hh.clone()) + bias.clone();
                 let s = sigmoid(z.clone().slice([0..batch, 0..2 * hd]));
                 let i = s.clone().slice([0..batch, 0..hd]);
                 let f = s.slice([0..batch, hd..2 * hd]);
@@ -518,22 +596,21 @@ impl LmModel {
                 let o = sigmoid(z.slice([0..batch, 3 * hd..4 * hd]));
                 c = f * c + i * g;
                 h = o * c.clone().tanh();
-                outs.push(h.clone());
+                outs.push(match &between {
+                    Some(m) => h.clone() * m.clone(),
+                    None => h.clone(),
+                });
             }
             hs.push(h);
             cs.push(c);
-            x = Tensor::stack(outs, 0);
-            let m = if li + 1 < nl {
-                masks.and_then(|m| m.hidden[li].clone())
-            } else {
-                masks.and_then(|m| m.output.clone())
-            };
-            if let Some(m) = m {
-                x = x * m;
-            }
+            xs = outs;
         }
         let hd = self.top_hidden();
-        (x.reshape([n, hd]), LmState { h: hs, c: cs })
+        let mut x: Tensor<2> = Tensor::cat(xs, 0);
+        if let Some(m) = masks.and_then(|m| m.output.clone()) {
+            x = (x.reshape([t_len, batch, hd]) * m).reshape([n, hd]);
+        }
+        (x, LmState { h: hs, c: cs })
     }
 
     /// The head's latents `[N, K, d]` (after latent dropout) and log-priors `[N, K]`
@@ -561,9 +638,19 @@ impl LmModel {
         (lat.reshape([n, k, d]), log_pi)
     }
 
-    /// Decoder logits `[rows, V]` of latents `[rows, d]`.
+    /// Decoder logits `[rows, V]` of latents `[rows, d]`: `[h, 1] · [E, b]^T`, the bias
+    /// folded into the matmul (an `[rows, V]` add and, backwards, an `[rows, V]` row
+    /// reduction fewer, for a `[V, d+1]` copy).
     pub fn logits(&self, h: Tensor<2>) -> Tensor<2> {
-        h.matmul(self.embedding.val().transpose()) + self.dec_b.val().unsqueeze::<2>()
+        let [rows, _] = h.dims();
+        let v = self.vocab_size();
+        let device = h.device();
+        let ha = Tensor::cat(vec![h, Tensor::ones([rows, 1], &device)], 1);
+        let ea = Tensor::cat(
+            vec![self.embedding.val(), self.dec_b.val().reshape([v, 1])],
+            1,
+        );
+        ha.matmul(ea.transpose())
     }
 
     /// MoC: the π-weighted mean latent `[N, d]`.
@@ -594,10 +681,8 @@ impl LmModel {
                 } else {
                     lat.reshape([n, d])
                 };
-                let z = self.logits(h);
                 let tgt = ids_tensor(targets, &device).reshape([n, 1]);
-                let zx = z.clone().gather(1, tgt);
-                (zx - row_logsumexp(z)).reshape([n])
+                target_log_softmax(self.logits(h), tgt)
             }
             HeadKind::Mos => {
                 let z = self.logits(lat.reshape([n * k, d]));
@@ -606,8 +691,7 @@ impl LmModel {
                     .flat_map(|&t| std::iter::repeat_n(t, k))
                     .collect();
                 let tgt = ids_tensor(&rep, &device).reshape([n * k, 1]);
-                let zx = z.clone().gather(1, tgt);
-                let lp = (zx - row_logsumexp(z)).reshape([n, k]);
+                let lp = target_log_softmax(z, tgt).reshape([n, k]);
                 let lp = match log_pi {
                     Some(p) => lp + p,
                     None => lp,
@@ -649,4 +733,159 @@ impl LmModel {
         let (lat, log_pi) = self.latents(g, batch, masks);
         (self.target_log_probs(lat, log_pi, targets), state)
     }
+
+    /// The mean NLL of the targets through the decoder, with no `[rows, V]` tensor on the
+    /// autodiff tape (see [`DecoderLoss`]). `lat` `[N, K, d]` and `log_pi` `[N, K]` come
+    /// from [`LmModel::latents`]; `targets` has N ids.
+    pub fn decoder_loss(
+        &self,
+        lat: Tensor<3>,
+        log_pi: Option<Tensor<2>>,
+        targets: &[u32],
+    ) -> DecoderLoss {
+        self.decoder_loss_chunked(lat, log_pi, targets, DECODER_CHUNK)
+    }
+
+    /// [`LmModel::decoder_loss`] with about `chunk` logits (rows × V) per chunk.
+    pub fn decoder_loss_chunked(
+        &self,
+        lat: Tensor<3>,
+        log_pi: Option<Tensor<2>>,
+        targets: &[u32],
+        chunk: usize,
+    ) -> DecoderLoss {
+        let [n, k, d] = lat.dims();
+        assert_eq!(targets.len(), n, "one target per row");
+        // The rows that meet the decoder: K per token for MoS, one otherwise.
+        let (h, kr, log_pi) = match self.kind {
+            HeadKind::Mos => (lat.reshape([n * k, d]), k, log_pi),
+            HeadKind::Moc => (Self::mix(lat, log_pi), 1, None),
+            HeadKind::Softmax => (lat.reshape([n, d]), 1, None),
+        };
+        let tracked = h.is_tracked();
+        let v = self.vocab_size();
+        let hi = h.clone().inner();
+        let device = hi.device();
+        let ea = Tensor::cat(
+            vec![
+                self.embedding.val().inner(),
+                self.dec_b.val().inner().reshape([v, 1]),
+            ],
+            1,
+        );
+        let lpi = log_pi.as_ref().map(|t| t.clone().inner());
+        let tok_per_chunk = (chunk / (v * kr)).clamp(1, n);
+        let inv_n = 1.0 / n as f32;
+        let (mut nll_sum, mut lpx_all, mut gh_all) = (0f64, Vec::new(), Vec::new());
+        let mut ge: Option<Tensor<2>> = None;
+        let mut t0 = 0;
+        while t0 < n {
+            let tc = tok_per_chunk.min(n - t0);
+            let rc = tc * kr;
+            let hc = h_rows(&hi, t0 * kr, rc, d);
+            let ha = Tensor::cat(vec![hc, Tensor::ones([rc, 1], &device)], 1);
+            let rep: Vec<u32> = targets[t0..t0 + tc]
+                .iter()
+                .flat_map(|&t| std::iter::repeat_n(t, kr))
+                .collect();
+            let tgt = ids_tensor(&rep, &device).reshape([rc, 1]);
+            let z = ha.clone().matmul(ea.clone().transpose());
+            let zx = z.clone().gather(1, tgt.clone());
+            let zmax = z.clone().max_dim(1);
+            let p = softmax(z, 1);
+            // log p_x = z_x − logsumexp(z) = z_x − max z + log max p.
+            let lpx = zx - zmax + p.clone().max_dim(1).log();
+            // Per token: log P and the weight of each decoder row in d(mean NLL)/dz.
+            let (log_p, u) = match &lpi {
+                Some(lp) => {
+                    let a = lpx.clone().reshape([tc, kr]) + lp.clone().slice([t0..t0 + tc, 0..kr]);
+                    let lse = row_logsumexp(a.clone());
+                    let r = (a - lse.clone()).exp();
+                    (lse, r.reshape([rc, 1]).mul_scalar(inv_n))
+                }
+                None => (lpx.clone(), Tensor::full([rc, 1], inv_n, &device)),
+            };
+            nll_sum -= tensor_vec(log_p).iter().map(|&x| x as f64).sum::<f64>();
+            if tracked {
+                // dL/dz = u (softmax(z) − onehot).
+                let w = p.scatter(
+                    1,
+                    tgt,
+                    Tensor::full([rc, 1], -1.0, &device),
+                    IndexingUpdateOp::Add,
+                );
+                let w = w * u;
+                gh_all.push(w.clone().matmul(ea.clone()).slice([0..rc, 0..d]));
+                let g = w.transpose().matmul(ha);
+                ge = Some(match ge {
+                    Some(acc) => acc + g,
+                    None => g,
+                });
+                lpx_all.push(lpx);
+            }
+            t0 += tc;
+        }
+        let loss = tracked.then(|| {
+            let gh = Tensor::from_inner(Tensor::cat(gh_all, 0));
+            let ge = Tensor::from_inner(ge.expect("at least one chunk"));
+            let e = self.embedding.val();
+            let b = self.dec_b.val();
+            // Terms whose gradients are the decoder's, with value 0.
+            let t = (h * gh).sum()
+                + (e * ge.clone().slice([0..v, 0..d])).sum()
+                + (b * ge.slice([0..v, d..d + 1]).reshape([v])).sum();
+            let t = t.clone() - t.detach();
+            let main = match log_pi {
+                // MoS: the prior's gradient through −mean_n logsumexp_k(log π + log p_k(x)),
+                // with log p_k(x) held constant.
+                Some(lp) if self.kind == HeadKind::Mos => {
+                    let lpx = Tensor::from_inner(Tensor::cat(lpx_all, 0).reshape([n, kr]));
+                    row_logsumexp(lp + lpx).mean().neg()
+                }
+                _ => Tensor::from_inner(Tensor::<1>::from_data(
+                    TensorData::new(vec![(nll_sum / n as f64) as f32], [1]),
+                    &device,
+                )),
+            };
+            main + t
+        });
+        DecoderLoss { loss, nll_sum }
+    }
+
+    /// Training loss of a time-major segment (see [`LmModel::decoder_loss`]) and the new
+    /// state.
+    pub fn segment_loss(
+        &self,
+        inputs: &[u32],
+        targets: &[u32],
+        batch: usize,
+        state: LmState,
+        masks: Option<&SegmentMasks>,
+    ) -> (DecoderLoss, LmState) {
+        let (g, state) = self.features(inputs, batch, state, masks);
+        let (lat, log_pi) = self.latents(g, batch, masks);
+        (self.decoder_loss(lat, log_pi, targets), state)
+    }
+}
+
+/// Rows `[r0, r0 + n)` of `[R, d]`.
+fn h_rows(h: &Tensor<2>, r0: usize, n: usize, d: usize) -> Tensor<2> {
+    h.clone().slice([r0..r0 + n, 0..d])
+}
+
+/// Decoder rows per chunk × V: the `[rows, V]` logits of one chunk hold about this many
+/// floats (16 MB), so that they stay in cache between the matmul and the softmax.
+pub const DECODER_CHUNK: usize = 1 << 22;
+
+/// The result of [`LmModel::decoder_loss`].
+pub struct DecoderLoss {
+    /// For autodiff models: a `[1]` tensor whose value is the mean NLL and whose gradient
+    /// is that of the mean NLL. The decoder's `[rows, V]` part is computed outside the
+    /// graph, chunk by chunk (`softmax(z) − onehot`, weighted by each row's share of the
+    /// loss — `1/N`, or the MoS posterior `r_k / N`), and enters the graph as the constant
+    /// gradients `G_h` of the rows and `G_E` of the tied embedding and decoder bias through
+    /// `Σ h·G_h + Σ E·G_E` minus its own detached value. `None` for eval models.
+    pub loss: Option<Tensor<1>>,
+    /// Σ over tokens of −log P(target).
+    pub nll_sum: f64,
 }

@@ -274,3 +274,182 @@ fn training_reduces_the_loss() {
         assert!(args.out.join("summary.json").is_file());
     }
 }
+
+/// Timing breakdown of one training step (run by hand:
+/// `LM_BENCH=mos,4,128,256,32,35 cargo test --release ... bench_step -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn bench_step() {
+    use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+    use std::time::Instant;
+    let spec = std::env::var("LM_BENCH").unwrap_or("softmax,1,128,256,32,35".into());
+    let p: Vec<&str> = spec.split(',').collect();
+    let head = match p[0] {
+        "moc" => HeadKind::Moc,
+        "mos" => HeadKind::Mos,
+        _ => HeadKind::Softmax,
+    };
+    let n = |i: usize| p[i].parse::<usize>().unwrap();
+    let (k, d, h, b, t) = (n(1), n(2), n(3), n(4), n(5));
+    let v = std::env::var("LM_V").map_or(10_000, |s| s.parse().unwrap());
+    let cfg = LmConfig {
+        vocab: v,
+        emb: d,
+        hidden: vec![h],
+        head,
+        k,
+    };
+    let ad = Device::flex().autodiff();
+    let mut rng = StdRng::seed_from_u64(0);
+    let vocab = (0..v).map(|i| i.to_string()).collect();
+    let mut model = LmModel::new(&cfg, Level::Word, vocab, &mut rng, &ad);
+    let mut optim: ModuleOptimizer = AdamConfig::new().init();
+    let drop = super::model::Dropouts {
+        input: 0.3,
+        output: 0.3,
+        latent: 0.3,
+        ..Default::default()
+    };
+    let mut state = model.zero_state(b);
+    let (mut tf, mut th, mut tb, mut to) = (0f64, 0f64, 0f64, 0f64);
+    let reps = 6;
+    for r in 0..reps + 1 {
+        let x: Vec<u32> = (0..t * b).map(|_| rng.random_range(0..v as u32)).collect();
+        let y: Vec<u32> = (0..t * b).map(|_| rng.random_range(0..v as u32)).collect();
+        let t0 = Instant::now();
+        let masks = model.masks(&drop, b, &mut rng);
+        let (g, st) = model.features(&x, b, state, Some(&masks));
+        let t1 = Instant::now();
+        let (lat, lp) = model.latents(g, b, Some(&masks));
+        let out = model.decoder_loss(lat, lp, &y);
+        let lv = out.nll_sum as f32;
+        let loss = out.loss.unwrap();
+        let t2 = Instant::now();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let t3 = Instant::now();
+        model = optim.step(1e-3, model, grads);
+        let t4 = Instant::now();
+        state = st.detach();
+        if r > 0 {
+            tf += (t1 - t0).as_secs_f64();
+            th += (t2 - t1).as_secs_f64();
+            tb += (t3 - t2).as_secs_f64();
+            to += (t4 - t3).as_secs_f64();
+        }
+        assert!(lv.is_finite());
+    }
+    let r = reps as f64;
+    let tot = (tf + th + tb + to) / r;
+    println!(
+        "{spec} V {v}: lstm fwd {:.1} ms, head fwd {:.1} ms, backward {:.1} ms, optim {:.1} ms; {:.0} tok/s ({} threads)",
+        tf / r * 1e3,
+        th / r * 1e3,
+        tb / r * 1e3,
+        to / r * 1e3,
+        (t * b) as f64 / tot,
+        rayon::current_num_threads()
+    );
+}
+
+/// Timing of the decoder's pieces (by hand, like `bench_step`).
+#[test]
+#[ignore]
+fn bench_ops() {
+    use burn::tensor::activation::softmax;
+    use burn::tensor::{Tensor, TensorData};
+    use std::time::Instant;
+    let dev = Device::flex();
+    let (n, d, v) = (1120, 129, 10_000);
+    let mut rng = StdRng::seed_from_u64(0);
+    let mk = |r: usize, c: usize, rng: &mut StdRng| -> Tensor<2> {
+        let x: Vec<f32> = (0..r * c).map(|_| rng.random_range(-1.0..1.0)).collect();
+        Tensor::from_data(TensorData::new(x, [r, c]), &dev)
+    };
+    let h = mk(n, d, &mut rng);
+    let e = mk(v, d, &mut rng);
+    let time = |name: &str, f: &dyn Fn() -> Tensor<2>| {
+        let _ = tensor_vec(f());
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            let _ = f().into_data();
+        }
+        println!("{name}: {:.1} ms", t0.elapsed().as_secs_f64() / 5.0 * 1e3);
+    };
+    time("h·E^T (strided)", &|| h.clone().matmul(e.clone().transpose()));
+    let et = Tensor::from_data(e.clone().transpose().into_data(), &dev);
+    time("h·E^T (contiguous [d,V])", &|| h.clone().matmul(et.clone()));
+    let z = h.clone().matmul(et.clone());
+    time("softmax", &|| softmax(z.clone(), 1));
+    time("z*z", &|| z.clone() * z.clone());
+    time("sum_dim", &|| z.clone().sum_dim(1));
+    time("g·E (grad_h)", &|| z.clone().matmul(e.clone()));
+    time("h^T·g (grad_E^T)", &|| h.clone().transpose().matmul(z.clone()));
+    time("g^T·h (grad_E)", &|| z.clone().transpose().matmul(h.clone()));
+}
+
+/// The decoder loss built outside the autodiff tape has the value and the gradients of
+/// the plain composite `−mean log_softmax(..)[target]`, chunked or not.
+fn check_grads(kind: HeadKind, k: usize, hidden: &[usize]) {
+    use super::model::ids_tensor;
+    use burn::optim::GradientsParams;
+    let f = tiny_model(kind, k, hidden, 21 + k as u64).to_float();
+    let m = LmModel::from_float(&f, &Device::flex().autodiff());
+    let (b, t) = (3, 5);
+    let n = b * t;
+    let mut rng = StdRng::seed_from_u64(9);
+    let x: Vec<u32> = (0..n).map(|_| rng.random_range(0..23u32)).collect();
+    let y: Vec<u32> = (0..n).map(|_| rng.random_range(0..23u32)).collect();
+    let (g, _) = m.features(&x, b, m.zero_state(b), None);
+    let (lat, lp) = m.latents(g, b, None);
+    let tgt = ids_tensor(&y, &m.device()).reshape([n, 1]);
+    let ref_loss = m.full_log_probs(lat, lp).gather(1, tgt).mean().neg();
+    let ref_val: f32 = ref_loss.clone().into_scalar();
+    let gr = GradientsParams::from_grads(ref_loss.backward(), &m);
+    for chunk in [usize::MAX / 2, 23 * k * 2] {
+        let (g, _) = m.features(&x, b, m.zero_state(b), None);
+        let (lat, lp) = m.latents(g, b, None);
+        let out = m.decoder_loss_chunked(lat, lp, &y, chunk);
+        assert!(((out.nll_sum / n as f64) as f32 - ref_val).abs() < 1e-5);
+        let loss = out.loss.unwrap();
+        let val: f32 = loss.clone().into_scalar();
+        assert!((val - ref_val).abs() < 1e-5, "{val} vs {ref_val}");
+        let gn = GradientsParams::from_grads(loss.backward(), &m);
+        let (p2, p1) = m.param_ids();
+        let mut worst = 0f32;
+        let mut cmp = |a: Vec<f32>, b: Vec<f32>| {
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(&b) {
+                worst = worst.max((x - y).abs() / (1e-3 + y.abs()).max(1e-2));
+            }
+        };
+        for id in p2 {
+            cmp(
+                tensor_vec(gn.get::<2>(id).unwrap()),
+                tensor_vec(gr.get::<2>(id).unwrap()),
+            );
+        }
+        for id in p1 {
+            cmp(
+                tensor_vec(gn.get::<1>(id).unwrap()),
+                tensor_vec(gr.get::<1>(id).unwrap()),
+            );
+        }
+        assert!(worst < 1e-3, "{kind:?} K {k} chunk {chunk}: gradient mismatch {worst}");
+    }
+}
+
+#[test]
+fn decoder_loss_gradients_softmax() {
+    check_grads(HeadKind::Softmax, 1, &[8]);
+}
+
+#[test]
+fn decoder_loss_gradients_moc() {
+    check_grads(HeadKind::Moc, 3, &[8, 5]);
+}
+
+#[test]
+fn decoder_loss_gradients_mos() {
+    check_grads(HeadKind::Mos, 3, &[8]);
+    check_grads(HeadKind::Mos, 1, &[6]);
+}

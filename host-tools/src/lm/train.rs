@@ -32,6 +32,7 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
 use burn::module::{Module, ParamId};
+
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Tensor};
@@ -42,7 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data::{start_token, Corpus, Dataset};
 use super::float::{HeadKind, LmF};
-use super::model::{tensor_vec, Dropouts, LmConfig, LmModel};
+use super::model::{Dropouts, LmConfig, LmModel};
 use crate::pixelcnn::data::shared_data_dir;
 
 /// Optimiser.
@@ -398,9 +399,9 @@ fn nll_sum(
                 y.push(targets[c * cols + i + s]);
             }
         }
-        let (lp, st) = model.segment_log_probs(&x, &y, b, state, None);
+        let (out, st) = model.segment_loss(&x, &y, b, state, None);
         state = st;
-        total -= tensor_vec(lp).iter().map(|&v| v as f64).sum::<f64>();
+        total += out.nll_sum;
         i += t;
     }
     let rest = b * cols;
@@ -418,10 +419,9 @@ fn nll_sum(
         let mut j = rest;
         while j < n {
             let t = chunk.min(n - j);
-            let (lp, s2) =
-                model.segment_log_probs(&inputs[j..j + t], &targets[j..j + t], 1, st, None);
+            let (out, s2) = model.segment_loss(&inputs[j..j + t], &targets[j..j + t], 1, st, None);
             st = s2;
-            total -= tensor_vec(lp).iter().map(|&v| v as f64).sum::<f64>();
+            total += out.nll_sum;
             j += t;
         }
     }
@@ -448,24 +448,6 @@ pub fn float_ppl(f: &LmF, tokens: &[u32], batch: usize) -> f64 {
     let model = LmModel::from_float(f, &Device::flex());
     let start = start_token(f.level, &f.vocab);
     mean_nll(&model, tokens, start, batch, 256).exp()
-}
-
-/// Every parameter id of the model with its rank.
-fn param_ids(model: &LmModel) -> (Vec<ParamId>, Vec<ParamId>) {
-    let mut p2 = vec![model.embedding.id, model.proj_w.id];
-    let mut p1 = vec![model.proj_b.id, model.dec_b.id];
-    for l in &model.layers {
-        p2.push(l.w_ih.id);
-        p2.push(l.w_hh.id);
-        p1.push(l.bias.id);
-    }
-    if let Some(w) = &model.prior_w {
-        p2.push(w.id);
-    }
-    if let Some(b) = &model.prior_b {
-        p1.push(b.id);
-    }
-    (p2, p1)
 }
 
 /// Clips the global L2 norm of `grads` to `max` (if > 0); returns the norm before clipping.
@@ -530,8 +512,32 @@ pub fn run_on(args: &TrainLmArgs, corpus: Corpus) -> Result<LmSummary> {
     }
 }
 
+/// Keeps freed memory in the process instead of returning every large buffer to the
+/// kernel: glibc serves allocations above 32 MB (the decoder's `[rows, V]` tensors) with
+/// fresh `mmap`s, and the page faults on them cost more than the arithmetic (measured:
+/// an elementwise product of two 1120×10000 tensors 27 ms → 3.5 ms, a whole PTB
+/// training step about 1.7× faster).
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        const M_TRIM_THRESHOLD: i32 = -1;
+        const M_TOP_PAD: i32 = -2;
+        const M_MMAP_MAX: i32 = -4;
+        // SAFETY: mallopt only changes glibc malloc tunables; any value is valid.
+        unsafe {
+            mallopt(M_MMAP_MAX, 0);
+            mallopt(M_TRIM_THRESHOLD, i32::MAX);
+            mallopt(M_TOP_PAD, 256 << 20);
+        }
+    }
+}
+
 fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
     let start = Instant::now();
+    keep_freed_memory();
     let budget = args.max_minutes.map(|m| m * 60.0);
     if let Some(n) = args.train_limit {
         corpus.train.truncate(n);
@@ -559,7 +565,7 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
     let start_tok = corpus.start_token();
     let mut model = LmModel::new(&cfg, corpus.level, corpus.vocab.clone(), &mut rng, &ad);
     let params = cfg.params();
-    let ids = param_ids(&model);
+    let ids = model.param_ids();
     let wd = (args.weight_decay > 0.0).then(|| WeightDecayConfig::new(args.weight_decay as f32));
     let mut optim: ModuleOptimizer = match args.optimizer {
         Optim::Adam => AdamConfig::new().with_weight_decay(wd).init(),
@@ -644,20 +650,20 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
             step += 1;
             s += 1;
             let masks = model.masks(&drop, bs, &mut rng);
-            let (lp, st) = model.segment_log_probs(&x, &y, bs, state, Some(&masks));
+            let (out, st) = model.segment_loss(&x, &y, bs, state, Some(&masks));
             state = st.detach();
-            let loss = lp.mean().neg();
+            let loss = out.loss.expect("an autodiff model");
             let mut grads = GradientsParams::from_grads(loss.backward(), &model);
             if clip > 0.0 {
                 clip_global(&mut grads, &ids, clip);
             }
             model = optim.step(lr, model, grads);
-            let lv: f32 = loss.into_scalar();
+            let lv = out.nll_sum / (t * bs) as f64;
             ensure!(
                 lv.is_finite(),
                 "training diverged (loss {lv}) at epoch {epoch} step {s}: lower --lr"
             );
-            loss_sum += lv as f64 * (t * bs) as f64;
+            loss_sum += out.nll_sum;
             seen += t * bs;
             let secs = epoch_start.elapsed().as_secs_f64();
             let mean = loss_sum / seen as f64;
