@@ -32,6 +32,8 @@ enum Cmd {
     Train(train::TrainArgs),
     /// Train a float PixelCNN on binarized MNIST (burn); writes epoch-N.json, final.json, summary.json.
     TrainPixelcnn(tinyinfer_tools::pixelcnn::PixelCnnArgs),
+    /// Train a float LSTM language model (softmax, MoC or MoS head) on PTB or Tiny Shakespeare (burn); writes epoch-N.json, final.json, summary.json.
+    TrainLm(tinyinfer_tools::lm::TrainLmArgs),
     /// Fold, calibrate, quantize and write a `.tinf` model (and optionally its Intel HEX image).
     Export(ExportArgs),
     /// Evaluate a `.tinf` model through the core on the 10,000 test images.
@@ -223,6 +225,8 @@ fn main() {
             train::run(&a).map(|s| println!("final checkpoint: {}", s.checkpoint.display()))
         }
         Cmd::TrainPixelcnn(a) => tinyinfer_tools::pixelcnn::run(&a)
+            .map(|s| println!("final model: {}", s.final_json.display())),
+        Cmd::TrainLm(a) => tinyinfer_tools::lm::run(&a)
             .map(|s| println!("final model: {}", s.final_json.display())),
         Cmd::Export(a) => export(&a).map(|_| ()),
         Cmd::Eval(a) => eval_cmd(&a),
