@@ -10,7 +10,7 @@ use tinyinfer_tools::data::{self, Split, CLASS_NAMES};
 use tinyinfer_tools::eval::{self, accuracy, argmax_rows, confusion};
 use tinyinfer_tools::export::{intel_hex, write_atomic, AlignedBlob};
 use tinyinfer_tools::pixelcnn::data::shared_data_dir;
-use tinyinfer_tools::{density, quantize, train};
+use tinyinfer_tools::{density, lm, quantize, train};
 
 /// Base address of the nRF52840-DK MODEL flash partition (see firmware/memory-nrf52840-dk.x).
 const DEFAULT_HEX_BASE: u32 = 0x000C_0000;
@@ -34,6 +34,10 @@ enum Cmd {
     TrainPixelcnn(tinyinfer_tools::pixelcnn::PixelCnnArgs),
     /// Train a float LSTM language model (softmax, MoC or MoS head) on PTB or Tiny Shakespeare (burn); writes epoch-N.json, final.json, summary.json.
     TrainLm(tinyinfer_tools::lm::TrainLmArgs),
+    /// Generate text with a language model through the core (PCG32, as on the device).
+    Generate(GenerateArgs),
+    /// Rank of a language model's log-probability matrix over validation contexts (SVD).
+    Rank(RankArgs),
     /// Fold, calibrate, quantize and write a `.tinf` model (and optionally its Intel HEX image).
     Export(ExportArgs),
     /// Evaluate a `.tinf` model through the core on the 10,000 test images.
@@ -102,6 +106,39 @@ struct SampleArgs {
 }
 
 #[derive(clap::Args, Clone)]
+struct GenerateArgs {
+    /// The language-model `.tinf`.
+    model: PathBuf,
+    /// Text the model reads before generating (after its start token).
+    #[arg(long, default_value = "")]
+    prompt: String,
+    /// Tokens to generate.
+    #[arg(long, default_value_t = 200)]
+    tokens: usize,
+    /// PCG32 seed (the firmware draws the same tokens for the same seed).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print one JSON object (token ids and text).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Clone)]
+struct RankArgs {
+    /// Float LM checkpoint (`final.json` of `train-lm`).
+    checkpoint: PathBuf,
+    /// Validation contexts N (rows of the N × V matrix).
+    #[arg(long, default_value_t = 2000)]
+    contexts: usize,
+    /// Shared data directory (default: $TINYINFER_DATA, then ../shared/data).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Clone)]
 struct AnomalyArgs {
     /// The PixelCNN `.tinf` model.
     model: PathBuf,
@@ -159,9 +196,12 @@ struct EvalArgs {
     /// Fashion-MNIST directory.
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// Evaluate only the first N test images.
+    /// Evaluate only the first N test images (language models: tokens).
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
+    /// Language models: score the validation split instead of the test split.
+    #[arg(long)]
+    valid: bool,
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
@@ -228,6 +268,8 @@ fn main() {
             .map(|s| println!("final model: {}", s.final_json.display())),
         Cmd::TrainLm(a) => tinyinfer_tools::lm::run(&a)
             .map(|s| println!("final model: {}", s.final_json.display())),
+        Cmd::Generate(a) => generate(&a),
+        Cmd::Rank(a) => rank(&a),
         Cmd::Export(a) => export(&a).map(|_| ()),
         Cmd::Eval(a) => eval_cmd(&a),
         Cmd::Inspect(a) => inspect(&a),
@@ -258,6 +300,9 @@ struct ExportOutcome {
 fn export(a: &ExportArgs) -> Result<ExportOutcome> {
     ensure!(a.calib > 0, "--calib must be at least 1");
     if a.checkpoint.extension().is_some_and(|e| e == "json") {
+        if lm_checkpoint(&a.checkpoint)? {
+            return export_lm(a);
+        }
         return export_density(a);
     }
     let net = train::load_folded(&a.checkpoint)
@@ -306,6 +351,172 @@ fn export(a: &ExportArgs) -> Result<ExportOutcome> {
         arena_bytes: q.arena_len as usize,
         params: q.params,
     })
+}
+
+/// Whether a JSON checkpoint is a language model's (it has a token table).
+fn lm_checkpoint(path: &std::path::Path) -> Result<bool> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading checkpoint {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a JSON checkpoint", path.display()))?;
+    Ok(v.get("vocab").is_some() && v.get("layers").is_some())
+}
+
+fn export_lm(a: &ExportArgs) -> Result<ExportOutcome> {
+    let m = lm::LmF::load(&a.checkpoint)?;
+    let ex = lm::quantize::export(&m)?;
+    write_atomic(&a.out, &ex.blob).with_context(|| format!("writing {}", a.out.display()))?;
+    let blob = AlignedBlob::new(&ex.blob);
+    let spec = *lm::run::language_model(&blob)?.spec();
+    eprintln!(
+        "wrote {} ({} bytes, arena {} bytes, {} params, {} head, K = {}, {} MACs per token)",
+        a.out.display(),
+        ex.blob.len(),
+        ex.arena_len,
+        spec.params(),
+        spec.head.name(),
+        spec.k,
+        spec.macs_per_token()
+    );
+    if let Some(hex) = &a.hex {
+        write_atomic(hex, intel_hex(&ex.blob, a.base)?.as_bytes())
+            .with_context(|| format!("writing {}", hex.display()))?;
+        eprintln!("wrote {} (Intel HEX at {:#010x})", hex.display(), a.base);
+    }
+    Ok(ExportOutcome {
+        blob_bytes: ex.blob.len(),
+        arena_bytes: ex.arena_len,
+        params: spec.params() as usize,
+    })
+}
+
+/// The corpus a language model was trained on, by its level; its token table
+/// must equal the model's.
+fn lm_corpus(
+    blob: &AlignedBlob,
+    data: Option<&std::path::Path>,
+) -> Result<tinyinfer_tools::lm::Corpus> {
+    let lm = lm::run::language_model(blob)?;
+    let ds = match lm.spec().level {
+        tinyinfer::format::Level::Word => lm::Dataset::Ptb,
+        tinyinfer::format::Level::Char => lm::Dataset::Shakespeare,
+    };
+    let corpus = ds.load(&shared_data_dir(data))?;
+    let v = lm.vocab();
+    let same = corpus.vocab.len() == v.len()
+        && corpus
+            .vocab
+            .iter()
+            .enumerate()
+            .all(|(i, t)| v.token(i) == Some(t.as_str()));
+    ensure!(
+        same,
+        "the model's token table differs from the {} vocabulary",
+        ds.name()
+    );
+    Ok(corpus)
+}
+
+fn eval_lm(a: &EvalArgs, blob: &AlignedBlob) -> Result<()> {
+    let corpus = lm_corpus(blob, a.data.as_deref())?;
+    let split = if a.valid { &corpus.valid } else { &corpus.test };
+    let tokens = &split[..a.limit.unwrap_or(usize::MAX).min(split.len())];
+    let float = a.checkpoint.as_deref().map(lm::LmF::load).transpose()?;
+    let r = lm::run::evaluate(&a.model.display().to_string(), blob, float.as_ref(), tokens)?;
+    let json = serde_json::to_string_pretty(&r)?;
+    if let Some(p) = &a.report {
+        write_atomic(p, json.as_bytes())?;
+    }
+    if a.json {
+        println!("{json}");
+    } else {
+        let what = if a.valid { "validation" } else { "test" };
+        println!(
+            "model {}: {} {what} tokens through the core in {:.1} s",
+            a.model.display(),
+            r.tokens,
+            r.host_seconds
+        );
+        println!(
+            "int8 perplexity  {:.2}  ({:.4} bits/token)",
+            r.int8_perplexity, r.int8_bits_per_token
+        );
+        if let (Some(f), Some(b), Some(d)) = (
+            r.float_perplexity,
+            r.float_bits_per_token,
+            r.int8_vs_float_percent,
+        ) {
+            println!("float perplexity {f:.2}  ({b:.4} bits/token; int8 is {d:+.2} %)");
+        }
+        println!(
+            "{} head, K = {}, {} params, {} MACs per token, blob {} bytes, arena {} bytes",
+            r.head, r.k, r.params, r.macs_per_token, r.blob_bytes, r.arena_bytes
+        );
+    }
+    Ok(())
+}
+
+fn generate(a: &GenerateArgs) -> Result<()> {
+    let blob = AlignedBlob::read(&a.model)?;
+    let lm = lm::run::language_model(&blob)?;
+    let t0 = Instant::now();
+    let ids = lm::run::generate(&blob, &a.prompt, a.tokens, a.seed)?;
+    let text = lm::run::detokenize(&lm, &ids);
+    if a.json {
+        let j = serde_json::json!({
+            "model": a.model,
+            "prompt": a.prompt,
+            "seed": a.seed,
+            "tokens": ids,
+            "text": text,
+            "host_seconds": t0.elapsed().as_secs_f64(),
+        });
+        println!("{}", serde_json::to_string_pretty(&j)?);
+    } else {
+        let sep = match lm.spec().level {
+            tinyinfer::format::Level::Word if !a.prompt.is_empty() => " ",
+            _ => "",
+        };
+        println!("{}{sep}{text}", a.prompt);
+    }
+    Ok(())
+}
+
+fn rank(a: &RankArgs) -> Result<()> {
+    let m = lm::LmF::load(&a.checkpoint)?;
+    let ds = match m.level {
+        lm::Level::Word => lm::Dataset::Ptb,
+        lm::Level::Char => lm::Dataset::Shakespeare,
+    };
+    let corpus = ds.load(&shared_data_dir(a.data.as_deref()))?;
+    ensure!(
+        corpus.vocab == m.vocab,
+        "the checkpoint's token table differs from the {} vocabulary",
+        ds.name()
+    );
+    let t0 = Instant::now();
+    let r = lm::rank::rank(&m, &corpus.valid, a.contexts)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "{} head (K = {}, d = {}): rank {} of at most {} ({} contexts × {} tokens; softmax bound d + 2 = {}); {:.1} s",
+            r.head,
+            r.k,
+            r.emb_dim,
+            r.rank,
+            r.full_rank,
+            r.contexts,
+            r.vocab,
+            r.softmax_bound,
+            t0.elapsed().as_secs_f64()
+        );
+        println!(
+            "threshold {:.3e} (σ_max {:.3e} · max(N, V) · ε)",
+            r.threshold, r.sigma_max
+        );
+    }
+    Ok(())
 }
 
 fn export_density(a: &ExportArgs) -> Result<ExportOutcome> {
@@ -417,6 +628,7 @@ fn eval_cmd(a: &EvalArgs) -> Result<()> {
         .family();
     match family {
         tinyinfer::format::Family::Density => eval_density(a, &blob),
+        tinyinfer::format::Family::LanguageModel => eval_lm(a, &blob),
         _ => run_eval(a).map(|_| ()),
     }
 }
@@ -535,6 +747,7 @@ fn pipeline(a: &PipelineArgs) -> Result<()> {
         checkpoint: Some(summary.checkpoint.clone()),
         data: a.train.data.clone(),
         limit: a.train.test_limit,
+        valid: false,
         json: false,
         report: Some(report_path.clone()),
     })?;
