@@ -208,7 +208,10 @@ impl LmF {
     pub fn validate(&self) -> Result<()> {
         let (v, d) = (self.vocab.len(), self.emb_dim);
         ensure!(v >= 2, "vocabulary has {v} tokens");
-        ensure!(d >= 1 && self.embedding.len() == v * d, "embedding is not V×d");
+        ensure!(
+            d >= 1 && self.embedding.len() == v * d,
+            "embedding is not V×d"
+        );
         ensure!(!self.layers.is_empty(), "no LSTM layer");
         let mut input = d;
         for (i, l) in self.layers.iter().enumerate() {
@@ -236,7 +239,10 @@ impl LmF {
             ensure!(h.prior_w.len() == k * input, "prior_w is not K×H");
             ensure!(h.prior_b.len() == k, "prior_b is not K");
         } else {
-            ensure!(h.prior_w.is_empty() && h.prior_b.is_empty(), "K = 1 has no prior");
+            ensure!(
+                h.prior_w.is_empty() && h.prior_b.is_empty(),
+                "K = 1 has no prior"
+            );
         }
         ensure!(h.dec_b.len() == v, "dec_b is not V");
         for (n, x) in [
@@ -357,8 +363,8 @@ impl LmF {
     }
 
     /// Mean NLL (nats per token) of predicting `tokens[i+1]` from `tokens[..=i]`, from a
-    /// zero state, over at most `max_tokens` predictions. Runs in parallel over
-    /// `chunks` independent segments (each from a zero state) when `chunks > 1`.
+    /// zero state, over at most `max_tokens` predictions (sequential, single-threaded;
+    /// slow for V = 10,000 — training evaluates with the burn model instead).
     pub fn mean_nll(&self, tokens: &[u32], max_tokens: usize) -> f64 {
         let n = tokens.len().saturating_sub(1).min(max_tokens);
         if n == 0 {
