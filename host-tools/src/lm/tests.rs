@@ -481,3 +481,63 @@ fn decoder_loss_gradients_mos() {
     check_grads(HeadKind::Mos, 3, &[8]);
     check_grads(HeadKind::Mos, 1, &[6]);
 }
+
+/// Finite differences on a larger model: the gradient of a few weights of every tensor.
+#[test]
+fn finite_difference_gradients_at_scale() {
+    use burn::optim::GradientsParams;
+    let v = 500;
+    let cfg = LmConfig {
+        vocab: v,
+        emb: 32,
+        hidden: vec![64],
+        head: HeadKind::Softmax,
+        k: 1,
+    };
+    let mut rng = StdRng::seed_from_u64(3);
+    let vocab: Vec<String> = (0..v).map(|i| i.to_string()).collect();
+    let f = LmModel::new(&cfg, Level::Word, vocab, &mut rng, &Device::flex()).to_float();
+    let (b, t) = (16, 20);
+    let x: Vec<u32> = (0..b * t).map(|_| rng.random_range(0..50u32)).collect();
+    let y: Vec<u32> = (0..b * t).map(|_| rng.random_range(0..50u32)).collect();
+    let loss_of = |f: &LmF| -> f64 {
+        let m = LmModel::from_float(f, &Device::flex());
+        let (out, _) = m.segment_loss(&x, &y, b, m.zero_state(b), None);
+        out.nll_sum / (b * t) as f64
+    };
+    let m = LmModel::from_float(&f, &Device::flex().autodiff());
+    let (out, _) = m.segment_loss(&x, &y, b, m.zero_state(b), None);
+    let g = GradientsParams::from_grads(out.loss.unwrap().backward(), &m);
+    let ge = tensor_vec(g.get::<2>(m.embedding.id).unwrap());
+    let gih = tensor_vec(g.get::<2>(m.layers[0].w_ih.id).unwrap()); // [I, 4H]
+    let eps = 1e-2f32;
+    // embedding row of input token x[0], a few columns
+    for j in 0..4 {
+        let idx = x[0] as usize * 32 + j;
+        let mut fp = f.clone();
+        fp.embedding[idx] += eps;
+        let mut fm = f.clone();
+        fm.embedding[idx] -= eps;
+        let num = (loss_of(&fp) - loss_of(&fm)) / (2.0 * eps as f64);
+        println!("E[{idx}]: analytic {:.6} numeric {num:.6}", ge[idx]);
+        assert!(
+            (num - ge[idx] as f64).abs() < 1e-3 + 0.05 * num.abs(),
+            "E[{idx}]: {} vs {num}",
+            ge[idx]
+        );
+    }
+    for r in [0usize, 70, 140, 200] {
+        // LstmF w_ih row r (gate unit), column 3 ↔ burn [3][r]
+        let mut fp = f.clone();
+        fp.layers[0].w_ih[r * 32 + 3] += eps;
+        let mut fm = f.clone();
+        fm.layers[0].w_ih[r * 32 + 3] -= eps;
+        let num = (loss_of(&fp) - loss_of(&fm)) / (2.0 * eps as f64);
+        let an = gih[3 * 256 + r];
+        println!("w_ih[{r}][3]: analytic {an:.6} numeric {num:.6}");
+        assert!(
+            (num - an as f64).abs() < 1e-3 + 0.05 * num.abs(),
+            "w_ih: {an} vs {num}"
+        );
+    }
+}

@@ -565,7 +565,10 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
     let ids = model.param_ids();
     let wd = (args.weight_decay > 0.0).then(|| WeightDecayConfig::new(args.weight_decay as f32));
     let mut optim: ModuleOptimizer = match args.optimizer {
-        Optim::Adam => AdamConfig::new().with_weight_decay(wd).init(),
+        Optim::Adam => AdamConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(wd)
+            .init(),
         Optim::Sgd => SgdConfig::new().with_weight_decay(wd).init(),
     };
     let drop = args.dropouts();
