@@ -363,8 +363,8 @@ impl LmF {
     }
 
     /// Mean NLL (nats per token) of predicting `tokens[i+1]` from `tokens[..=i]`, from a
-    /// zero state, over at most `max_tokens` predictions. Runs in parallel over
-    /// `chunks` independent segments (each from a zero state) when `chunks > 1`.
+    /// zero state, over at most `max_tokens` predictions (sequential, single-threaded;
+    /// slow for V = 10,000 — training evaluates with the burn model instead).
     pub fn mean_nll(&self, tokens: &[u32], max_tokens: usize) -> f64 {
         let n = tokens.len().saturating_sub(1).min(max_tokens);
         if n == 0 {

@@ -62,9 +62,16 @@ impl LmConfig {
             self.hidden.len()
         );
         for &h in &self.hidden {
-            ensure!((1..=4096).contains(&h), "--hidden must be in 1..=4096, got {h}");
+            ensure!(
+                (1..=4096).contains(&h),
+                "--hidden must be in 1..=4096, got {h}"
+            );
         }
-        ensure!((1..=64).contains(&self.k), "--k must be in 1..=64, got {}", self.k);
+        ensure!(
+            (1..=64).contains(&self.k),
+            "--k must be in 1..=64, got {}",
+            self.k
+        );
         if self.head == HeadKind::Softmax {
             ensure!(self.k == 1, "a softmax head has --k 1, not {}", self.k);
         }
@@ -212,13 +219,7 @@ pub fn ids_tensor(ids: &[u32], device: &Device) -> Tensor<1, Int> {
 }
 
 /// A locked-dropout mask `[1, B, n]` (0 or 1/(1-p)), or `None` when `p` is 0.
-fn locked_mask(
-    p: f64,
-    b: usize,
-    n: usize,
-    rng: &mut StdRng,
-    device: &Device,
-) -> Option<Tensor<3>> {
+fn locked_mask(p: f64, b: usize, n: usize, rng: &mut StdRng, device: &Device) -> Option<Tensor<3>> {
     if p <= 0.0 {
         return None;
     }
@@ -242,10 +243,10 @@ fn split_steps(x: Tensor<3>) -> Vec<Tensor<2>> {
         let blk = if t1 - t0 == t_len {
             x.clone()
         } else {
-            x.clone().slice([t0..t1])
+            x.clone().slice_dim(0, t0..t1)
         };
         for t in 0..t1 - t0 {
-            out.push(blk.clone().slice([t..t + 1]).reshape([b, n]));
+            out.push(blk.clone().slice_dim(0, t..t + 1).reshape([b, n]));
         }
         t0 = t1;
     }
@@ -375,11 +376,7 @@ impl LmModel {
             .collect();
         let (prior_w, prior_b) = if k > 1 {
             (
-                Some(param2(
-                    transpose(&f.head.prior_w, k, hd),
-                    [hd, k],
-                    device,
-                )),
+                Some(param2(transpose(&f.head.prior_w, k, hd), [hd, k], device)),
                 Some(param1(f.head.prior_b.clone(), device)),
             )
         } else {
@@ -420,10 +417,7 @@ impl LmModel {
             })
             .collect();
         let (prior_w, prior_b) = match (&self.prior_w, &self.prior_b) {
-            (Some(w), Some(b)) => (
-                transpose(&tensor_vec(w.val()), hd, k),
-                tensor_vec(b.val()),
-            ),
+            (Some(w), Some(b)) => (transpose(&tensor_vec(w.val()), hd, k), tensor_vec(b.val())),
             _ => (Vec::new(), Vec::new()),
         };
         let embedding = tensor_vec(self.embedding.val());
@@ -564,13 +558,7 @@ impl LmModel {
         let mut xs = split_steps(x);
         let (mut hs, mut cs) = (Vec::new(), Vec::new());
         let nl = self.layers.len();
-        for (li, ((l, h0), c0)) in self
-            .layers
-            .iter()
-            .zip(state.h)
-            .zip(state.c)
-            .enumerate()
-        {
+        for (li, ((l, h0), c0)) in self.layers.iter().zip(state.h).zip(state.c).enumerate() {
             let hd = l.hidden;
             let w_ih = l.w_ih.val();
             let mut w_hh = l.w_hh.val();
@@ -623,16 +611,15 @@ impl LmModel {
     ) -> (Tensor<3>, Option<Tensor<2>>) {
         let [n, _] = g.dims();
         let (k, d) = (self.k, self.emb);
-        let mut lat = (g.clone().matmul(self.proj_w.val()) + self.proj_b.val().unsqueeze::<2>())
-            .tanh();
+        let mut lat =
+            (g.clone().matmul(self.proj_w.val()) + self.proj_b.val().unsqueeze::<2>()).tanh();
         if let Some(m) = masks.and_then(|m| m.latent.clone()) {
             lat = (lat.reshape([n / batch, batch, k * d]) * m).reshape([n, k * d]);
         }
         let log_pi = match (&self.prior_w, &self.prior_b) {
-            (Some(w), Some(b)) => Some(log_softmax(
-                g.matmul(w.val()) + b.val().unsqueeze::<2>(),
-                1,
-            )),
+            (Some(w), Some(b)) => {
+                Some(log_softmax(g.matmul(w.val()) + b.val().unsqueeze::<2>(), 1))
+            }
             _ => None,
         };
         (lat.reshape([n, k, d]), log_pi)

@@ -167,7 +167,10 @@ fn float_roundtrip_is_exact() {
     let m = tiny_model(HeadKind::Mos, 2, &[4, 3], 3);
     let f = m.to_float();
     let g = LmModel::from_float(&f, &Device::flex()).to_float();
-    assert_eq!(serde_json::to_string(&f).unwrap(), serde_json::to_string(&g).unwrap());
+    assert_eq!(
+        serde_json::to_string(&f).unwrap(),
+        serde_json::to_string(&g).unwrap()
+    );
 }
 
 #[test]
@@ -201,7 +204,10 @@ fn burn_mean_nll_matches_float_and_batching() {
     }
     // Columns: finite and close (each column restarts from a zero state).
     let got = mean_nll(&m, &toks[1..], toks[0], 4, 5);
-    assert!(got.is_finite() && (got - want).abs() < 0.5, "{got} vs {want}");
+    assert!(
+        got.is_finite() && (got - want).abs() < 0.5,
+        "{got} vs {want}"
+    );
 }
 
 fn tiny_corpus() -> Corpus {
@@ -232,22 +238,28 @@ fn tiny_corpus() -> Corpus {
 #[test]
 fn training_reduces_the_loss() {
     let dir = tempfile::tempdir().unwrap();
-    for (head, k) in [(HeadKind::Softmax, 1), (HeadKind::Mos, 3), (HeadKind::Moc, 2)] {
-        let mut args = TrainLmArgs::default();
-        args.out = dir.path().join(head.name());
-        args.head = head;
-        args.k = Some(k);
-        args.emb = 8;
-        args.hidden = vec![16];
-        args.bptt = 10;
-        args.batch = 8;
-        args.epochs = 8;
-        args.lr = Some(3e-2);
-        args.dropout_out = 0.1;
-        args.dropout_latent = 0.1;
-        args.dropout_in = 0.1;
-        args.threads = 1;
-        args.quiet = true;
+    for (head, k) in [
+        (HeadKind::Softmax, 1),
+        (HeadKind::Mos, 3),
+        (HeadKind::Moc, 2),
+    ] {
+        let args = TrainLmArgs {
+            out: dir.path().join(head.name()),
+            head,
+            k: Some(k),
+            emb: 8,
+            hidden: vec![16],
+            bptt: 10,
+            batch: 8,
+            epochs: 8,
+            lr: Some(3e-2),
+            dropout_out: 0.1,
+            dropout_latent: 0.1,
+            dropout_in: 0.1,
+            threads: 1,
+            quiet: true,
+            ..Default::default()
+        };
         let s = run_on(&args, tiny_corpus()).unwrap();
         let first = s.history.first().unwrap().train_nll;
         let last = s.history.last().unwrap();
@@ -269,7 +281,10 @@ fn training_reduces_the_loss() {
                 .collect::<Vec<_>>(),
             usize::MAX,
         );
-        assert!((got - want).abs() < 1e-4, "{head:?}: LmF {got} vs burn {want}");
+        assert!(
+            (got - want).abs() < 1e-4,
+            "{head:?}: LmF {got} vs burn {want}"
+        );
         assert!(args.out.join("epoch-8.json").is_file());
         assert!(args.out.join("summary.json").is_file());
     }
@@ -321,7 +336,9 @@ fn bench_step() {
         let (g, st) = model.features(&x, b, state, Some(&masks));
         let t1 = Instant::now();
         let (lat, lp) = model.latents(g, b, Some(&masks));
-        let out = model.decoder_loss(lat, lp, &y);
+        let chunk =
+            std::env::var("LM_CHUNK").map_or(super::model::DECODER_CHUNK, |s| s.parse().unwrap());
+        let out = model.decoder_loss_chunked(lat, lp, &y, chunk);
         let lv = out.nll_sum as f32;
         let loss = out.loss.unwrap();
         let t2 = Instant::now();
@@ -375,16 +392,24 @@ fn bench_ops() {
         }
         println!("{name}: {:.1} ms", t0.elapsed().as_secs_f64() / 5.0 * 1e3);
     };
-    time("h·E^T (strided)", &|| h.clone().matmul(e.clone().transpose()));
+    time("h·E^T (strided)", &|| {
+        h.clone().matmul(e.clone().transpose())
+    });
     let et = Tensor::from_data(e.clone().transpose().into_data(), &dev);
-    time("h·E^T (contiguous [d,V])", &|| h.clone().matmul(et.clone()));
+    time("h·E^T (contiguous [d,V])", &|| {
+        h.clone().matmul(et.clone())
+    });
     let z = h.clone().matmul(et.clone());
     time("softmax", &|| softmax(z.clone(), 1));
     time("z*z", &|| z.clone() * z.clone());
     time("sum_dim", &|| z.clone().sum_dim(1));
     time("g·E (grad_h)", &|| z.clone().matmul(e.clone()));
-    time("h^T·g (grad_E^T)", &|| h.clone().transpose().matmul(z.clone()));
-    time("g^T·h (grad_E)", &|| z.clone().transpose().matmul(h.clone()));
+    time("h^T·g (grad_E^T)", &|| {
+        h.clone().transpose().matmul(z.clone())
+    });
+    time("g^T·h (grad_E)", &|| {
+        z.clone().transpose().matmul(h.clone())
+    });
 }
 
 /// The decoder loss built outside the autodiff tape has the value and the gradients of
@@ -434,7 +459,10 @@ fn check_grads(kind: HeadKind, k: usize, hidden: &[usize]) {
                 tensor_vec(gr.get::<1>(id).unwrap()),
             );
         }
-        assert!(worst < 1e-3, "{kind:?} K {k} chunk {chunk}: gradient mismatch {worst}");
+        assert!(
+            worst < 1e-3,
+            "{kind:?} K {k} chunk {chunk}: gradient mismatch {worst}"
+        );
     }
 }
 
@@ -452,4 +480,64 @@ fn decoder_loss_gradients_moc() {
 fn decoder_loss_gradients_mos() {
     check_grads(HeadKind::Mos, 3, &[8]);
     check_grads(HeadKind::Mos, 1, &[6]);
+}
+
+/// Finite differences on a larger model: the gradient of a few weights of every tensor.
+#[test]
+fn finite_difference_gradients_at_scale() {
+    use burn::optim::GradientsParams;
+    let v = 500;
+    let cfg = LmConfig {
+        vocab: v,
+        emb: 32,
+        hidden: vec![64],
+        head: HeadKind::Softmax,
+        k: 1,
+    };
+    let mut rng = StdRng::seed_from_u64(3);
+    let vocab: Vec<String> = (0..v).map(|i| i.to_string()).collect();
+    let f = LmModel::new(&cfg, Level::Word, vocab, &mut rng, &Device::flex()).to_float();
+    let (b, t) = (16, 20);
+    let x: Vec<u32> = (0..b * t).map(|_| rng.random_range(0..50u32)).collect();
+    let y: Vec<u32> = (0..b * t).map(|_| rng.random_range(0..50u32)).collect();
+    let loss_of = |f: &LmF| -> f64 {
+        let m = LmModel::from_float(f, &Device::flex());
+        let (out, _) = m.segment_loss(&x, &y, b, m.zero_state(b), None);
+        out.nll_sum / (b * t) as f64
+    };
+    let m = LmModel::from_float(&f, &Device::flex().autodiff());
+    let (out, _) = m.segment_loss(&x, &y, b, m.zero_state(b), None);
+    let g = GradientsParams::from_grads(out.loss.unwrap().backward(), &m);
+    let ge = tensor_vec(g.get::<2>(m.embedding.id).unwrap());
+    let gih = tensor_vec(g.get::<2>(m.layers[0].w_ih.id).unwrap()); // [I, 4H]
+    let eps = 1e-2f32;
+    // embedding row of input token x[0], a few columns
+    for j in 0..4 {
+        let idx = x[0] as usize * 32 + j;
+        let mut fp = f.clone();
+        fp.embedding[idx] += eps;
+        let mut fm = f.clone();
+        fm.embedding[idx] -= eps;
+        let num = (loss_of(&fp) - loss_of(&fm)) / (2.0 * eps as f64);
+        println!("E[{idx}]: analytic {:.6} numeric {num:.6}", ge[idx]);
+        assert!(
+            (num - ge[idx] as f64).abs() < 1e-3 + 0.05 * num.abs(),
+            "E[{idx}]: {} vs {num}",
+            ge[idx]
+        );
+    }
+    for r in [0usize, 70, 140, 200] {
+        // LstmF w_ih row r (gate unit), column 3 ↔ burn [3][r]
+        let mut fp = f.clone();
+        fp.layers[0].w_ih[r * 32 + 3] += eps;
+        let mut fm = f.clone();
+        fm.layers[0].w_ih[r * 32 + 3] -= eps;
+        let num = (loss_of(&fp) - loss_of(&fm)) / (2.0 * eps as f64);
+        let an = gih[3 * 256 + r];
+        println!("w_ih[{r}][3]: analytic {an:.6} numeric {num:.6}");
+        assert!(
+            (num - an as f64).abs() < 1e-3 + 0.05 * num.abs(),
+            "w_ih: {an} vs {num}"
+        );
+    }
 }

@@ -105,7 +105,9 @@ pub struct TrainLmArgs {
     /// Truncated-BPTT segment length (e.g. 35 words, 100 characters).
     #[arg(long, default_value_t = 35)]
     pub bptt: usize,
-    /// Columns (sequences) per step.
+    /// Columns (sequences) per step. Measured on 2 threads: PTB d 128 H 256 softmax 4.6k
+    /// tok/s at 32, 4.5k at 64; Shakespeare d 64 H 256 bptt 100: 15.8k at 32, 18.0k at 64,
+    /// 18.7k at 128.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
     /// Training epochs (the cosine schedule spans all of them).
@@ -172,7 +174,8 @@ impl Default for TrainLmArgs {
 impl TrainLmArgs {
     /// Mixture components K.
     pub fn k(&self) -> usize {
-        self.k.unwrap_or(if self.head == HeadKind::Softmax { 1 } else { 4 })
+        self.k
+            .unwrap_or(if self.head == HeadKind::Softmax { 1 } else { 4 })
     }
 
     /// Hidden sizes per layer.
@@ -376,13 +379,7 @@ fn segment(stream: &[u32], batch: usize, cols: usize, i: usize, t: usize) -> (Ve
 /// Sum of `-log P` over the predictions of `targets` with inputs `inputs` (same length,
 /// `inputs[j]` precedes `targets[j]`), split into `batch` columns each starting from a
 /// zero state; any remainder continues the last column with a batch of one.
-fn nll_sum(
-    model: &LmModel,
-    inputs: &[u32],
-    targets: &[u32],
-    batch: usize,
-    chunk: usize,
-) -> f64 {
+fn nll_sum(model: &LmModel, inputs: &[u32], targets: &[u32], batch: usize, chunk: usize) -> f64 {
     let n = targets.len();
     let b = batch.clamp(1, n.max(1));
     let cols = n / b;
@@ -568,7 +565,10 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
     let ids = model.param_ids();
     let wd = (args.weight_decay > 0.0).then(|| WeightDecayConfig::new(args.weight_decay as f32));
     let mut optim: ModuleOptimizer = match args.optimizer {
-        Optim::Adam => AdamConfig::new().with_weight_decay(wd).init(),
+        Optim::Adam => AdamConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(wd)
+            .init(),
         Optim::Sgd => SgdConfig::new().with_weight_decay(wd).init(),
     };
     let drop = args.dropouts();
@@ -689,7 +689,13 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
             eval_model.to_float().save(&ckpt)?;
         }
         let v0 = Instant::now();
-        let vnll = mean_nll(&eval_model, &valid, start_tok, args.eval_batch, args.eval_chunk);
+        let vnll = mean_nll(
+            &eval_model,
+            &valid,
+            start_tok,
+            args.eval_batch,
+            args.eval_chunk,
+        );
         let train_nll = loss_sum / seen.max(1) as f64;
         let stats = LmEpochStats {
             epoch,
@@ -776,7 +782,11 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
     println!(
         "done: {} epoch(s){} in {:.0} s, {:.0} tok/s; valid ppl {:.2}, test ppl {:.2}; {}",
         summary.epochs,
-        if stopped { " (stopped by --max-minutes)" } else { "" },
+        if stopped {
+            " (stopped by --max-minutes)"
+        } else {
+            ""
+        },
         summary.seconds,
         summary.tokens_per_second,
         valid_ppl,
