@@ -356,6 +356,34 @@ impl LmModel {
         }
     }
 
+    /// Sets the decoder bias to the log unigram frequencies of `tokens` (add-one
+    /// smoothed, centred), so that the unigram is there from the first step.
+    ///
+    /// Without it, Adam fits the unigram fastest through the latent projection (every
+    /// weight of `W_k` moves by about the learning rate per step, all in the direction
+    /// of the LSTM output's mean), which saturates the latent `tanh` within tens of
+    /// steps and cuts the gradient to the LSTM: training then stalls at unigram
+    /// perplexity (measured: 27.3 on Tiny Shakespeare after a full epoch).
+    pub fn init_unigram_bias(&mut self, tokens: &[u32]) {
+        let v = self.vocab_size();
+        let mut counts = vec![1f64; v];
+        for &t in tokens {
+            if let Some(c) = counts.get_mut(t as usize) {
+                *c += 1.0;
+            }
+        }
+        let total: f64 = counts.iter().sum();
+        let logs: Vec<f64> = counts.iter().map(|c| (c / total).ln()).collect();
+        let mean = logs.iter().sum::<f64>() / v as f64;
+        let b: Vec<f32> = logs.iter().map(|l| (l - mean) as f32).collect();
+        let device = self.dec_b.val().device();
+        let id = self.dec_b.id;
+        self.dec_b = Param::initialized(
+            id,
+            Tensor::from_data(TensorData::new(b, [v]), &device).require_grad(),
+        );
+    }
+
     /// Rebuilds the burn model from its float form.
     pub fn from_float(f: &LmF, device: &Device) -> Self {
         let (v, d, k) = (f.vocab.len(), f.emb_dim, f.head.k);

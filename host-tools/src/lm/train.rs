@@ -561,6 +561,7 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
     let mut rng = StdRng::seed_from_u64(args.seed);
     let start_tok = corpus.start_token();
     let mut model = LmModel::new(&cfg, corpus.level, corpus.vocab.clone(), &mut rng, &ad);
+    model.init_unigram_bias(&corpus.train);
     let params = cfg.params();
     let ids = model.param_ids();
     let wd = (args.weight_decay > 0.0).then(|| WeightDecayConfig::new(args.weight_decay as f32));
