@@ -6,16 +6,19 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 
-# The shared data sets (binarized MNIST, MNIST; ../shared/data/README.md):
+# The shared data sets (binarized MNIST, MNIST, Penn Treebank, Tiny Shakespeare;
+# ../shared/data/README.md):
 # $TINYINFER_DATA, else ../shared/data beside the repository.
 if [ -z "${TINYINFER_DATA:-}" ] && [ -d ../shared/data ]; then
   TINYINFER_DATA="$(cd ../shared/data && pwd)"
 fi
-if [ ! -f "${TINYINFER_DATA:-../shared/data}/binarized_mnist/binarized_mnist_test-images-idx3-ubyte.gz" ]; then
-  echo "test: binarized MNIST not found under ${TINYINFER_DATA:-../shared/data}; set TINYINFER_DATA to the shared data directory (see its README.md)"
-  echo "tests: 0 passed, 1 failed"
-  exit 1
-fi
+for f in binarized_mnist/binarized_mnist_test-images-idx3-ubyte.gz ptb/ptb.test.txt tinyshakespeare/input.txt; do
+  if [ ! -f "${TINYINFER_DATA:-../shared/data}/$f" ]; then
+    echo "test: $f not found under ${TINYINFER_DATA:-../shared/data}; set TINYINFER_DATA to the shared data directory (see its README.md)"
+    echo "tests: 0 passed, 1 failed"
+    exit 1
+  fi
+done
 export TINYINFER_DATA
 
 log=$(mktemp)
