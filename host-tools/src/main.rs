@@ -341,16 +341,22 @@ fn export(a: &ExportArgs) -> Result<ExportOutcome> {
         q.params,
         cal.images
     );
-    if let Some(hex) = &a.hex {
-        write_atomic(hex, intel_hex(&bytes, a.base)?.as_bytes())
-            .with_context(|| format!("writing {}", hex.display()))?;
-        eprintln!("wrote {} (Intel HEX at {:#010x})", hex.display(), a.base);
-    }
+    write_hex(a, &bytes)?;
     Ok(ExportOutcome {
         blob_bytes: bytes.len(),
         arena_bytes: q.arena_len as usize,
         params: q.params,
     })
+}
+
+/// With `--hex`, also writes the blob as an Intel HEX image at `--base`.
+fn write_hex(a: &ExportArgs, blob: &[u8]) -> Result<()> {
+    if let Some(hex) = &a.hex {
+        write_atomic(hex, intel_hex(blob, a.base)?.as_bytes())
+            .with_context(|| format!("writing {}", hex.display()))?;
+        eprintln!("wrote {} (Intel HEX at {:#010x})", hex.display(), a.base);
+    }
+    Ok(())
 }
 
 /// Whether a JSON checkpoint is a language model's (it has a token table).
@@ -378,11 +384,7 @@ fn export_lm(a: &ExportArgs) -> Result<ExportOutcome> {
         spec.k,
         spec.macs_per_token()
     );
-    if let Some(hex) = &a.hex {
-        write_atomic(hex, intel_hex(&ex.blob, a.base)?.as_bytes())
-            .with_context(|| format!("writing {}", hex.display()))?;
-        eprintln!("wrote {} (Intel HEX at {:#010x})", hex.display(), a.base);
-    }
+    write_hex(a, &ex.blob)?;
     Ok(ExportOutcome {
         blob_bytes: ex.blob.len(),
         arena_bytes: ex.arena_len,
@@ -537,11 +539,7 @@ fn export_density(a: &ExportArgs) -> Result<ExportOutcome> {
         ex.calibration_images,
         ex.selftest_cases
     );
-    if let Some(hex) = &a.hex {
-        write_atomic(hex, intel_hex(&ex.blob, a.base)?.as_bytes())
-            .with_context(|| format!("writing {}", hex.display()))?;
-        eprintln!("wrote {} (Intel HEX at {:#010x})", hex.display(), a.base);
-    }
+    write_hex(a, &ex.blob)?;
     Ok(ExportOutcome {
         blob_bytes: ex.blob.len(),
         arena_bytes: ex.arena_bytes,

@@ -355,11 +355,7 @@ pub struct LmSummary {
 }
 
 fn lr_at(base: f64, progress: f64, step: usize, warmup: usize) -> f64 {
-    if step < warmup {
-        return base * (step + 1) as f64 / warmup as f64;
-    }
-    let p = progress.clamp(0.0, 1.0);
-    base * (0.02 + 0.98 * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()))
+    crate::train::warmup_cosine(base, step, warmup, progress, 0.02)
 }
 
 /// A time-major segment of `stream` cut into `batch` columns of `cols` tokens each:

@@ -177,11 +177,8 @@ pub struct PixelCnnSummary {
 }
 
 fn lr_at(base: f64, t: usize, warmup: usize, total: usize) -> f64 {
-    if t < warmup {
-        return base * (t + 1) as f64 / warmup as f64;
-    }
-    let p = (t - warmup) as f64 / (total - warmup).max(1) as f64;
-    base * (0.02 + 0.98 * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()))
+    let p = t.saturating_sub(warmup) as f64 / (total.saturating_sub(warmup)).max(1) as f64;
+    crate::train::warmup_cosine(base, t, warmup, p, 0.02)
 }
 
 fn batch_tensor(pixels: &[u8], side: usize, device: &Device) -> Tensor<4> {

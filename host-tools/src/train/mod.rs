@@ -35,7 +35,7 @@ use crate::float_model::{normalize, FoldedNet};
 pub use fold::fold;
 pub use mixup::{make_batch, mix, mixup, Batch};
 pub use model::{Block, DiracConv, DiracNet, ModelConfig};
-pub use trainer::EpochStats;
+pub use trainer::{warmup_cosine, EpochStats};
 
 /// Identifies the checkpoint sidecar format.
 pub const CHECKPOINT_FORMAT: &str = "tinyinfer-diracnet-v1";

@@ -47,13 +47,21 @@ pub struct EpochStats {
     pub seconds: f64,
 }
 
-/// Learning rate at step `t` of `total`: linear warm-up over `warmup` steps, then cosine to 0.
-fn lr_at(base: f64, t: usize, warmup: usize, total: usize) -> f64 {
-    if t < warmup {
-        return base * (t + 1) as f64 / warmup as f64;
+/// Learning rate: linear warm-up over the first `warmup` steps, then a cosine from
+/// `base` down to `floor · base` as `progress` goes from 0 to 1 (clamped). Shared by
+/// the DiracNet, PixelCNN and language-model trainers.
+pub fn warmup_cosine(base: f64, step: usize, warmup: usize, progress: f64, floor: f64) -> f64 {
+    if step < warmup {
+        return base * (step + 1) as f64 / warmup.max(1) as f64;
     }
-    let p = (t - warmup) as f64 / (total - warmup).max(1) as f64;
-    base * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
+    let p = progress.clamp(0.0, 1.0);
+    base * (floor + (1.0 - floor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()))
+}
+
+/// Learning rate at step `t` of `total`: warm-up, then cosine to 0.
+fn lr_at(base: f64, t: usize, warmup: usize, total: usize) -> f64 {
+    let p = t.saturating_sub(warmup) as f64 / (total.saturating_sub(warmup)).max(1) as f64;
+    warmup_cosine(base, t, warmup, p, 0.0)
 }
 
 fn argmax(row: &[f32]) -> usize {
