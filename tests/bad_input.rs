@@ -137,8 +137,10 @@ fn header_errors_are_specific() {
         Error::UnsupportedVersion(9)
     );
     let mut b = m.clone();
+    // A classifier's bytes labelled as a language model: a language model has
+    // no tensor graph, so its TENSORS section is refused.
     b[6] = 2;
-    assert_eq!(check_and_run(&b, true).unwrap_err(), Error::WrongFamily);
+    assert_eq!(check_and_run(&b, true).unwrap_err(), Error::BadSection(1));
     let mut b = m.clone();
     b[6] = 77;
     assert_eq!(
