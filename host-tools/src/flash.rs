@@ -23,9 +23,9 @@ use probe_rs::{MemoryInterface, Permissions};
 use crate::export::AlignedBlob;
 
 /// MODEL partition of the nRF52840-DK (firmware/memory-nrf52840-dk.x).
-pub const NRF52840_DK_MODEL_BASE: u32 = 0x000C_0000;
+pub const NRF52840_DK_MODEL_BASE: u32 = 0x0004_0000;
 /// Its length.
-pub const NRF52840_DK_MODEL_LEN: u32 = 0x0004_0000;
+pub const NRF52840_DK_MODEL_LEN: u32 = 0x000C_0000;
 
 fn parse_addr(s: &str) -> Result<u32, String> {
     let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
@@ -45,7 +45,7 @@ pub struct FlashArgs {
     #[arg(long, default_value = "nRF52840_xxAA")]
     pub chip: String,
     /// Flash address of the MODEL partition (firmware/memory-<board>.x).
-    #[arg(long, value_parser = parse_addr, default_value = "0x000C0000")]
+    #[arg(long, value_parser = parse_addr, default_value = "0x00040000")]
     pub base: u32,
     /// Bytes of the MODEL partition: the blob must fit.
     #[arg(long, value_parser = parse_addr, default_value = "0x40000")]

@@ -13,7 +13,7 @@ use tinyinfer_tools::pixelcnn::data::shared_data_dir;
 use tinyinfer_tools::{density, lm, quantize, train};
 
 /// Base address of the nRF52840-DK MODEL flash partition (see firmware/memory-nrf52840-dk.x).
-const DEFAULT_HEX_BASE: u32 = 0x000C_0000;
+const DEFAULT_HEX_BASE: u32 = 0x0004_0000;
 
 #[derive(Parser)]
 #[command(
@@ -182,7 +182,7 @@ struct ExportArgs {
     #[arg(long, value_name = "FILE")]
     hex: Option<PathBuf>,
     /// Flash address of the model partition for the HEX image.
-    #[arg(long, value_parser = parse_addr, default_value = "0x000C0000")]
+    #[arg(long, value_parser = parse_addr, default_value = "0x00040000")]
     base: u32,
 }
 

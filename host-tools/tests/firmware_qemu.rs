@@ -43,8 +43,8 @@ use tinyinfer_tools::simulate::{self, build_firmware, build_firmware_with_arena,
 mod tiny;
 
 /// The nRF52840 MODEL partition (firmware/memory-nrf52840-dk.x and memory-qemu-nrf-budget.x).
-const NRF_MODEL_BASE: u32 = 0x000C_0000;
-const NRF_MODEL_LEN: u32 = 0x0004_0000;
+const NRF_MODEL_BASE: u32 = 0x0004_0000;
+const NRF_MODEL_LEN: u32 = 0x000C_0000;
 
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
@@ -303,7 +303,7 @@ fn nrf52840_dk_app_builds_and_flash_targets_its_partition() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("0x000c0000"), "{err}");
+    assert!(err.contains("0x00040000"), "{err}");
     // ...refuses a partition outside the chip's flash and a corrupted blob...
     let out = tinyinfer()
         .args(["flash", &blob, "--dry-run", "--base", "0x00200000"])

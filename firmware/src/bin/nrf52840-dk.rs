@@ -2,7 +2,7 @@
 //!
 //! - defmt goes over RTT (`defmt-rtt`); `cargo run --release` (the runner is
 //!   `probe-rs run --chip nRF52840_xxAA`) flashes the app and prints the log;
-//! - the model comes from the MODEL partition at 0x000C_0000, written by
+//! - the model comes from the MODEL partition at 0x0004_0000, written by
 //!   `tinyinfer flash MODEL.tinf` independently of the app;
 //! - the counter is the DWT cycle counter (CYCCNT);
 //! - LED1 (P0.13, active low) is on while running and after a pass, and
