@@ -152,8 +152,8 @@ fn hex_image_holds_the_blob_at_the_partition_address() {
             ihex::Record::ExtendedLinearAddress(h) => upper = (h as u32) << 16,
             ihex::Record::Data { offset, value } => {
                 let addr = upper + offset as u32;
-                assert!(addr >= 0x000C_0000, "data below the partition at {addr:#x}");
-                let at = (addr - 0x000C_0000) as usize;
+                assert!(addr >= 0x0004_0000, "data below the partition at {addr:#x}");
+                let at = (addr - 0x0004_0000) as usize;
                 image[at..at + value.len()].copy_from_slice(&value);
                 seen += value.len();
             }
