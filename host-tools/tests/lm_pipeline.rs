@@ -3,36 +3,13 @@
 //! core), generate, rank; then bad input at every step.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
 use serde_json::Value;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tinyinfer"))
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = bin().args(args).output().expect("run tinyinfer");
-    assert!(
-        out.status.success(),
-        "tinyinfer {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn fail(args: &[&str]) -> String {
-    let out = bin().args(args).output().expect("run tinyinfer");
-    assert!(!out.status.success(), "tinyinfer {args:?} should fail");
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(
-        !err.contains("panicked"),
-        "tinyinfer {args:?} panicked: {err}"
-    );
-    err
-}
+mod common;
+use common::{fail, run};
 
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")

@@ -3,7 +3,7 @@
 //! byte flip of the real exported blob, and the CLI's handling of bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -11,31 +11,8 @@ use tinyinfer::format::{Model, CRC32, CRC_LEN};
 use tinyinfer::models::Classifier;
 use tinyinfer_tools::export::AlignedBlob;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tinyinfer"))
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = bin().args(args).output().expect("run tinyinfer");
-    assert!(
-        out.status.success(),
-        "tinyinfer {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn fail(args: &[&str]) -> String {
-    let out = bin().args(args).output().expect("run tinyinfer");
-    assert!(!out.status.success(), "tinyinfer {args:?} should fail");
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(
-        !err.contains("panicked"),
-        "tinyinfer {args:?} panicked: {err}"
-    );
-    err
-}
+mod common;
+use common::{fail, run};
 
 struct Trained {
     dir: PathBuf,

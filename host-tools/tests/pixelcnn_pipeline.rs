@@ -4,7 +4,6 @@
 //! its self-test, every truncation of the real blob, and bad input.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -14,31 +13,8 @@ use tinyinfer::rng::Pcg32;
 use tinyinfer_tools::export::AlignedBlob;
 use tinyinfer_tools::pixelcnn::{load_binarized_mnist, shared_data_dir, BinSplit, PixelCnnF};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tinyinfer"))
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = bin().args(args).output().expect("run tinyinfer");
-    assert!(
-        out.status.success(),
-        "tinyinfer {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn fail(args: &[&str]) -> String {
-    let out = bin().args(args).output().expect("run tinyinfer");
-    assert!(!out.status.success(), "tinyinfer {args:?} should fail");
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(
-        !err.contains("panicked"),
-        "tinyinfer {args:?} panicked: {err}"
-    );
-    err
-}
+mod common;
+use common::{fail, run};
 
 struct Trained {
     dir: PathBuf,
