@@ -341,7 +341,8 @@ impl<'a> Model<'a> {
 
     /// The token table, for a language model.
     pub fn vocab(&self) -> Option<Vocab<'a>> {
-        Vocab::parse(self.vocab?, self.lm_spec()?.vocab)
+        // Word 1 of the checked LM section is V; no need to re-check the whole spec.
+        Vocab::parse(self.vocab?, u32_at(self.lm?, 4) as usize)
     }
 
     fn check_records(&self) -> Result<()> {

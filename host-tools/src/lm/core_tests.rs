@@ -6,9 +6,10 @@ use tinyinfer::format::Model;
 use tinyinfer::models::LanguageModel;
 use tinyinfer::rng::Pcg32;
 
+use super::data::start_token;
 use super::float::{HeadF, HeadKind, Level, LmF, LstmF};
 use super::quantize::export;
-use super::run::{detokenize, float_start_token, generate, language_model};
+use super::run::{detokenize, generate, language_model};
 use crate::export::AlignedBlob;
 
 fn randv(r: &mut StdRng, n: usize, s: f32) -> Vec<f32> {
@@ -77,7 +78,7 @@ fn int8_log_probs_follow_the_float_model() {
         let mut s = lm.session(&mut arena).unwrap();
         let mut fs = m.zero_state();
         let mut r = StdRng::seed_from_u64(ci as u64);
-        let mut tok = float_start_token(m) as u16;
+        let mut tok = start_token(m.level, &m.vocab) as u16;
         let (mut worst, mut sum, mut n) = (0f64, 0f64, 0);
         for _ in 0..60 {
             s.step(tok).unwrap();

@@ -13,8 +13,8 @@
 use anyhow::{anyhow, ensure, Result};
 use serde::Serialize;
 
+use super::data::start_token;
 use super::float::{HeadKind, LmF};
-use super::run::float_start_token;
 
 fn log_softmax64(z: &[f64]) -> Vec<f64> {
     let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -110,7 +110,7 @@ pub fn rank(m: &LmF, tokens: &[u32], n: usize) -> Result<RankReport> {
     // LSTM outputs in order (sequential), then the f64 heads in parallel.
     let mut state = m.zero_state();
     let mut gs = Vec::with_capacity(n);
-    gs.push(m.step(float_start_token(m) as usize, &mut state));
+    gs.push(m.step(start_token(m.level, &m.vocab) as usize, &mut state));
     for &t in &tokens[..n - 1] {
         gs.push(m.step(t as usize, &mut state));
     }

@@ -9,23 +9,13 @@ use tinyinfer::format::Level;
 use tinyinfer::models::{LanguageModel, LogProb};
 use tinyinfer::rng::Pcg32;
 
-use super::float::{Level as FLevel, LmF};
+use super::float::LmF;
 use crate::export::AlignedBlob;
 
 /// The core's language model over a blob.
 pub fn language_model(blob: &AlignedBlob) -> Result<LanguageModel<'_>> {
     let model = blob.model()?;
     LanguageModel::new(model).map_err(|e| anyhow!("not a language model: {e}"))
-}
-
-/// The start token of the float model (the same rule as the core's
-/// [`LanguageModel::start_token`]).
-pub fn float_start_token(m: &LmF) -> u32 {
-    let t = match m.level {
-        FLevel::Word => "<eos>",
-        FLevel::Char => "\n",
-    };
-    m.vocab.iter().position(|v| v == t).unwrap_or(0) as u32
 }
 
 /// Sum of int8 NLLs (2⁻¹⁶ nats) of every token of `tokens`, each predicted
@@ -178,7 +168,7 @@ pub fn generate(blob: &AlignedBlob, prompt: &str, tokens: usize, seed: u64) -> R
         tinyinfer::Error::BadInput(at) => {
             anyhow!(
                 "the prompt has no token at byte {at} ({:?})",
-                &prompt[at as usize..]
+                prompt.get(at as usize..).unwrap_or("")
             )
         }
         e => anyhow!("{e}"),
