@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Training throughput of the DiracNet in PyTorch, for comparison with burn.
 
-The same network as host-tools/src/train/model.rs (stem 3x3 conv 1->16 + BN;
+The same network as host-tools/src/families/classifier/model.rs (stem 3x3 conv 1->16 + BN;
 per width in 16,32,64 two blocks x -> BN(dirac_conv(relu(x))) with
 W_hat = diag(a) I + diag(b) W/||W||; 2x2 max pool between groups; ReLU,
 global average pool, FC 64->10), the same step (SGD, Nesterov momentum 0.9,

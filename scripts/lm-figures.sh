@@ -19,11 +19,11 @@ T=./target/release/tinyinfer
 CONTEXTS="${RANK_CONTEXTS:-2000}"
 for pair in "softmax:$1" "moc:$2" "mos:$3"; do
   name="${pair%%:*}"; ckpt="${pair#*:}"
-  $T export --checkpoint "$ckpt" --out "$OUT/$name.tinf"
+  $T export --checkpoint "$ckpt" --family language --out "$OUT/$name.tinf"
   $T eval "$OUT/$name.tinf" --checkpoint "$ckpt" --json > "$OUT/$name.eval.json"
   $T rank "$ckpt" --contexts "$CONTEXTS" --json > "$OUT/$name.rank.json"
 done
-$T export --checkpoint "$4" --out "$OUT/char.tinf"
+$T export --checkpoint "$4" --family language --out "$OUT/char.tinf"
 $T eval "$OUT/char.tinf" --checkpoint "$4" --json > "$OUT/char.eval.json"
 $T rank "$4" --contexts 1000 --json > "$OUT/char.rank.json"
 $T simulate "$OUT/char.tinf" --nrf-budget --prompt "ROMEO:" --tokens 300 --seed 1 --json > "$OUT/char.qemu.json"

@@ -15,7 +15,7 @@ OUT="${2:?usage: pixelcnn-figures.sh CHECKPOINT.json OUT_DIR}"
 mkdir -p "$OUT"
 T=./target/release/tinyinfer
 [ -x "$T" ] || cargo build --release -p tinyinfer-tools
-$T export --checkpoint "$CKPT" --out "$OUT/model.tinf" --calib 2000 --selftest 8
+$T export --checkpoint "$CKPT" --family density --out "$OUT/model.tinf" --calib 2000 --selftest 8
 $T inspect "$OUT/model.tinf"
 $T eval "$OUT/model.tinf" --checkpoint "$CKPT" --json > "$OUT/eval.json"
 $T sample "$OUT/model.tinf" --seed 0 --count 32 --cols 8 --out "$OUT/samples.png"

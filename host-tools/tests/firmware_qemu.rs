@@ -27,7 +27,6 @@
 #![cfg(all(feature = "simulate", feature = "flash"))]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
@@ -35,8 +34,12 @@ use tinyinfer::format::{
     Model, ModelRepr, OpRepr, SectionKind, TensorRepr, HEADER_LEN, SECTION_ENTRY_LEN,
 };
 use tinyinfer::models::Classifier;
-use tinyinfer_tools::export::{intel_hex, AlignedBlob};
-use tinyinfer_tools::simulate::{self, build_firmware, build_firmware_with_arena, elf_info, App};
+use tinyinfer_tools::common::blob::{intel_hex, AlignedBlob};
+use tinyinfer_tools::device::simulate::{
+    self, build_firmware, build_firmware_with_arena, elf_info, App,
+};
+
+mod common;
 
 #[path = "../../tests/golden/tiny.rs"]
 #[allow(dead_code)]
@@ -67,14 +70,10 @@ fn scratch() -> tempfile::TempDir {
         .unwrap()
 }
 
-fn tinyinfer() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tinyinfer"))
-}
-
 /// Runs `tinyinfer simulate ... --json`; returns the CLI's success and the report.
 fn simulate(app: App, args: &[&str]) -> (bool, Value) {
     let elf = elf(app);
-    let mut cmd = tinyinfer();
+    let mut cmd = common::bin();
     cmd.arg("simulate")
         .args(args)
         .arg("--elf")
@@ -228,7 +227,7 @@ fn bad_blobs_give_documented_exit_statuses() {
 
     // The host refuses a bad blob unless --unchecked.
     let path = dir.path().join("magic.tinf");
-    let out = tinyinfer()
+    let out = common::bin()
         .arg("simulate")
         .arg(&path)
         .arg("--elf")
@@ -266,11 +265,11 @@ fn nrf52840_dk_app_builds_and_flash_targets_its_partition() {
     assert_eq!(info.model_len, NRF_MODEL_LEN);
     assert_eq!(
         info.model_start,
-        tinyinfer_tools::flash::NRF52840_DK_MODEL_BASE
+        tinyinfer_tools::device::flash::NRF52840_DK_MODEL_BASE
     );
     assert_eq!(
         info.model_len,
-        tinyinfer_tools::flash::NRF52840_DK_MODEL_LEN
+        tinyinfer_tools::device::flash::NRF52840_DK_MODEL_LEN
     );
     assert!(info.flash_bytes <= NRF_MODEL_BASE as u64);
 
@@ -297,7 +296,7 @@ fn nrf52840_dk_app_builds_and_flash_targets_its_partition() {
     assert_eq!(got, bytes);
 
     // `flash` checks everything up to the probe: dry run passes with the defaults...
-    let out = tinyinfer()
+    let out = common::bin()
         .args(["flash", &blob, "--dry-run"])
         .output()
         .unwrap();
@@ -305,7 +304,7 @@ fn nrf52840_dk_app_builds_and_flash_targets_its_partition() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("0x00040000"), "{err}");
     // ...refuses a partition outside the chip's flash and a corrupted blob...
-    let out = tinyinfer()
+    let out = common::bin()
         .args(["flash", &blob, "--dry-run", "--base", "0x00200000"])
         .output()
         .unwrap();
@@ -313,14 +312,14 @@ fn nrf52840_dk_app_builds_and_flash_targets_its_partition() {
     let mut bad = bytes.clone();
     bad[20] ^= 1;
     let bad = write(dir.path(), "bad.tinf", &bad);
-    let out = tinyinfer()
+    let out = common::bin()
         .args(["flash", &bad, "--dry-run"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     // ...and without a probe says so and exits non-zero.
     if probe_rs::probe::list::Lister::new().list_all().is_empty() {
-        let out = tinyinfer().args(["flash", &blob]).output().unwrap();
+        let out = common::bin().args(["flash", &blob]).output().unwrap();
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("no debug probe found"), "{err}");
@@ -333,7 +332,7 @@ fn nrf52840_dk_app_builds_and_flash_targets_its_partition() {
 /// through the CLI, as a user would.
 fn tiny_dirac(dir: &Path) -> PathBuf {
     let run = dir.join("run");
-    let st = tinyinfer()
+    let st = common::bin()
         .args([
             "train",
             "--train-limit",
@@ -350,7 +349,7 @@ fn tiny_dirac(dir: &Path) -> PathBuf {
         .unwrap();
     assert!(st.success(), "tinyinfer train failed");
     let model = dir.join("dirac.tinf");
-    let st = tinyinfer()
+    let st = common::bin()
         .arg("export")
         .arg("--checkpoint")
         .arg(run.join("final.bpk"))
@@ -416,20 +415,9 @@ fn dirac_full_test_set_bit_exact() {
 /// A tiny PixelCNN trained for one short epoch on binarized MNIST and
 /// exported with four self-test images, through the CLI.
 fn tiny_pixelcnn() -> &'static Path {
-    static M: OnceLock<PathBuf> = OnceLock::new();
-    M.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("tinyinfer-fw-pcnn-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let run = |args: &[&str]| {
-            let out = tinyinfer().args(args).output().unwrap();
-            assert!(
-                out.status.success(),
-                "tinyinfer {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        let d = dir.to_str().unwrap();
-        run(&[
+    &common::trained(
+        "fw-pcnn",
+        &[
             "train-pixelcnn",
             "--train-limit",
             "1000",
@@ -446,24 +434,11 @@ fn tiny_pixelcnn() -> &'static Path {
             "--head",
             "16",
             "--no-test",
-            "--quiet",
-            "--out",
-            d,
-        ]);
-        let model = dir.join("model.tinf");
-        run(&[
-            "export",
-            "--checkpoint",
-            dir.join("final.json").to_str().unwrap(),
-            "--out",
-            model.to_str().unwrap(),
-            "--calib",
-            "200",
-            "--selftest",
-            "4",
-        ]);
-        model
-    })
+        ],
+        "final.json",
+        &["--calib", "200", "--selftest", "4"],
+    )
+    .model
 }
 
 #[test]
@@ -494,7 +469,7 @@ fn pixelcnn_nll_and_samples_are_bit_exact_on_qemu() {
         )
         .unwrap()
     };
-    let out = tinyinfer()
+    let out = common::bin()
         .args([
             "simulate",
             &model,
@@ -527,7 +502,7 @@ fn pixelcnn_nll_and_samples_are_bit_exact_on_qemu() {
 fn random_char_lm(k: usize, hidden: usize, seed: u64) -> Vec<u8> {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
-    use tinyinfer_tools::lm::float::{HeadF, HeadKind, Level, LmF, LstmF};
+    use tinyinfer_tools::families::language::float::{HeadF, HeadKind, Level, LmF, LstmF};
     let mut r = StdRng::seed_from_u64(seed);
     let mut randv =
         |n: usize, s: f32| -> Vec<f32> { (0..n).map(|_| r.random_range(-s..s)).collect() };
@@ -560,12 +535,14 @@ fn random_char_lm(k: usize, hidden: usize, seed: u64) -> Vec<u8> {
         layers: vec![layer],
         head,
     };
-    tinyinfer_tools::lm::quantize::export(&m).unwrap().blob
+    tinyinfer_tools::families::language::quantize::export(&m)
+        .unwrap()
+        .blob
 }
 
 #[test]
 fn language_model_generates_the_host_text_on_qemu() {
-    use tinyinfer_tools::lm::run::{detokenize, generate, language_model};
+    use tinyinfer_tools::families::language::run::{detokenize, generate, language_model};
     let dir = scratch();
     let bytes = random_char_lm(3, 32, 11);
     let path = write(dir.path(), "lm.tinf", &bytes);
@@ -660,7 +637,7 @@ fn language_model_prompt_outside_the_vocabulary_is_a_typed_error() {
     // An arena smaller than the model's plan: a typed refusal, status 25.
     let lm_arena = {
         let blob = AlignedBlob::read(Path::new(&path)).unwrap();
-        tinyinfer_tools::lm::run::language_model(&blob)
+        tinyinfer_tools::families::language::run::language_model(&blob)
             .unwrap()
             .arena_len()
     };
@@ -669,7 +646,7 @@ fn language_model_prompt_outside_the_vocabulary_is_a_typed_error() {
         build_firmware_with_arena(&simulate::firmware_dir(None), App::Qemu, Some(lm_arena / 2))
             .unwrap()
     };
-    let out = tinyinfer()
+    let out = common::bin()
         .args(["simulate", &path, "--json", "--elf"])
         .arg(&small)
         .output()

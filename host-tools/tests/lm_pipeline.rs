@@ -2,33 +2,14 @@
 //! short training run, export, inspect, eval (float against int8 through the
 //! core), generate, rank; then bad input at every step.
 
-use std::path::PathBuf;
-use std::process::Output;
-use std::sync::OnceLock;
-
-use serde_json::Value;
-
 mod common;
-use common::{fail, run};
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
-
-struct Trained {
-    dir: PathBuf,
-    ckpt: PathBuf,
-    model: PathBuf,
-}
+use common::{fail, json, run, Trained};
 
 /// One small MoS run shared by the tests: 60,000 characters, one epoch.
 fn trained() -> &'static Trained {
-    static T: OnceLock<Trained> = OnceLock::new();
-    T.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("tinyinfer-lm-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let d = dir.to_str().unwrap();
-        run(&[
+    common::trained(
+        "lm",
+        &[
             "train-lm",
             "--dataset",
             "shakespeare",
@@ -53,21 +34,10 @@ fn trained() -> &'static Trained {
             "--valid-limit",
             "2000",
             "--no-test",
-            "--quiet",
-            "--out",
-            d,
-        ]);
-        let ckpt = dir.join("final.json");
-        let model = dir.join("model.tinf");
-        run(&[
-            "export",
-            "--checkpoint",
-            ckpt.to_str().unwrap(),
-            "--out",
-            model.to_str().unwrap(),
-        ]);
-        Trained { dir, ckpt, model }
-    })
+        ],
+        "final.json",
+        &[],
+    )
 }
 
 #[test]
@@ -153,7 +123,11 @@ fn bad_input_is_a_clear_error() {
     assert!(fail(&["eval", bad.to_str().unwrap()]).contains("CRC"));
     // A checkpoint that is not one, and a corpus with the wrong vocabulary.
     let junk = t.dir.join("junk.json");
-    std::fs::write(&junk, b"{\"vocab\": [], \"layers\": 3}").unwrap();
+    std::fs::write(
+        &junk,
+        b"{\"family\": \"language\", \"vocab\": [], \"layers\": 3}",
+    )
+    .unwrap();
     let out = t.dir.join("never.tinf");
     let err = fail(&[
         "export",
@@ -167,4 +141,62 @@ fn bad_input_is_a_clear_error() {
     // A missing data directory names the path.
     let err = fail(&["eval", m, "--data", "/nonexistent/data"]);
     assert!(err.contains("/nonexistent/data"), "{err}");
+}
+
+#[test]
+fn export_follows_the_checkpoint_family_tag() {
+    let t = trained();
+    let text = std::fs::read_to_string(&t.ckpt).unwrap();
+    assert!(
+        text.starts_with(r#"{"family":"language","#),
+        "{}",
+        &text[..40]
+    );
+    // A checkpoint from before the tag: refused without --family, the same blob with it.
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v.as_object_mut().unwrap().remove("family");
+    let old = t.dir.join("untagged.json");
+    std::fs::write(&old, v.to_string()).unwrap();
+    let out = t.dir.join("untagged.tinf");
+    let (o, m) = (old.to_str().unwrap(), out.to_str().unwrap());
+    let err = fail(&["export", "--checkpoint", o, "--out", m]);
+    assert!(
+        err.contains("no family tag") && err.contains("--family"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a failed export left a file");
+    run(&[
+        "export",
+        "--checkpoint",
+        o,
+        "--out",
+        m,
+        "--family",
+        "language",
+    ]);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&t.model).unwrap()
+    );
+    // A tag that disagrees with --family, an unknown family, another family's loader.
+    let c = t.ckpt.to_str().unwrap();
+    let err = fail(&[
+        "export",
+        "--checkpoint",
+        c,
+        "--out",
+        m,
+        "--family",
+        "density",
+    ]);
+    assert!(err.contains("language checkpoint"), "{err}");
+    let err = fail(&["export", "--checkpoint", o, "--out", m, "--family", "nope"]);
+    assert!(err.contains("classifier, density, language"), "{err}");
+    let other = t.dir.join("density.json");
+    std::fs::write(&other, br#"{"family": "density", "side": 28}"#).unwrap();
+    let err = fail(&["rank", other.to_str().unwrap()]);
+    assert!(
+        err.contains("is a density checkpoint, not a language one"),
+        "{err}"
+    );
 }

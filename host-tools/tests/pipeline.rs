@@ -2,32 +2,20 @@
 //! export, inspect and eval through the core; then every truncation and
 //! byte flip of the real exported blob, and the CLI's handling of bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::sync::OnceLock;
+use std::path::Path;
 
-use serde_json::Value;
 use tinyinfer::format::{Model, CRC32, CRC_LEN};
 use tinyinfer::models::Classifier;
-use tinyinfer_tools::export::AlignedBlob;
+use tinyinfer_tools::common::blob::AlignedBlob;
 
 mod common;
-use common::{fail, run};
-
-struct Trained {
-    dir: PathBuf,
-    ckpt: PathBuf,
-    model: PathBuf,
-}
+use common::{fail, json, run, Trained};
 
 /// One small training run shared by the tests: 3000 images, one epoch of batches of 32.
 fn trained() -> &'static Trained {
-    static T: OnceLock<Trained> = OnceLock::new();
-    T.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("tinyinfer-pipeline-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let d = dir.to_str().unwrap();
-        run(&[
+    common::trained(
+        "pipeline",
+        &[
             "train",
             "--train-limit",
             "3000",
@@ -37,32 +25,10 @@ fn trained() -> &'static Trained {
             "1",
             "--batch-size",
             "32",
-            "--out",
-            d,
-            "--quiet",
-        ]);
-        let ckpt = dir.join("final.bpk");
-        let model = dir.join("model.tinf");
-        let hex = dir.join("model.hex");
-        run(&[
-            "export",
-            "--checkpoint",
-            ckpt.to_str().unwrap(),
-            "--out",
-            model.to_str().unwrap(),
-            "--calib",
-            "500",
-            "--selftest",
-            "4",
-            "--hex",
-            hex.to_str().unwrap(),
-        ]);
-        Trained { dir, ckpt, model }
-    })
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
+        ],
+        "final.bpk",
+        &["--calib", "500", "--selftest", "4"],
+    )
 }
 
 #[test]

@@ -3,33 +3,21 @@
 //! sampling to a PNG and anomaly scoring; then the int8 model's causality,
 //! its self-test, every truncation of the real blob, and bad input.
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
-use serde_json::Value;
 use tinyinfer::format::Model;
 use tinyinfer::models::DensityModel;
 use tinyinfer::rng::Pcg32;
-use tinyinfer_tools::export::AlignedBlob;
-use tinyinfer_tools::pixelcnn::{load_binarized_mnist, shared_data_dir, BinSplit, PixelCnnF};
+use tinyinfer_tools::common::blob::AlignedBlob;
+use tinyinfer_tools::common::data::shared_data_dir;
+use tinyinfer_tools::families::density::{load_binarized_mnist, BinSplit, PixelCnnF};
 
 mod common;
-use common::{fail, run};
-
-struct Trained {
-    dir: PathBuf,
-    ckpt: PathBuf,
-    model: PathBuf,
-}
+use common::{fail, json, run, Trained};
 
 /// One small run shared by the tests: 2000 images, one epoch, a narrow net.
 fn trained() -> &'static Trained {
-    static T: OnceLock<Trained> = OnceLock::new();
-    T.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("tinyinfer-pixelcnn-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let d = dir.to_str().unwrap();
-        run(&[
+    common::trained(
+        "pixelcnn",
+        &[
             "train-pixelcnn",
             "--train-limit",
             "2000",
@@ -46,25 +34,10 @@ fn trained() -> &'static Trained {
             "--head",
             "16",
             "--no-test",
-            "--quiet",
-            "--out",
-            d,
-        ]);
-        let ckpt = dir.join("final.json");
-        let model = dir.join("model.tinf");
-        run(&[
-            "export",
-            "--checkpoint",
-            ckpt.to_str().unwrap(),
-            "--out",
-            model.to_str().unwrap(),
-            "--calib",
-            "300",
-            "--selftest",
-            "4",
-        ]);
-        Trained { dir, ckpt, model }
-    })
+        ],
+        "final.json",
+        &["--calib", "300", "--selftest", "4"],
+    )
 }
 
 #[test]
@@ -79,7 +52,7 @@ fn eval_reports_float_and_int8_nll_through_the_core() {
         "300",
         "--json",
     ]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json(&out);
     let int8 = v["int8_nll_nats"].as_f64().unwrap();
     let float = v["float_nll_nats"].as_f64().unwrap();
     // A one-epoch model is far from good but far better than coin flips (784 ln 2 = 543 nats).
@@ -189,7 +162,7 @@ fn sample_writes_a_png_grid_and_anomaly_reports_an_auroc() {
         "200",
         "--json",
     ]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json(&out);
     let auroc = v["auroc"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&auroc));
     assert_eq!(v["normal_images"].as_u64(), Some(200));
@@ -218,7 +191,7 @@ fn bad_input_gives_clear_errors() {
     }
     // A corrupt checkpoint, and a missing data directory.
     let bad = dir.join("bad.json");
-    std::fs::write(&bad, b"{\"side\": 28}").unwrap();
+    std::fs::write(&bad, b"{\"family\": \"density\", \"side\": 28}").unwrap();
     let err = fail(&[
         "export",
         "--checkpoint",

@@ -1,7 +1,13 @@
-//! Running the `tinyinfer` binary from the CLI tests.
+//! The CLI test harness shared by every `tests/*.rs`: running the
+//! `tinyinfer` binary, reading its JSON, and the one training run (and
+//! export) each test binary shares between its tests.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
 
 /// The binary under test.
 pub fn bin() -> Command {
@@ -30,4 +36,47 @@ pub fn fail(args: &[&str]) -> String {
         "tinyinfer {args:?} panicked: {err}"
     );
     err
+}
+
+/// The one JSON object a command printed on stdout.
+pub fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
+}
+
+/// A short training run and its exported model.
+pub struct Trained {
+    /// The run's `--out` directory (a fresh one per test process).
+    pub dir: PathBuf,
+    /// The checkpoint exported.
+    pub ckpt: PathBuf,
+    /// `dir/model.tinf`, with its Intel HEX image `dir/model.hex`.
+    pub model: PathBuf,
+}
+
+/// The training run the tests of this test binary share, made on first use:
+/// `tinyinfer <train…> --quiet --out DIR`, then `tinyinfer export
+/// --checkpoint DIR/<ckpt> --out DIR/model.tinf --hex DIR/model.hex <export…>`,
+/// with DIR = `$TMPDIR/tinyinfer-<name>-<pid>`.
+pub fn trained(name: &str, train: &[&str], ckpt: &str, export: &[&str]) -> &'static Trained {
+    static T: OnceLock<Trained> = OnceLock::new();
+    T.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("tinyinfer-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.to_str().unwrap();
+        run(&[train, &["--quiet", "--out", d]].concat());
+        let ckpt = dir.join(ckpt);
+        let model = dir.join("model.tinf");
+        let hex = dir.join("model.hex");
+        let paths = [
+            "export",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+            "--hex",
+            hex.to_str().unwrap(),
+        ];
+        run(&[&paths[..], export].concat());
+        Trained { dir, ckpt, model }
+    })
 }

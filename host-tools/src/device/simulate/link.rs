@@ -1,0 +1,230 @@
+//! The files the host and the `qemu` app exchange over semihosting, in
+//! QEMU's working directory: the request the host writes to [`EVAL_IN`]
+//! (`TIEI` evaluation images, `TISR` sample request, `TILM` generation
+//! request) and the classifier's `TIEO` scores the device writes to
+//! [`EVAL_OUT`]; and, per family, the check of the device's answers against
+//! the host core's.
+
+use anyhow::{ensure, Context, Result};
+use tinyinfer::models::{DensityModel, LanguageModel};
+
+use super::qemu::Line;
+use super::report::{num, SimReport};
+use super::SimulateArgs;
+use crate::common::blob::AlignedBlob;
+use crate::common::data::Dataset;
+use crate::common::metrics::{accuracy, argmax_rows};
+use crate::families::classifier::run::core_scores;
+use crate::families::density::run::{mean_nats, write_png_grid};
+use crate::families::language::run::{detokenize, generate};
+
+/// Evaluation input file, in QEMU's working directory (firmware/src/bin/qemu.rs).
+pub const EVAL_IN: &str = "tinyinfer-eval.in";
+/// Evaluation output file, written by the device.
+pub const EVAL_OUT: &str = "tinyinfer-eval.out";
+/// Longest prompt the firmware takes: its input buffer (`MAX_INPUT_BYTES`, firmware/src/lib.rs).
+pub const LM_MAX_PROMPT_BYTES: usize = 1024;
+/// Most tokens one request may ask for (`MAX_TOKENS`, firmware/src/language.rs).
+pub const LM_MAX_TOKENS: u32 = 1 << 16;
+
+/// The evaluation input stream (firmware/src/eval.rs).
+pub fn eval_input(images: &[u8], labels: &[u8], input_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + labels.len() * (input_len + 1));
+    out.extend_from_slice(b"TIEI");
+    out.extend_from_slice(&(labels.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(input_len as u32).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    for (img, &l) in images.chunks(input_len).zip(labels) {
+        out.extend_from_slice(img);
+        out.push(l);
+    }
+    out
+}
+
+/// Parses the device's output stream into `(count, classes, scores)`.
+pub fn eval_output(b: &[u8]) -> Result<(usize, usize, Vec<i8>)> {
+    ensure!(
+        b.len() >= 16 && &b[..4] == b"TIEO",
+        "the device wrote no evaluation output header"
+    );
+    let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as usize;
+    let (count, classes) = (word(4), word(8));
+    let scores: Vec<i8> = b[16..].iter().map(|&x| x as i8).collect();
+    Ok((count, classes, scores))
+}
+
+/// The sample request (firmware/src/density.rs): `"TISR"`, seed, images,
+/// pixels of full-recomputation sampling to time.
+///
+/// # Errors
+/// `--samples` outside `1..=64`.
+pub fn sample_request(a: &SimulateArgs) -> Result<Vec<u8>> {
+    ensure!((1..=64).contains(&a.samples), "--samples must be in 1..=64");
+    let mut req = b"TISR".to_vec();
+    req.extend_from_slice(&a.seed.to_le_bytes());
+    req.extend_from_slice(&a.samples.to_le_bytes());
+    req.extend_from_slice(&a.full_pixels.to_le_bytes());
+    Ok(req)
+}
+
+/// The generation request (firmware/src/language.rs): `"TILM"`, seed,
+/// tokens, prompt length, prompt bytes.
+pub fn lm_request(a: &SimulateArgs) -> Result<Vec<u8>> {
+    ensure!(
+        a.prompt.len() <= LM_MAX_PROMPT_BYTES,
+        "--prompt has {} bytes; the firmware takes at most {LM_MAX_PROMPT_BYTES}",
+        a.prompt.len()
+    );
+    ensure!(
+        a.tokens <= LM_MAX_TOKENS,
+        "--tokens must be at most {LM_MAX_TOKENS}"
+    );
+    let mut req = b"TILM".to_vec();
+    req.extend_from_slice(&a.seed.to_le_bytes());
+    req.extend_from_slice(&a.tokens.to_le_bytes());
+    req.extend_from_slice(&(a.prompt.len() as u32).to_le_bytes());
+    req.extend_from_slice(a.prompt.as_bytes());
+    Ok(req)
+}
+
+/// Compares the device's int8 scores of the evaluation images with the host core's.
+pub(super) fn check_classifier(
+    test: &Dataset,
+    blob: &AlignedBlob,
+    out: &[u8],
+    r: &mut SimReport,
+) -> Result<()> {
+    let (count, classes, dev) = eval_output(out).context("reading the device's predictions")?;
+    let (host, host_classes) = core_scores(blob, &test.images)?;
+    ensure!(
+        classes == host_classes,
+        "device reports {classes} classes, host {host_classes}"
+    );
+    let done = dev.len() / classes.max(1);
+    let mismatched = (0..test.len())
+        .filter(|&i| {
+            dev.get(i * classes..(i + 1) * classes) != Some(&host[i * classes..(i + 1) * classes])
+        })
+        .count();
+    let dpred = argmax_rows(&dev[..done * classes], classes);
+    let hpred = argmax_rows(&host, classes);
+    r.classifier.eval_images = Some(done.min(count));
+    r.classifier.device_accuracy = Some(accuracy(&dpred, &test.labels[..dpred.len()]));
+    r.classifier.host_accuracy = Some(accuracy(&hpred, &test.labels));
+    r.classifier.mismatched_images = Some(mismatched);
+    r.matches_host = Some(mismatched == 0 && done == test.len() && count == test.len());
+    Ok(())
+}
+
+/// Compares the device's token ids and text with the host core's
+/// generation for the same blob, prompt and seed.
+pub(super) fn check_language(
+    a: &SimulateArgs,
+    lm: &LanguageModel<'_>,
+    blob: &AlignedBlob,
+    r: &mut SimReport,
+) -> Result<()> {
+    if r.exit_code != Some(0) {
+        return Ok(());
+    }
+    let host = generate(blob, &a.prompt, a.tokens as usize, a.seed)
+        .context("generating on the host core")?;
+    let text = detokenize(lm, &host);
+    r.matches_host = Some(host == r.language.generated_tokens);
+    r.language.text_matches_host =
+        Some(r.language.generated_text.as_deref() == Some(text.as_str()));
+    r.language.host_generated_tokens = host;
+    Ok(())
+}
+
+/// Compares the device's NLLs and samples with the host core's, and writes
+/// the PNG of the device's samples.
+pub(super) fn check_density(
+    a: &SimulateArgs,
+    dm: &DensityModel<'_>,
+    lines: &[Line],
+    r: &mut SimReport,
+) -> Result<()> {
+    let (h, w) = dm.shape();
+    let px = h * w;
+    if let Some(st) = dm.model().selftest() {
+        let mut arena = vec![0u8; dm.arena_len()];
+        let mut host = Vec::new();
+        for i in 0..st.count() {
+            let (img, _) = st.case(i).context("self-test case")?;
+            host.push(
+                dm.nll(img, &mut arena)
+                    .map_err(|e| anyhow::anyhow!("host core: {e}"))?
+                    .0,
+            );
+        }
+        r.density.nll_matches_host = Some(host == r.density.device_nll);
+        if !r.density.device_nll.is_empty() {
+            r.density.device_mean_nll_nats = Some(mean_nats(&r.density.device_nll));
+        }
+    }
+    // The device's images, from their row lines.
+    let mut images: Vec<(u64, Vec<u8>)> = Vec::new();
+    for l in lines {
+        if l.key == "sample: seed {} row {} bits {}" {
+            let (seed, y, bits): (u64, usize, u32) =
+                (num(&l.values, 0)?, num(&l.values, 1)?, num(&l.values, 2)?);
+            if images.last().is_none_or(|(s, _)| *s != seed) {
+                images.push((seed, vec![0u8; px]));
+            }
+            let img = &mut images.last_mut().context("sample image")?.1;
+            ensure!(y < h, "sample row {y} outside the image");
+            for x in 0..w.min(32) {
+                img[y * w + x] = ((bits >> x) & 1) as u8;
+            }
+        }
+    }
+    if r.exit_code == Some(0) {
+        let mut arena = vec![0u8; dm.sample_arena_len()];
+        let mut same = images.len() == a.samples as usize;
+        for (seed, img) in &images {
+            let mut host = vec![0u8; px];
+            dm.sample(
+                &mut tinyinfer::rng::Pcg32::seeded(*seed),
+                &mut host,
+                &mut arena,
+            )
+            .map_err(|e| anyhow::anyhow!("host core: {e}"))?;
+            same &= &host == img;
+        }
+        r.density.samples_match_host = Some(same);
+    }
+    if let (Some(n), Some(t)) = (
+        r.density.full_sampling_pixels,
+        r.density.full_sampling_instructions,
+    ) {
+        if n > 0 {
+            r.density.instructions_per_sampled_image_full = Some(t * px as u64 / n as u64);
+        }
+    }
+    if let Some(p) = &a.png {
+        let all: Vec<u8> = images.iter().flat_map(|(_, i)| i.clone()).collect();
+        write_png_grid(p, &all, w, 8, 3)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eval_streams_roundtrip_headers() {
+        let input = eval_input(&[1, 2, 3, 4, 5, 6], &[7, 8], 3);
+        assert_eq!(&input[..4], b"TIEI");
+        assert_eq!(input.len(), 16 + 2 * 4);
+        assert_eq!(&input[16..20], &[1, 2, 3, 7]);
+        let mut out = b"TIEO".to_vec();
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&3u32.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&[0xFF, 1, 2]);
+        assert_eq!(eval_output(&out).unwrap(), (1, 3, vec![-1, 1, 2]));
+        assert!(eval_output(b"nope").is_err());
+    }
+}

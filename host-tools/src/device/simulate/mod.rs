@@ -1,0 +1,313 @@
+//! `tinyinfer simulate`: the firmware's `qemu` app on QEMU's mps2-an386
+//! (Cortex-M4F) with a model in its MODEL partition.
+//!
+//! 1. Builds `firmware/` (`cargo build --release --no-default-features
+//!    --features qemu --bin qemu`) or takes `--elf`.
+//! 2. Reads the partition address from the ELF's `__model_start` and copies
+//!    the blob there with QEMU's generic loader.
+//! 3. Runs QEMU under `timeout` with `-icount shift=0,align=off,sleep=off`, so
+//!    SysTick counts instructions deterministically, reading all its output
+//!    (defmt frames come over semihosting on stdout).
+//! 4. With `--eval N`, writes N Fashion-MNIST test images and labels to a
+//!    file the device reads over semihosting, and compares the int8 scores the
+//!    device writes back with the host core's ([`core_scores`]).
+//!    Density models get a sample request instead (`--seed`, `--samples`)
+//!    and language models a generation request (`--prompt`, `--tokens`,
+//!    `--seed`): the device's token ids and text are compared with the host
+//!    core's `generate` and `detokenize`.
+//! 5. Decodes defmt with `defmt-decoder`, prints the device's log and report
+//!    (or one JSON object with `--json`), and fails unless the device exited
+//!    0 and, with `--eval`, matched the host bit for bit.
+//!
+//! The modules: [`build`] (cargo), [`elf`] (partition and footprint),
+//! [`qemu`] (running it, decoding defmt), [`link`] (the request and
+//! response files and the per-family checks against the host core), and
+//! [`report`] (the report lines of `firmware/src/report.rs`, the exit
+//! statuses of `firmware/src/status.rs` — [`exit_meaning`] mirrors the
+//! table — and the summary).
+
+pub mod build;
+pub mod elf;
+pub mod link;
+pub mod qemu;
+pub mod report;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, ensure, Context, Result};
+
+pub use build::{build_firmware, build_firmware_with_arena, firmware_dir, App, FIRMWARE_DIR_ENV};
+pub use elf::{elf_info, flash_origin, ElfInfo};
+pub use link::{lm_request, EVAL_IN, EVAL_OUT, LM_MAX_PROMPT_BYTES, LM_MAX_TOKENS};
+pub use qemu::QEMU_ENV;
+pub use report::{exit_meaning, summary, SimReport};
+
+use crate::common::blob::AlignedBlob;
+use crate::common::data::{self, Split};
+use link::{check_classifier, check_density, check_language, eval_input, sample_request};
+use qemu::{decode_defmt, run_qemu};
+use report::parse_report;
+
+/// Arguments of `tinyinfer simulate`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct SimulateArgs {
+    /// The `.tinf` model to load into the MODEL partition.
+    #[arg(value_name = "MODEL.tinf", required_unless_present = "empty_partition")]
+    pub model: Option<PathBuf>,
+    /// Use this built `qemu` firmware ELF instead of building `firmware/`.
+    #[arg(long, value_name = "ELF")]
+    pub elf: Option<PathBuf>,
+    /// Build the app under nRF52840 limits (memory-qemu-nrf-budget.x: 1 MB flash, 256 KB RAM).
+    #[arg(long, conflicts_with = "elf")]
+    pub nrf_budget: bool,
+    /// Evaluate the first N Fashion-MNIST test images on the device (all 10,000 when N is omitted).
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "10000")]
+    pub eval: Option<usize>,
+    /// Fashion-MNIST directory (default: $TINYINFER_FASHION_MNIST, then Debian's path).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Print one JSON object (the device log goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds before QEMU is stopped (default: 120, plus half a second per evaluated image).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// The firmware workspace to build (default: $TINYINFER_FIRMWARE_DIR, then the one beside host-tools).
+    #[arg(long, value_name = "DIR")]
+    pub firmware_dir: Option<PathBuf>,
+    /// Load the file as is, without checking it with the host core first (to test the device's checks).
+    #[arg(long)]
+    pub unchecked: bool,
+    /// Load nothing: the partition stays erased (0x00 on QEMU).
+    #[arg(long, conflicts_with_all = ["model", "eval"])]
+    pub empty_partition: bool,
+    /// Density models: seed of the first sampled image (PCG32, as `tinyinfer sample`);
+    /// language models: the seed of the generation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Language models: the prompt the device primes the model with (after the start token).
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub prompt: String,
+    /// Language models: tokens to generate on the device (compared with the host core's).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub tokens: u32,
+    /// Density models: images to sample on the device (each checked against the host core).
+    #[arg(long, default_value_t = 1)]
+    pub samples: u32,
+    /// Density models: also time this many pixels of sampling by full recomputation (the baseline).
+    #[arg(long, default_value_t = 0)]
+    pub full_pixels: u32,
+    /// Density models: write the device's sampled images to this PNG.
+    #[arg(long, value_name = "FILE")]
+    pub png: Option<PathBuf>,
+    /// Density models: give the firmware only the streaming arena (ring of rows), not the
+    /// model's full plan (when building; with --elf the ELF's arena decides).
+    #[arg(long)]
+    pub streaming: bool,
+}
+
+/// Runs the simulation and returns its report (without printing it).
+///
+/// # Errors
+/// When the model, ELF, data or QEMU cannot be used; a device that runs and
+/// fails is *not* an error here: see [`SimReport::passed`].
+pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
+    // The blob: checked by the host core unless --unchecked.
+    let blob = match &a.model {
+        Some(p) => {
+            let blob = AlignedBlob::read(p)?;
+            if !a.unchecked {
+                blob.model().with_context(|| {
+                    format!(
+                        "checking {} (pass --unchecked to load it anyway)",
+                        p.display()
+                    )
+                })?;
+            }
+            Some(blob)
+        }
+        None => None,
+    };
+
+    let density_model = match &blob {
+        Some(b) if !a.unchecked => b
+            .model()
+            .ok()
+            .filter(|m| m.family() == tinyinfer::format::Family::Density)
+            .map(tinyinfer::models::DensityModel::new)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("not a usable density model: {e}"))?,
+        _ => None,
+    };
+    let language_model = match &blob {
+        Some(b) if !a.unchecked => b
+            .model()
+            .ok()
+            .filter(|m| m.family() == tinyinfer::format::Family::LanguageModel)
+            .map(tinyinfer::models::LanguageModel::new)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("not a usable language model: {e}"))?,
+        _ => None,
+    };
+    let elf_path = match &a.elf {
+        Some(p) => p.clone(),
+        None => {
+            let app = if a.nrf_budget {
+                App::QemuNrfBudget
+            } else {
+                App::Qemu
+            };
+            // Density models: the arena their path needs (the default arena is a classifier's).
+            let arena = density_model
+                .as_ref()
+                .map(|dm| match a.streaming {
+                    true => dm.sample_arena_len(),
+                    false => dm.arena_len().max(dm.sample_arena_len()),
+                })
+                .or(language_model.as_ref().map(|lm| lm.arena_len()));
+            build_firmware_with_arena(&firmware_dir(a.firmware_dir.as_deref()), app, arena)?
+        }
+    };
+    // QEMU runs in a scratch directory: give it an absolute path.
+    let elf_path = std::fs::canonicalize(&elf_path)
+        .with_context(|| format!("firmware ELF {}", elf_path.display()))?;
+    let elf = std::fs::read(&elf_path)
+        .with_context(|| format!("reading firmware ELF {}", elf_path.display()))?;
+    let info = elf_info(&elf).with_context(|| format!("firmware ELF {}", elf_path.display()))?;
+    if let Some(b) = &blob {
+        ensure!(
+            b.bytes().len() as u64 <= info.model_len as u64,
+            "the model ({} bytes) does not fit the MODEL partition ({} bytes at {:#x})",
+            b.bytes().len(),
+            info.model_len,
+            info.model_start
+        );
+    }
+
+    let work = tempfile::Builder::new()
+        .prefix("tinyinfer-simulate-")
+        .tempdir()
+        .context("creating a working directory for QEMU")?;
+
+    // Requests, written where the device's semihosting calls look.
+    let mut eval_set = None;
+    if let Some(n) = a.eval {
+        ensure!(n > 0, "--eval needs at least 1 image");
+        let blob = blob.as_ref().context("--eval needs a model")?;
+        let model = blob
+            .model()
+            .context("--eval needs a model the host core accepts")?;
+        let clf = tinyinfer::models::Classifier::new(model)
+            .map_err(|e| anyhow::anyhow!("not a classifier: {e}"))?;
+        let dir = data::fashion_mnist_dir(a.data.as_deref());
+        let test = data::load_fashion_mnist(&dir, Split::Test)?.take(n);
+        ensure!(
+            clf.input_len() == data::PIXELS,
+            "the model takes {} input bytes, Fashion-MNIST images have {}",
+            clf.input_len(),
+            data::PIXELS
+        );
+        std::fs::write(
+            work.path().join(EVAL_IN),
+            eval_input(&test.images, &test.labels, data::PIXELS),
+        )
+        .context("writing the evaluation input")?;
+        eval_set = Some(test);
+    }
+    if density_model.is_some() {
+        std::fs::write(work.path().join(EVAL_IN), sample_request(a)?)
+            .context("writing the sample request")?;
+    }
+    if language_model.is_some() {
+        std::fs::write(work.path().join(EVAL_IN), lm_request(a)?)
+            .context("writing the generation request")?;
+    }
+
+    let timeout = a.timeout.unwrap_or(
+        120 + a.eval.unwrap_or(0) as u64 / 2
+            + 2 * a.full_pixels as u64
+            + 2 * a.samples as u64
+            + language_model.as_ref().map_or(0, |_| a.tokens as u64 / 10),
+    );
+    let (out, qemu_seconds) = run_qemu(
+        &elf_path,
+        blob.as_ref(),
+        info.model_start,
+        work.path(),
+        timeout,
+    )?;
+
+    let lines = decode_defmt(&elf, &out.stdout)?;
+    let code = out.status.code();
+    let mut r = SimReport {
+        model: a.model.clone(),
+        elf: elf_path.clone(),
+        partition_address: info.model_start,
+        partition_bytes: info.model_len,
+        exit_code: code,
+        exit_meaning: code.map_or("killed by a signal", exit_meaning).to_string(),
+        firmware_flash_bytes: info.flash_bytes,
+        flash_breakdown: info.flash_breakdown.clone(),
+        model_flash_bytes: blob.as_ref().map(|b| b.bytes().len() as u64),
+        flash_bytes: info.flash_bytes + blob.as_ref().map_or(0, |b| b.bytes().len() as u64),
+        qemu_seconds,
+        log: lines.iter().map(|l| l.text.clone()).collect(),
+        ..SimReport::default()
+    };
+    parse_report(&lines, &mut r)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !stderr.trim().is_empty() {
+        r.log.push(format!("(qemu stderr) {}", stderr.trim()));
+    }
+    if lines.is_empty() && code != Some(0) {
+        bail!(
+            "QEMU exited with {:?} and the device logged nothing; stderr: {}",
+            code,
+            stderr.trim()
+        );
+    }
+
+    if let (Some(test), Some(blob)) = (&eval_set, &blob) {
+        let bytes = std::fs::read(work.path().join(EVAL_OUT)).unwrap_or_default();
+        check_classifier(test, blob, &bytes, &mut r)?;
+    }
+    if let Some(dm) = &density_model {
+        check_density(a, dm, &lines, &mut r)?;
+    }
+    if let (Some(lm), Some(blob)) = (&language_model, &blob) {
+        check_language(a, lm, blob, &mut r)?;
+    }
+    Ok(r)
+}
+
+/// `tinyinfer simulate`: runs, prints the device log and the report (or JSON).
+///
+/// # Errors
+/// As [`simulate`], and when the device did not pass ([`SimReport::passed`]).
+pub fn run(a: &SimulateArgs) -> Result<()> {
+    let r = simulate(a)?;
+    if a.json {
+        for l in &r.log {
+            eprintln!("{l}");
+        }
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        for l in &r.log {
+            println!("{l}");
+        }
+        println!();
+        print!("{}", summary(&r));
+    }
+    ensure!(
+        r.passed(),
+        "the device did not pass: exit status {:?} ({}){}",
+        r.exit_code,
+        r.exit_meaning,
+        if r.matches_host == Some(false) {
+            ", and its outputs differ from the host core's"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Running the `qemu` app on QEMU's mps2-an386 (Cortex-M4F) under
+//! `timeout`, with the model copied into its MODEL partition, and decoding
+//! the defmt frames it prints over semihosting.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::common::blob::AlignedBlob;
+
+/// The QEMU binary, overridable by `$TINYINFER_QEMU`.
+pub const QEMU_ENV: &str = "TINYINFER_QEMU";
+
+/// Runs `elf` on QEMU in the working directory `work` (where the device's
+/// semihosting files are), with `blob` loaded at `model_start`, stopped after
+/// `timeout` seconds. Returns QEMU's output and its wall-clock seconds.
+///
+/// `-icount shift=0,align=off,sleep=off` makes SysTick count instructions
+/// deterministically.
+///
+/// # Errors
+/// QEMU cannot be started, or the model cannot be written to `work`.
+pub fn run_qemu(
+    elf: &Path,
+    blob: Option<&AlignedBlob>,
+    model_start: u32,
+    work: &Path,
+    timeout: u64,
+) -> Result<(Output, f64)> {
+    let mut cmd = Command::new("timeout");
+    cmd.arg("--kill-after=5")
+        .arg(timeout.to_string())
+        .arg(std::env::var_os(QEMU_ENV).unwrap_or_else(|| "qemu-system-arm".into()))
+        .args(["-machine", "mps2-an386", "-cpu", "cortex-m4"])
+        .args(["-display", "none", "-serial", "none", "-monitor", "none"])
+        .args(["-icount", "shift=0,align=off,sleep=off"])
+        .args(["-semihosting-config", "enable=on,target=native"])
+        .arg("-kernel")
+        .arg(elf);
+    if let Some(b) = blob {
+        // A fixed name in the working directory: no commas from the user's path reach QEMU's option parser.
+        std::fs::write(work.join("model.bin"), b.bytes()).context("writing model.bin")?;
+        cmd.arg("-device").arg(format!(
+            "loader,file=model.bin,addr={model_start:#x},force-raw=on"
+        ));
+    }
+    cmd.current_dir(work).stdin(Stdio::null());
+    let t0 = Instant::now();
+    let out = cmd
+        .output()
+        .context("running QEMU (is Debian's qemu-system-arm installed?)")?;
+    Ok((out, t0.elapsed().as_secs_f64()))
+}
+
+/// A decoded defmt line: its literal text with `{}` for each value, and the values.
+#[derive(Clone, Debug)]
+pub struct Line {
+    /// The line as the device log shows it.
+    pub text: String,
+    /// Its format string (`{}` for each value).
+    pub key: String,
+    /// The values, as displayed.
+    pub values: Vec<String>,
+}
+
+/// Decodes the defmt frames in `bytes` with the table of `elf`.
+///
+/// # Errors
+/// An ELF without a defmt table, or malformed frames.
+pub fn decode_defmt(elf: &[u8], bytes: &[u8]) -> Result<Vec<Line>> {
+    use defmt_decoder::DecodeError;
+    use defmt_parser::Fragment;
+    let table = defmt_decoder::Table::parse(elf)
+        .context("reading the defmt table from the ELF")?
+        .context("the ELF has no .defmt section")?;
+    let mut dec = table.new_stream_decoder();
+    dec.received(bytes);
+    let mut lines = Vec::new();
+    loop {
+        match dec.decode() {
+            Ok(frame) => {
+                let (mut key, mut values) = (String::new(), Vec::new());
+                for (f, shown) in frame.fragments().iter().zip(frame.display_fragments()) {
+                    match f {
+                        Fragment::Literal(l) => key.push_str(l),
+                        Fragment::Parameter(_) => {
+                            key.push_str("{}");
+                            values.push(shown);
+                        }
+                    }
+                }
+                let level = frame
+                    .level()
+                    .map_or(String::new(), |l| format!("{} ", l.as_str().to_uppercase()));
+                lines.push(Line {
+                    text: format!("{level}{}", frame.display_message()),
+                    key,
+                    values,
+                });
+            }
+            Err(DecodeError::UnexpectedEof) => break,
+            Err(DecodeError::Malformed) if table.encoding().can_recover() => continue,
+            Err(DecodeError::Malformed) => bail!("malformed defmt data from the device"),
+        }
+    }
+    Ok(lines)
+}

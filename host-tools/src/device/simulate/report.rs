@@ -1,0 +1,607 @@
+//! The report of a simulation: what the device logged (parsed from the
+//! report lines of `firmware/src/report.rs`), what its exit status means
+//! (`firmware/src/status.rs`), and the summary `simulate` prints.
+//!
+//! [`SimReport`] holds what every run has; each family's figures sit in
+//! their own part, flattened into the same JSON object, so `--json` has one
+//! flat set of keys.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use tinyinfer::format::OpKind;
+
+use super::qemu::Line;
+
+/// Instructions per MAC of ARM's CMSIS-NN int8 3×3 convolutions on the same
+/// QEMU machine (the issue's anchor), by (input h, w, c, output c).
+pub const CMSIS_NN_ANCHORS: [((u16, u16, u16, u16), f64); 4] = [
+    ((28, 28, 16, 16), 2.33),
+    ((14, 14, 32, 32), 1.93),
+    ((7, 7, 64, 64), 1.79),
+    ((28, 28, 1, 16), 10.4),
+];
+
+/// One layer as the device measured it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerReport {
+    /// Op index.
+    pub index: usize,
+    /// Op name.
+    pub op: String,
+    /// Input shape (h, w, c).
+    pub input: [u16; 3],
+    /// Output shape (h, w, c).
+    pub output: [u16; 3],
+    /// Instructions (QEMU) of this layer in one inference.
+    pub instructions: u64,
+    /// MACs of this layer.
+    pub macs: u64,
+    /// MACs per instruction.
+    pub macs_per_instruction: f64,
+    /// Instructions per MAC (the CMSIS-NN anchor's unit).
+    pub instructions_per_mac: Option<f64>,
+    /// CMSIS-NN's instructions per MAC for the same 3×3 conv shape, if the issue gives one.
+    pub cmsis_nn_instructions_per_mac: Option<f64>,
+}
+
+/// What a simulation found: the JSON of `--json`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SimReport {
+    /// The model file.
+    pub model: Option<PathBuf>,
+    /// The firmware ELF run.
+    pub elf: PathBuf,
+    /// Board named by the firmware.
+    pub board: Option<String>,
+    /// Linker memory map of the ELF.
+    pub memory_map: Option<String>,
+    /// MODEL partition address.
+    pub partition_address: u32,
+    /// MODEL partition bytes.
+    pub partition_bytes: u32,
+    /// QEMU's exit status (the firmware's, see firmware/src/status.rs); None if QEMU was killed.
+    pub exit_code: Option<i32>,
+    /// What the exit status means.
+    pub exit_meaning: String,
+    /// The model error the device logged, if it refused the model.
+    pub device_error: Option<String>,
+    /// Self-test passed (None: the device did not run one).
+    pub selftest_passed: Option<bool>,
+    /// Self-test cases that matched.
+    pub selftest_matched: Option<u32>,
+    /// Self-test cases run.
+    pub selftest_cases: Option<u32>,
+    /// MACs per instruction.
+    pub macs_per_instruction: Option<f64>,
+    /// Stack high-water mark (painted stack).
+    pub stack_high_water_bytes: Option<u32>,
+    /// Stack region bytes.
+    pub stack_region_bytes: Option<u32>,
+    /// Statics (.data + .bss + .uninit), the firmware's arena included.
+    pub static_ram_bytes: Option<u32>,
+    /// The firmware's static arena.
+    pub firmware_arena_bytes: Option<u32>,
+    /// RAM used: statics + stack high-water.
+    pub ram_bytes: Option<u32>,
+    /// The model's exact arena (from the blob).
+    pub arena_bytes: Option<u32>,
+    /// Flash bytes of the firmware (.vector_table, .text, .rodata, .data).
+    pub firmware_flash_bytes: u64,
+    /// Flash bytes of the firmware's symbols by origin (approximate under LTO).
+    pub flash_breakdown: std::collections::BTreeMap<&'static str, u64>,
+    /// Model blob bytes.
+    pub model_flash_bytes: Option<u64>,
+    /// Firmware + model.
+    pub flash_bytes: u64,
+    /// Device int8 scores (and so predictions) equal the host core's for every image.
+    pub matches_host: Option<bool>,
+    /// The classifier's figures (`--eval` and the benchmark).
+    #[serde(flatten)]
+    pub classifier: ClassifierReport,
+    /// The density model's figures (scores and samples).
+    #[serde(flatten)]
+    pub density: DensityReport,
+    /// The language model's figures (generation).
+    #[serde(flatten)]
+    pub language: LanguageReport,
+    /// Wall-clock seconds QEMU ran.
+    pub qemu_seconds: f64,
+    /// The device's decoded log.
+    pub log: Vec<String>,
+}
+
+/// A classifier's figures: the per-layer benchmark and the device evaluation.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ClassifierReport {
+    /// Instructions of one inference (the benchmark).
+    pub instructions_per_inference: Option<u64>,
+    /// MACs of one inference.
+    pub macs_per_inference: Option<u64>,
+    /// Per layer.
+    pub layers: Vec<LayerReport>,
+    /// Images evaluated on the device.
+    pub eval_images: Option<usize>,
+    /// Accuracy of the device's predictions.
+    pub device_accuracy: Option<f64>,
+    /// Accuracy of the host core's predictions on the same images.
+    pub host_accuracy: Option<f64>,
+    /// Images whose device scores differ from the host's.
+    pub mismatched_images: Option<usize>,
+}
+
+/// A density model's figures: NLLs of the stored images and sampled images.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DensityReport {
+    /// the device's NLL of each stored image, in 2⁻¹⁶ nats.
+    pub device_nll: Vec<u64>,
+    /// the device's NLLs equal the host core's for every stored image.
+    pub nll_matches_host: Option<bool>,
+    /// mean of the device's NLLs, nats.
+    pub device_mean_nll_nats: Option<f64>,
+    /// scoring path the arena allowed ("full" or "streaming").
+    pub scoring_path: Option<String>,
+    /// instructions per scored image on that path (first image).
+    pub instructions_per_scored_image: Option<u64>,
+    /// instructions per scored image on the streaming path (measured when the full plan fits).
+    pub instructions_per_scored_image_streaming: Option<u64>,
+    /// the model's streaming arena.
+    pub streaming_arena_bytes: Option<u32>,
+    /// seeds of the sampled images.
+    pub sample_seeds: Vec<u64>,
+    /// instructions per sampled image, incremental (first image).
+    pub instructions_per_sampled_image: Option<u64>,
+    /// pixels of full-recomputation sampling timed.
+    pub full_sampling_pixels: Option<u32>,
+    /// instructions of those pixels.
+    pub full_sampling_instructions: Option<u64>,
+    /// full recomputation per image, from the timed pixels × pixels per image.
+    pub instructions_per_sampled_image_full: Option<u64>,
+    /// every sampled image equals the host core's for its seed.
+    pub samples_match_host: Option<bool>,
+}
+
+/// A language model's figures: its shape, priming and generation.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LanguageReport {
+    /// Language model: `char` or `word`.
+    #[serde(rename = "lm_level")]
+    /// `char` or `word`.
+    pub level: Option<String>,
+    /// Language model: vocabulary size.
+    #[serde(rename = "lm_vocab")]
+    /// vocabulary size.
+    pub vocab: Option<u32>,
+    /// Language model: embedding size d.
+    #[serde(rename = "lm_emb_dim")]
+    /// embedding size d.
+    pub emb_dim: Option<u32>,
+    /// Language model: hidden size of each LSTM layer.
+    #[serde(rename = "lm_hidden")]
+    /// hidden size of each LSTM layer.
+    pub hidden: Vec<u32>,
+    /// Language model: `softmax`, `moc` or `mos`.
+    #[serde(rename = "lm_head")]
+    /// `softmax`, `moc` or `mos`.
+    pub head: Option<String>,
+    /// Language model: mixture components K.
+    #[serde(rename = "lm_k")]
+    /// mixture components K.
+    pub k: Option<u32>,
+    /// Language model: parameters (weights and biases).
+    #[serde(rename = "lm_params")]
+    /// parameters (weights and biases).
+    pub params: Option<u64>,
+    /// multiply-accumulates per token.
+    pub macs_per_token: Option<u64>,
+    /// Language model: the seed the device generated with.
+    #[serde(rename = "lm_seed")]
+    /// the seed the device generated with.
+    pub seed: Option<u64>,
+    /// tokens fed while priming (the start token and the prompt's).
+    pub prompt_tokens: Option<u32>,
+    /// instructions of priming (reset, start token, prompt).
+    pub prime_instructions: Option<u64>,
+    /// the token ids the device generated.
+    pub generated_tokens: Vec<u16>,
+    /// their text, rebuilt from the device's lines.
+    pub generated_text: Option<String>,
+    /// the host core's token ids for the same blob, prompt and seed.
+    pub host_generated_tokens: Vec<u16>,
+    /// the device's text equals the host's `detokenize` of its own ids.
+    pub text_matches_host: Option<bool>,
+    /// mean instructions per generated token (sample + step).
+    pub instructions_per_token: Option<u64>,
+    /// fewest instructions of one generated token.
+    pub instructions_per_token_min: Option<u64>,
+    /// most instructions of one generated token.
+    pub instructions_per_token_max: Option<u64>,
+}
+
+impl SimReport {
+    /// The device exited 0 and, if images were evaluated, matched the host.
+    pub fn passed(&self) -> bool {
+        self.exit_code == Some(0)
+            && self.matches_host != Some(false)
+            && self.density.nll_matches_host != Some(false)
+            && self.density.samples_match_host != Some(false)
+            && self.language.text_matches_host != Some(false)
+    }
+}
+
+/// The meaning of a firmware exit status (firmware/src/status.rs).
+pub fn exit_meaning(code: i32) -> &'static str {
+    match code {
+        0 => "pass",
+        1 => "self-test failed",
+        2 => "no self-test stored in the model",
+        3 => "panic",
+        4 => "HardFault",
+        5 => "host link error during evaluation",
+        10 => "model refused: too short",
+        11 => "model refused: erased partition (no model)",
+        12 => "model refused: bad magic",
+        13 => "model refused: unsupported version",
+        14 => "model refused: length mismatch (truncated)",
+        15 => "model refused: CRC mismatch (corrupted)",
+        16 => "model refused: misaligned",
+        17 => "model refused: unknown family",
+        18 => "model refused: wrong family",
+        19 => "model refused: bad header",
+        20 => "model refused: bad section",
+        21 => "model refused: missing section",
+        22 => "model refused: bad tensor",
+        23 => "model refused: bad op",
+        24 => "model refused: bad graph",
+        25 => "model refused: the firmware's arena is too small",
+        26 => "model refused: bad length",
+        27 => "model refused: bad self-test section",
+        28 => "model refused: density model not causal",
+        29 => "model refused: input out of its domain",
+        39 => "model refused: an error newer than the exit table",
+        124 | 137 => "QEMU timed out",
+        _ => "unknown exit status",
+    }
+}
+
+pub(super) fn num<T: std::str::FromStr>(v: &[String], i: usize) -> Result<T> {
+    let s = v.get(i).context("report line has too few values")?;
+    let s = s.trim_start_matches("0x");
+    s.parse()
+        .ok()
+        .with_context(|| format!("bad number {s:?} in the device report"))
+}
+
+/// Fills `r` from the report lines of firmware/src/report.rs.
+pub(super) fn parse_report(lines: &[Line], r: &mut SimReport) -> Result<()> {
+    for l in lines {
+        let v = &l.values;
+        match l.key.as_str() {
+            "tinyinfer-firmware {} on {} (memory map {}): MODEL partition {} bytes at {}, static arena {} bytes, counting {}" => {
+                r.board = v.get(1).cloned();
+                r.memory_map = v.get(2).cloned();
+                r.firmware_arena_bytes = Some(num(v, 5)?);
+            }
+            "model: {} bytes, {} ops, {} MACs, arena {} bytes, input {} bytes, {} classes, {} self-test cases" => {
+                r.arena_bytes = Some(num(v, 3)?);
+            }
+            "selftest: {}/{} passed in {} {}" => {
+                let (ok, n): (u32, u32) = (num(v, 0)?, num(v, 1)?);
+                r.selftest_matched = Some(ok);
+                r.selftest_cases = Some(n);
+                r.selftest_passed = Some(ok == n && n > 0);
+            }
+            "selftest: none stored in the model (export with --selftest N)" => {
+                r.selftest_passed = Some(false);
+                r.selftest_cases = Some(0);
+            }
+            "layer {} {} {}x{}x{} -> {}x{}x{}: {} {}, {} MACs, {} MACs per {}" => {
+                let input = [num(v, 2)?, num(v, 3)?, num(v, 4)?];
+                let output = [num(v, 5)?, num(v, 6)?, num(v, 7)?];
+                let (instructions, macs): (u64, u64) = (num(v, 8)?, num(v, 10)?);
+                let op = v.get(1).cloned().unwrap_or_default();
+                let anchor = (op == OpKind::Conv2d.name())
+                    .then(|| {
+                        CMSIS_NN_ANCHORS
+                            .iter()
+                            .find(|(s, _)| *s == (input[0], input[1], input[2], output[2]))
+                            .map(|&(_, a)| a)
+                    })
+                    .flatten();
+                r.classifier.layers.push(LayerReport {
+                    index: num(v, 0)?,
+                    op,
+                    input,
+                    output,
+                    instructions,
+                    macs,
+                    macs_per_instruction: ratio(macs, instructions),
+                    instructions_per_mac: (macs > 0).then(|| ratio(instructions, macs)),
+                    cmsis_nn_instructions_per_mac: anchor,
+                });
+            }
+            "inference: {} {}, {} MACs, {} MACs per {}" => {
+                let (n, macs): (u64, u64) = (num(v, 0)?, num(v, 2)?);
+                r.classifier.instructions_per_inference = Some(n);
+                r.classifier.macs_per_inference = Some(macs);
+                r.macs_per_instruction = Some(ratio(macs, n));
+            }
+            "ram: static {} bytes (arena {}), stack high-water {} of {} bytes" => {
+                let (st, hw): (u32, u32) = (num(v, 0)?, num(v, 2)?);
+                r.static_ram_bytes = Some(st);
+                r.stack_high_water_bytes = Some(hw);
+                r.stack_region_bytes = Some(num(v, 3)?);
+                r.ram_bytes = Some(st + hw);
+            }
+            "density model: {} bytes, {} ops, {} MACs, arena {} bytes, streaming arena {} bytes, {}x{} pixels, {} self-test cases" => {
+                r.arena_bytes = Some(num(v, 3)?);
+                r.density.streaming_arena_bytes = Some(num(v, 4)?);
+            }
+            "score: image {} nll {} (2^-16 nats) in {} {} on the {} path" => {
+                let (i, nll, n): (usize, u64, u64) = (num(v, 0)?, num(v, 1)?, num(v, 2)?);
+                if i == 0 {
+                    r.density.instructions_per_scored_image = Some(n);
+                    r.density.scoring_path = v.get(4).cloned();
+                }
+                r.density.device_nll.push(nll);
+            }
+            "score: streaming path {} {} per image" => {
+                r.density.instructions_per_scored_image_streaming = Some(num(v, 0)?);
+            }
+            "sample: seed {} drawn incrementally in {} {}, {} ones" => {
+                r.density.sample_seeds.push(num(v, 0)?);
+                if r.density.instructions_per_sampled_image.is_none() {
+                    r.density.instructions_per_sampled_image = Some(num(v, 1)?);
+                }
+            }
+            "sample: full recomputation of {} pixels in {} {}" => {
+                r.density.full_sampling_pixels = Some(num(v, 0)?);
+                r.density.full_sampling_instructions = Some(num(v, 1)?);
+            }
+            "lm model: {} level, vocab {}, d {}, {} LSTM layers, head {} K {}, {} params, {} MACs per token, arena {} bytes needed of {}" => {
+                r.language.level = v.first().cloned();
+                r.language.vocab = Some(num(v, 1)?);
+                r.language.emb_dim = Some(num(v, 2)?);
+                r.language.head = v.get(4).cloned();
+                r.language.k = Some(num(v, 5)?);
+                r.language.params = Some(num(v, 6)?);
+                r.language.macs_per_token = Some(num(v, 7)?);
+                r.arena_bytes = Some(num(v, 8)?);
+            }
+            "lm layer {}: LSTM {} -> {}" => r.language.hidden.push(num(v, 2)?),
+            "lm request: seed {}, {} tokens, prompt of {} bytes ({})" => {
+                r.language.seed = Some(num(v, 0)?);
+            }
+            "lm prime: {} tokens in {} {}" => {
+                r.language.prompt_tokens = Some(num(v, 0)?);
+                r.language.prime_instructions = Some(num(v, 1)?);
+            }
+            "lm tokens {}" => {
+                let list = v.first().context("lm tokens line without ids")?;
+                let inner = list.trim().trim_start_matches('[').trim_end_matches(']');
+                for t in inner.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                    r.language.generated_tokens.push(
+                        t.parse()
+                            .with_context(|| format!("bad token id {t:?} from the device"))?,
+                    );
+                }
+            }
+            "lm line {}" | "lm tail {}" => {
+                let text = r.language.generated_text.get_or_insert_with(String::new);
+                text.push_str(v.first().map_or("", String::as_str));
+                if l.key == "lm line {}" {
+                    text.push('\n');
+                }
+            }
+            "lm generate: {} tokens in {} {}, per token mean {}, min {}, max {}" => {
+                let n: u64 = num(v, 0)?;
+                let mean: u64 = num(v, 3)?;
+                r.language.generated_text.get_or_insert_with(String::new);
+                r.language.instructions_per_token = Some(mean);
+                r.language.instructions_per_token_min = Some(num(v, 4)?);
+                r.language.instructions_per_token_max = Some(num(v, 5)?);
+                if let (Some(m), true) = (r.language.macs_per_token, n > 0) {
+                    r.macs_per_instruction = Some(ratio(m, mean));
+                }
+            }
+            "done: model refused: {} (exit status {})" => {
+                r.device_error = v.first().cloned();
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// A human-readable summary of a report.
+pub fn summary(r: &SimReport) -> String {
+    let mut s = String::new();
+    let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+    s += &format!(
+        "exit status {} ({})\n",
+        r.exit_code.map_or("-".into(), |c| c.to_string()),
+        r.exit_meaning
+    );
+    if let (Some(ok), Some(n)) = (r.selftest_matched, r.selftest_cases) {
+        s += &format!("self-test        {ok}/{n} cases bit-exact\n");
+    }
+    if !r.classifier.layers.is_empty() {
+        s += &format!(
+            "{:>3}  {:<16} {:>10} {:>10} {:>12} {:>10} {:>9} {:>9}\n",
+            "#", "op", "input", "output", "instructions", "MACs", "instr/MAC", "CMSIS-NN"
+        );
+        let shape = |v: [u16; 3]| format!("{}x{}x{}", v[0], v[1], v[2]);
+        for l in &r.classifier.layers {
+            s += &format!(
+                "{:>3}  {:<16} {:>10} {:>10} {:>12} {:>10} {:>9} {:>9}\n",
+                l.index,
+                l.op,
+                shape(l.input),
+                shape(l.output),
+                l.instructions,
+                l.macs,
+                l.instructions_per_mac
+                    .map_or("-".into(), |v| format!("{v:.2}")),
+                l.cmsis_nn_instructions_per_mac
+                    .map_or("-".into(), |v| format!("{v:.2}")),
+            );
+        }
+    }
+    if let (Some(n), Some(m)) = (
+        r.classifier.instructions_per_inference,
+        r.macs_per_instruction,
+    ) {
+        s += &format!("inference        {n} instructions, {m:.3} MACs/instruction\n");
+    }
+    if let Some(n) = r.density.instructions_per_scored_image {
+        s += &format!(
+            "scored image     {n} instructions ({} path); streaming path {}\n",
+            r.density.scoring_path.as_deref().unwrap_or("-"),
+            opt(r.density.instructions_per_scored_image_streaming)
+        );
+    }
+    if let Some(ok) = r.density.nll_matches_host {
+        s += &format!(
+            "NLL              {} stored images, mean {:.2} nats, bit-exact with the host: {}\n",
+            r.density.device_nll.len(),
+            r.density.device_mean_nll_nats.unwrap_or(f64::NAN),
+            if ok { "yes" } else { "NO" }
+        );
+    }
+    if let Some(n) = r.density.instructions_per_sampled_image {
+        s += &format!(
+            "sampled image    {n} instructions incremental; full recomputation {} (from {} pixels); same images as the host: {}\n",
+            opt(r.density.instructions_per_sampled_image_full),
+            opt(r.density.full_sampling_pixels.map(u64::from)),
+            match r.density.samples_match_host {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "-",
+            }
+        );
+    }
+    if let (Some(v), Some(d)) = (r.language.vocab, r.language.emb_dim) {
+        s += &format!(
+            "language model   {} level, vocabulary {v}, d {d}, LSTM {}, head {} K={}, {} parameters, {} MACs/token\n",
+            r.language.level.as_deref().unwrap_or("-"),
+            r.language.hidden
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join("-"),
+            r.language.head.as_deref().unwrap_or("-"),
+            opt(r.language.k.map(u64::from)),
+            opt(r.language.params),
+            opt(r.language.macs_per_token)
+        );
+    }
+    if let Some(n) = r.language.prime_instructions {
+        s += &format!(
+            "prime            {} tokens in {n} instructions\n",
+            opt(r.language.prompt_tokens.map(u64::from))
+        );
+    }
+    if let Some(mean) = r.language.instructions_per_token {
+        let yes = |b: Option<bool>| match b {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "-",
+        };
+        s += &format!(
+            "generated        {} tokens (seed {}): {mean} instructions/token (min {}, max {}), {:.3} MACs/instruction; same ids as the host: {}, same text: {}\n",
+            r.language.generated_tokens.len(),
+            opt(r.language.seed),
+            opt(r.language.instructions_per_token_min),
+            opt(r.language.instructions_per_token_max),
+            r.macs_per_instruction.unwrap_or(f64::NAN),
+            yes(r.matches_host),
+            yes(r.language.text_matches_host)
+        );
+        if let Some(t) = &r.language.generated_text {
+            s += &format!("text             {t:?}\n");
+        }
+    }
+    s += &format!(
+        "flash            {} bytes firmware + {} bytes model = {} bytes\n",
+        r.firmware_flash_bytes,
+        opt(r.model_flash_bytes),
+        r.flash_bytes
+    );
+    let mut by: Vec<_> = r.flash_breakdown.iter().collect();
+    by.sort_by(|a, b| b.1.cmp(a.1));
+    s += &format!(
+        "  firmware by origin: {}\n",
+        by.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let (Some(st), Some(hw)) = (r.static_ram_bytes, r.stack_high_water_bytes) {
+        let needs = match r.density.streaming_arena_bytes {
+            Some(sa) => format!(
+                "the model needs {} for the full plan, {sa} streaming",
+                opt(r.arena_bytes.map(u64::from))
+            ),
+            None => format!(
+                "of which the model needs {}",
+                opt(r.arena_bytes.map(u64::from))
+            ),
+        };
+        s += &format!(
+            "RAM              {st} bytes static (arena {}; {needs}) + {hw} bytes stack high-water = {} bytes\n",
+            opt(r.firmware_arena_bytes.map(u64::from)),
+            st + hw
+        );
+    }
+    if let (Some(n), Some(acc)) = (r.classifier.eval_images, r.classifier.device_accuracy) {
+        s += &format!(
+            "device accuracy  {:.2} % on {n} test images; host core {:.2} %; bit-exact with the host: {} ({} images differ)\n",
+            100.0 * acc,
+            100.0 * r.classifier.host_accuracy.unwrap_or(f64::NAN),
+            if r.matches_host == Some(true) { "yes" } else { "NO" },
+            r.classifier.mismatched_images.unwrap_or(0)
+        );
+    }
+    s += &format!("QEMU ran {:.1} s\n", r.qemu_seconds);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_meanings_are_distinct_for_model_errors() {
+        let m: std::collections::HashSet<_> = (10..=27).map(exit_meaning).collect();
+        assert_eq!(m.len(), 18);
+    }
+
+    #[test]
+    fn json_keys_stay_flat() {
+        let v = serde_json::to_value(SimReport::default()).unwrap();
+        for key in [
+            "exit_code",
+            "matches_host",
+            "instructions_per_inference",
+            "layers",
+            "device_nll",
+            "samples_match_host",
+            "lm_level",
+            "lm_hidden",
+            "generated_text",
+            "instructions_per_token",
+        ] {
+            assert!(v.get(key).is_some(), "--json lacks {key}");
+        }
+        assert!(v.get("classifier").is_none() && v.get("level").is_none());
+    }
+}

@@ -1,0 +1,114 @@
+//! The classifier's subcommands: `train` and `pipeline` (the main job).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use super::run::eval;
+use super::train::{run, TrainArgs};
+use crate::common::blob::{AlignedBlob, DEFAULT_HEX_BASE};
+use crate::families::{export, EvalArgs, ExportArgs};
+
+/// Subcommands of the DiracNet classifier.
+#[derive(clap::Subcommand, Clone, Debug)]
+pub enum Command {
+    /// Train a DiracNet on Fashion-MNIST (burn, with mixup).
+    Train(TrainArgs),
+    /// The main job: train → export → eval, then a summary table.
+    Pipeline(PipelineArgs),
+}
+
+/// Flags of `tinyinfer pipeline`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct PipelineArgs {
+    #[command(flatten)]
+    train: TrainArgs,
+    /// Output model path (default: <out>/model.tinf).
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+    /// Self-test cases to store in the blob.
+    #[arg(long, default_value_t = 16)]
+    selftest: usize,
+}
+
+impl Command {
+    /// Runs the subcommand.
+    ///
+    /// # Errors
+    /// Whatever the subcommand fails with.
+    pub fn run(&self) -> Result<()> {
+        match self {
+            Command::Train(a) => {
+                run(a).map(|s| println!("final checkpoint: {}", s.checkpoint.display()))
+            }
+            Command::Pipeline(a) => pipeline(a),
+        }
+    }
+}
+
+fn pipeline(a: &PipelineArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let summary = run(&a.train)?;
+    let train_secs = t0.elapsed().as_secs_f64();
+    let model = a
+        .model
+        .clone()
+        .unwrap_or_else(|| a.train.out.join("model.tinf"));
+    let hex = model.with_extension("hex");
+    let ex = export(&ExportArgs {
+        checkpoint: summary.checkpoint.clone(),
+        out: model.clone(),
+        family: None,
+        data: a.train.data.clone(),
+        calib: 2000,
+        selftest: a.selftest,
+        hex: Some(hex),
+        base: DEFAULT_HEX_BASE,
+    })?;
+    let report_path = model.with_extension("eval.json");
+    let r = eval(
+        &EvalArgs {
+            model: model.clone(),
+            checkpoint: Some(summary.checkpoint.clone()),
+            data: a.train.data.clone(),
+            limit: a.train.test_limit,
+            valid: false,
+            json: false,
+            report: Some(report_path.clone()),
+        },
+        &AlignedBlob::read(&model)?,
+    )?;
+    let row = |k: &str, v: String| println!("| {k:<28} | {v:>24} |");
+    println!();
+    println!("| {:<28} | {:>24} |", "figure", "value");
+    println!("|{}|{}|", "-".repeat(30), "-".repeat(26));
+    row("params (folded, int8 blob)", ex.params.to_string());
+    row("MACs per inference", r.macs.to_string());
+    row(
+        "float test accuracy",
+        format!("{:.2} %", 100.0 * r.float_accuracy.unwrap_or(f64::NAN)),
+    );
+    row(
+        "int8 test accuracy (core)",
+        format!("{:.2} %", 100.0 * r.int8_accuracy),
+    );
+    row(
+        "quantization loss",
+        format!(
+            "{:.2} points",
+            r.quantization_loss_points.unwrap_or(f64::NAN)
+        ),
+    );
+    row("blob bytes", ex.blob.len().to_string());
+    row("arena bytes", ex.arena_bytes.to_string());
+    row("epochs", a.train.epochs.to_string());
+    row("training time", format!("{train_secs:.0} s"));
+    row("test images", r.test_images.to_string());
+    println!(
+        "\nmodel: {}  eval report: {}",
+        model.display(),
+        report_path.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! Float language model ([`LmF`]) → int8 `.tinf` blob.
+//!
+//! Every scale is fixed by the format except the embedding's: gates and
+//! latent pre-activations are Q3.12, the cell Q4.11, hidden outputs and
+//! decoder inputs Q0.7, logits Q16 nats. Weights are symmetric int8 with
+//! one scale per row; the exporter folds each row's scale into its
+//! requantization multiplier, so the device only multiplies and shifts.
+
+use anyhow::{ensure, Context, Result};
+use tinyinfer::format::{Family, LmSpec, ModelRepr, Vocab, MAX_TOKEN_BYTES, NONE};
+use tinyinfer::models::LanguageModel;
+
+use super::float::{HeadKind, Level, LmF};
+use crate::common::blob::AlignedBlob;
+use crate::common::calibrate::{i32_bytes, push_aligned, quantize_weights, requant_pair};
+
+/// Real value of one unit of a hidden output or decoder input (Q0.7).
+pub const H_SCALE: f64 = 1.0 / 128.0;
+/// Units per real of a gate pre-activation (Q3.12).
+pub const GATE_ONE: f64 = 4096.0;
+/// Units per nat of a logit (Q16).
+pub const LOGIT_ONE: f64 = 65536.0;
+
+/// An exported language model and what the exporter knows about it.
+#[derive(Clone, Debug)]
+pub struct LmExport {
+    /// The blob.
+    pub blob: Vec<u8>,
+    /// Arena bytes a session needs.
+    pub arena_len: usize,
+    /// Scale of the layer-0 input (embedding rows are requantized to it).
+    pub input_scale: f64,
+}
+
+fn requant_rows(scales: &[f32], unit: f64, one: f64, what: &str) -> Result<Vec<i32>> {
+    let mut m = Vec::with_capacity(scales.len());
+    let mut s = Vec::with_capacity(scales.len());
+    for (i, &sc) in scales.iter().enumerate() {
+        let (a, b) = requant_pair(sc as f64 * unit * one, &format!("{what} row {i}"))?;
+        m.push(a);
+        s.push(b);
+    }
+    m.extend(s);
+    Ok(m)
+}
+
+fn bias_q(b: &[f32], one: f64, what: &str) -> Result<Vec<i32>> {
+    b.iter()
+        .map(|&v| {
+            let q = (v as f64 * one).round();
+            ensure!(
+                v.is_finite() && q.abs() < (1u64 << 28) as f64,
+                "{what}: bias {v} out of range"
+            );
+            Ok(q as i32)
+        })
+        .collect()
+}
+
+/// The VOCAB section of a token table.
+pub fn vocab_section(vocab: &[String]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(vocab.len() as u32).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    let mut bytes = Vec::new();
+    let mut offsets = vec![0u32];
+    for (i, t) in vocab.iter().enumerate() {
+        ensure!(
+            !t.is_empty() && t.len() <= MAX_TOKEN_BYTES,
+            "token {i} ({t:?}) is empty or longer than {MAX_TOKEN_BYTES} bytes"
+        );
+        bytes.extend_from_slice(t.as_bytes());
+        offsets.push(bytes.len() as u32);
+    }
+    for o in offsets {
+        out.extend_from_slice(&o.to_le_bytes());
+    }
+    out.extend_from_slice(&bytes);
+    Ok(out)
+}
+
+/// Quantizes and writes the blob.
+pub fn export(m: &LmF) -> Result<LmExport> {
+    m.validate()?;
+    let (v, d, kk) = (m.vocab_size(), m.emb_dim, m.head.k);
+    let mut data = Vec::new();
+    let mut words: Vec<u32> = vec![0; 18];
+
+    // Embedding rows, one scale each; layer 0 reads them at the largest row scale.
+    let (emb_q, emb_s) = quantize_weights(&m.embedding, v);
+    let input_scale = emb_s.iter().fold(0f32, |a, &s| a.max(s)) as f64;
+    ensure!(input_scale > 0.0, "the embedding is all zeros");
+    let emb_rq = requant_rows(&emb_s, 1.0 / input_scale, 1.0, "embedding")?;
+    let dec_rq = requant_rows(&emb_s, H_SCALE, LOGIT_ONE, "decoder")?;
+    words[8] = push_aligned(&mut data, bytemuck::cast_slice(&emb_q));
+    words[9] = push_aligned(&mut data, &i32_bytes(&emb_rq));
+    words[10] = push_aligned(&mut data, &i32_bytes(&dec_rq));
+    words[11] = push_aligned(
+        &mut data,
+        &i32_bytes(&bias_q(&m.head.dec_b, LOGIT_ONE, "decoder")?),
+    );
+
+    let h = &m.head;
+    let (pq, ps) = quantize_weights(&h.proj_w, kk * d);
+    words[12] = push_aligned(&mut data, bytemuck::cast_slice(&pq));
+    words[13] = push_aligned(
+        &mut data,
+        &i32_bytes(&requant_rows(&ps, H_SCALE, GATE_ONE, "latent")?),
+    );
+    words[14] = push_aligned(
+        &mut data,
+        &i32_bytes(&bias_q(&h.proj_b, GATE_ONE, "latent")?),
+    );
+    if kk > 1 {
+        let (q, s) = quantize_weights(&h.prior_w, kk);
+        words[15] = push_aligned(&mut data, bytemuck::cast_slice(&q));
+        words[16] = push_aligned(
+            &mut data,
+            &i32_bytes(&requant_rows(&s, H_SCALE, LOGIT_ONE, "prior")?),
+        );
+        words[17] = push_aligned(
+            &mut data,
+            &i32_bytes(&bias_q(&h.prior_b, LOGIT_ONE, "prior")?),
+        );
+    } else {
+        words[15..18].copy_from_slice(&[NONE; 3]);
+    }
+
+    let mut in_scale = input_scale;
+    for (i, l) in m.layers.iter().enumerate() {
+        let rows = 4 * l.hidden;
+        let (wx, sx) = quantize_weights(&l.w_ih, rows);
+        let (wh, sh) = quantize_weights(&l.w_hh, rows);
+        let what = format!("layer {i}");
+        let rec = [
+            l.input as u32,
+            l.hidden as u32,
+            push_aligned(&mut data, bytemuck::cast_slice(&wx)),
+            push_aligned(&mut data, bytemuck::cast_slice(&wh)),
+            push_aligned(
+                &mut data,
+                &i32_bytes(&requant_rows(&sx, in_scale, GATE_ONE, &what)?),
+            ),
+            push_aligned(
+                &mut data,
+                &i32_bytes(&requant_rows(&sh, H_SCALE, GATE_ONE, &what)?),
+            ),
+            push_aligned(&mut data, &i32_bytes(&bias_q(&l.bias, GATE_ONE, &what)?)),
+            0,
+        ];
+        words.extend_from_slice(&rec);
+        in_scale = H_SCALE;
+    }
+    words[0] = 1;
+    words[1] = v as u32;
+    words[2] = d as u32;
+    words[3] = m.layers.len() as u32;
+    words[4] = match h.kind {
+        HeadKind::Softmax => 1,
+        HeadKind::Moc => 2,
+        HeadKind::Mos => 3,
+    };
+    words[5] = kk as u32;
+    words[6] = match m.level {
+        Level::Char => 1,
+        Level::Word => 2,
+    };
+    let lm: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let spec =
+        LmSpec::parse(&lm, &data).context("the exporter wrote an LM section the core refuses")?;
+    let arena_len = spec.plan().total;
+    let vocab = vocab_section(&m.vocab)?;
+    ensure!(
+        Vocab::parse(&vocab, v).is_some(),
+        "the core refuses the token table"
+    );
+    let repr = ModelRepr {
+        family: Family::LanguageModel,
+        arena_len: arena_len as u32,
+        tensors: &[],
+        ops: &[],
+        data: &data,
+        selftest: None,
+        head: None,
+        lm: Some(&lm),
+        vocab: Some(&vocab),
+    };
+    let mut blob = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut blob)
+        .map_err(|e| anyhow::anyhow!("emitting the model: {e}"))?;
+    let aligned = AlignedBlob::new(&blob);
+    let model = aligned.model()?;
+    LanguageModel::new(model).map_err(|e| anyhow::anyhow!("the core refuses the model: {e}"))?;
+    Ok(LmExport {
+        blob,
+        arena_len,
+        input_scale,
+    })
+}
