@@ -417,26 +417,9 @@ fn dirac_full_test_set_bit_exact() {
 fn tiny_pixelcnn() -> &'static Path {
     &common::trained(
         "fw-pcnn",
-        &[
-            "train-pixelcnn",
-            "--train-limit",
-            "1000",
-            "--valid-limit",
-            "100",
-            "--epochs",
-            "1",
-            "--channels",
-            "16",
-            "--hidden",
-            "8",
-            "--blocks",
-            "2",
-            "--head",
-            "16",
-            "--no-test",
-        ],
+        "train-pixelcnn --train-limit 1000 --valid-limit 100 --epochs 1 --channels 16 --hidden 8 --blocks 2 --head 16 --no-test",
         "final.json",
-        &["--calib", "200", "--selftest", "4"],
+        "--calib 200 --selftest 4",
     )
     .model
 }

@@ -9,50 +9,16 @@ use common::{fail, json, run, Trained};
 fn trained() -> &'static Trained {
     common::trained(
         "lm",
-        &[
-            "train-lm",
-            "--dataset",
-            "shakespeare",
-            "--head",
-            "mos",
-            "--k",
-            "3",
-            "--emb",
-            "16",
-            "--hidden",
-            "48",
-            "--bptt",
-            "25",
-            "--batch",
-            "16",
-            "--epochs",
-            "1",
-            "--lr",
-            "0.01",
-            "--train-limit",
-            "60000",
-            "--valid-limit",
-            "2000",
-            "--no-test",
-        ],
+        "train-lm --dataset shakespeare --head mos --k 3 --emb 16 --hidden 48 --bptt 25 --batch 16 --epochs 1 --lr 0.01 --train-limit 60000 --valid-limit 2000 --no-test",
         "final.json",
-        &[],
+        "",
     )
 }
 
 #[test]
 fn eval_reports_int8_against_float_and_learns_past_the_unigram() {
     let t = trained();
-    let out = run(&[
-        "eval",
-        t.model.to_str().unwrap(),
-        "--checkpoint",
-        t.ckpt.to_str().unwrap(),
-        "--limit",
-        "3000",
-        "--json",
-    ]);
-    let r = json(&out);
+    let r = t.eval_json(3000);
     for key in [
         "int8_perplexity",
         "float_perplexity",

@@ -15,34 +15,16 @@ use common::{fail, json, run, Trained};
 fn trained() -> &'static Trained {
     common::trained(
         "pipeline",
-        &[
-            "train",
-            "--train-limit",
-            "3000",
-            "--test-limit",
-            "500",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "32",
-        ],
+        "train --train-limit 3000 --test-limit 500 --epochs 1 --batch-size 32",
         "final.bpk",
-        &["--calib", "500", "--selftest", "4"],
+        "--calib 500 --selftest 4",
     )
 }
 
 #[test]
 fn short_training_exports_and_evaluates_well_above_chance() {
     let t = trained();
-    let r = json(&run(&[
-        "eval",
-        t.model.to_str().unwrap(),
-        "--checkpoint",
-        t.ckpt.to_str().unwrap(),
-        "--limit",
-        "1000",
-        "--json",
-    ]));
+    let r = t.eval_json(1000);
     for key in [
         "int8_accuracy",
         "float_accuracy",

@@ -17,42 +17,16 @@ use common::{fail, json, run, Trained};
 fn trained() -> &'static Trained {
     common::trained(
         "pixelcnn",
-        &[
-            "train-pixelcnn",
-            "--train-limit",
-            "2000",
-            "--valid-limit",
-            "200",
-            "--epochs",
-            "1",
-            "--channels",
-            "16",
-            "--hidden",
-            "8",
-            "--blocks",
-            "2",
-            "--head",
-            "16",
-            "--no-test",
-        ],
+        "train-pixelcnn --train-limit 2000 --valid-limit 200 --epochs 1 --channels 16 --hidden 8 --blocks 2 --head 16 --no-test",
         "final.json",
-        &["--calib", "300", "--selftest", "4"],
+        "--calib 300 --selftest 4",
     )
 }
 
 #[test]
 fn eval_reports_float_and_int8_nll_through_the_core() {
     let t = trained();
-    let out = run(&[
-        "eval",
-        t.model.to_str().unwrap(),
-        "--checkpoint",
-        t.ckpt.to_str().unwrap(),
-        "--limit",
-        "300",
-        "--json",
-    ]);
-    let v = json(&out);
+    let v = t.eval_json(300);
     let int8 = v["int8_nll_nats"].as_f64().unwrap();
     let float = v["float_nll_nats"].as_f64().unwrap();
     // A one-epoch model is far from good but far better than coin flips (784 ln 2 = 543 nats).

@@ -72,6 +72,15 @@ pub fn default_args<A: clap::Args>() -> A {
     <Wrap<A> as clap::Parser>::parse_from(["tinyinfer"]).args
 }
 
+/// `set` cut by a limit flag such as `--train-limit`: `take(&set, n)` (its
+/// first `n` items), or all of it when the flag is absent.
+pub fn limited<T>(set: T, limit: Option<usize>, take: impl FnOnce(&T, usize) -> T) -> T {
+    match limit {
+        Some(n) => take(&set, n),
+        None => set,
+    }
+}
+
 /// Runs `f` in a pool of `threads` worker threads (0: rayon's global pool, all cores).
 ///
 /// # Errors
@@ -186,6 +195,14 @@ pub fn tensor_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_cut_only_when_given() {
+        let first = |v: &Vec<u8>, n: usize| v[..n.min(v.len())].to_vec();
+        assert_eq!(limited(vec![1, 2, 3], Some(2), first), vec![1, 2]);
+        assert_eq!(limited(vec![1, 2, 3], Some(9), first), vec![1, 2, 3]);
+        assert_eq!(limited(vec![1, 2, 3], None, first), vec![1, 2, 3]);
+    }
 
     #[test]
     fn flag_checks_name_the_flag() {

@@ -53,17 +53,34 @@ pub struct Trained {
     pub model: PathBuf,
 }
 
+impl Trained {
+    /// `tinyinfer eval MODEL --checkpoint CKPT --limit N --json`: int8 against float.
+    pub fn eval_json(&self, limit: usize) -> Value {
+        json(&run(&[
+            "eval",
+            self.model.to_str().unwrap(),
+            "--checkpoint",
+            self.ckpt.to_str().unwrap(),
+            "--limit",
+            &limit.to_string(),
+            "--json",
+        ]))
+    }
+}
+
 /// The training run the tests of this test binary share, made on first use:
-/// `tinyinfer <train…> --quiet --out DIR`, then `tinyinfer export
-/// --checkpoint DIR/<ckpt> --out DIR/model.tinf --hex DIR/model.hex <export…>`,
-/// with DIR = `$TMPDIR/tinyinfer-<name>-<pid>`.
-pub fn trained(name: &str, train: &[&str], ckpt: &str, export: &[&str]) -> &'static Trained {
+/// `tinyinfer <train> --quiet --out DIR`, then `tinyinfer export
+/// --checkpoint DIR/<ckpt> --out DIR/model.tinf --hex DIR/model.hex <export>`,
+/// with DIR = `$TMPDIR/tinyinfer-<name>-<pid>`; `train` and `export` are
+/// whitespace-separated arguments.
+pub fn trained(name: &str, train: &str, ckpt: &str, export: &str) -> &'static Trained {
     static T: OnceLock<Trained> = OnceLock::new();
     T.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("tinyinfer-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let d = dir.to_str().unwrap();
-        run(&[train, &["--quiet", "--out", d]].concat());
+        let train: Vec<&str> = train.split_whitespace().collect();
+        run(&[&train[..], &["--quiet", "--out", d]].concat());
         let ckpt = dir.join(ckpt);
         let model = dir.join("model.tinf");
         let hex = dir.join("model.hex");
@@ -76,7 +93,8 @@ pub fn trained(name: &str, train: &[&str], ckpt: &str, export: &[&str]) -> &'sta
             "--hex",
             hex.to_str().unwrap(),
         ];
-        run(&[&paths[..], export].concat());
+        let export: Vec<&str> = export.split_whitespace().collect();
+        run(&[&paths[..], &export[..]].concat());
         Trained { dir, ckpt, model }
     })
 }

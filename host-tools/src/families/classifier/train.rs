@@ -22,11 +22,13 @@ use super::checkpoint::{model_logits, save_checkpoint, CheckpointMeta, CHECKPOIN
 use super::fold::fold;
 use super::mixup::{make_batch, mixup};
 use super::model::{DiracNet, ModelConfig};
-use crate::common::data::{fashion_mnist_dir, load_fashion_mnist, Split, CLASSES, PIXELS, SIDE};
+use crate::common::data::{
+    fashion_mnist_dir, load_fashion_mnist, Dataset, Split, CLASSES, PIXELS, SIDE,
+};
 use crate::common::metrics::calibration_metrics;
 use crate::common::trainer::{
-    create_out_dir, default_args, ensure_at_least, ensure_limit, ensure_positive, step_progress,
-    tensor_vec, warmup_cosine, with_threads, write_json, EpochProgress, RunFlags,
+    create_out_dir, default_args, ensure_at_least, ensure_limit, ensure_positive, limited,
+    step_progress, tensor_vec, warmup_cosine, with_threads, write_json, EpochProgress, RunFlags,
 };
 
 /// Flags of the `train` subcommand.
@@ -244,16 +246,16 @@ fn train(args: &TrainArgs) -> Result<TrainSummary> {
     let start = Instant::now();
     let cfg = args.model_config();
     let dir = fashion_mnist_dir(args.data.as_deref());
-    let mut train =
-        load_fashion_mnist(&dir, Split::Train).context("loading the training set (--data)")?;
-    let mut test =
-        load_fashion_mnist(&dir, Split::Test).context("loading the test set (--data)")?;
-    if let Some(n) = args.train_limit {
-        train = train.take(n);
-    }
-    if let Some(n) = args.test_limit {
-        test = test.take(n);
-    }
+    let train = limited(
+        load_fashion_mnist(&dir, Split::Train).context("loading the training set (--data)")?,
+        args.train_limit,
+        Dataset::take,
+    );
+    let test = limited(
+        load_fashion_mnist(&dir, Split::Test).context("loading the test set (--data)")?,
+        args.test_limit,
+        Dataset::take,
+    );
     ensure!(
         train.len() >= 2,
         "need at least 2 training images, have {}",

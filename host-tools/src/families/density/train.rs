@@ -18,8 +18,9 @@ use super::float::PixelCnnF;
 use super::model::{PixelCnn, PixelCnnConfig};
 use crate::common::data::shared_data_dir;
 use crate::common::trainer::{
-    create_out_dir, default_args, ensure_at_least, ensure_limit, ensure_positive, log_lines,
-    step_progress, tensor_vec, warmup_cosine, with_threads, write_json, EpochProgress, RunFlags,
+    create_out_dir, default_args, ensure_at_least, ensure_limit, ensure_positive, limited,
+    log_lines, step_progress, tensor_vec, warmup_cosine, with_threads, write_json, EpochProgress,
+    RunFlags,
 };
 
 /// Flags of `tinyinfer train-pixelcnn`.
@@ -227,16 +228,16 @@ fn train(args: &PixelCnnArgs) -> Result<PixelCnnSummary> {
     let start = Instant::now();
     let cfg = args.config();
     let dir = shared_data_dir(args.data.as_deref());
-    let mut train_set =
-        load_binarized_mnist(&dir, BinSplit::Train).context("loading the training set")?;
-    let mut valid =
-        load_binarized_mnist(&dir, BinSplit::Valid).context("loading the validation set")?;
-    if let Some(n) = args.train_limit {
-        train_set = train_set.take(n);
-    }
-    if let Some(n) = args.valid_limit {
-        valid = valid.take(n);
-    }
+    let train_set = limited(
+        load_binarized_mnist(&dir, BinSplit::Train).context("loading the training set")?,
+        args.train_limit,
+        BinImages::take,
+    );
+    let valid = limited(
+        load_binarized_mnist(&dir, BinSplit::Valid).context("loading the validation set")?,
+        args.valid_limit,
+        BinImages::take,
+    );
     let test = if args.no_test {
         BinImages::default()
     } else {

@@ -44,8 +44,8 @@ use super::float::{HeadKind, LmF};
 use super::model::{Dropouts, LmConfig, LmModel};
 use crate::common::data::shared_data_dir;
 use crate::common::trainer::{
-    create_out_dir, default_args, ensure_at_least, ensure_limit, ensure_positive, log_lines,
-    warmup_cosine, with_threads, write_json, EpochProgress, RunFlags,
+    create_out_dir, default_args, ensure_at_least, ensure_limit, ensure_positive, limited,
+    log_lines, warmup_cosine, with_threads, write_json, EpochProgress, RunFlags,
 };
 
 /// Optimiser.
@@ -506,13 +506,9 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
     let start = Instant::now();
     keep_freed_memory();
     let budget = args.max_minutes.map(|m| m * 60.0);
-    if let Some(n) = args.train_limit {
-        corpus.train.truncate(n);
-    }
-    let valid: Vec<u32> = match args.valid_limit {
-        Some(n) => corpus.valid[..n.min(corpus.valid.len())].to_vec(),
-        None => corpus.valid.clone(),
-    };
+    let first = |v: &Vec<u32>, n: usize| v[..n.min(v.len())].to_vec();
+    corpus.train = limited(std::mem::take(&mut corpus.train), args.train_limit, first);
+    let valid = limited(corpus.valid.clone(), args.valid_limit, first);
     let cfg = args.config(corpus.vocab.len());
     cfg.validate()?;
     let bs = args.batch;
