@@ -396,7 +396,8 @@ impl<'a> Vocab<'a> {
         if u32_at(sec, 0) as usize != v || u32_at(sec, 4) != 0 {
             return None;
         }
-        let table_end = 8 + 4 * (v + 1);
+        // 32-bit clean: v comes from the caller and may be anything.
+        let table_end = v.checked_add(1)?.checked_mul(4)?.checked_add(8)?;
         let offsets: &[u32] = bytemuck::try_cast_slice(sec.get(8..table_end)?).ok()?;
         let bytes = sec.get(table_end..)?;
         if offsets.first() != Some(&0) || offsets.last().copied() != Some(bytes.len() as u32) {

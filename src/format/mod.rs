@@ -39,6 +39,19 @@
 //! that fail any check give a typed [`Error`], never a panic. The tests flip
 //! every byte and truncate at every length of a real exported model to hold
 //! this, and `fuzz/` fuzzes the parser.
+//!
+//! And the converse: every model that [`Model::new_checked`] and its family
+//! driver's `new` accept runs on **every** path of that driver (classify
+//! and self-test; full, streaming and incremental NLL, logits and sampling;
+//! step, log-prob, distribution, top-k and sampling) for every input in its
+//! domain, without a panic or an arithmetic overflow, and the paths agree
+//! where they should (streaming = full, incremental sampling = full
+//! recomputation). Fixed-point products carry their bounds in comments
+//! (`kernels/lm.rs`, `quant/nonlin.rs`, `models/language.rs`). Held by
+//! `tests/density.rs` (short, tall and 1×1 images on every path),
+//! `host-tools/src/lm/core_tests.rs` (saturated and random extreme heads),
+//! the debug and 32-bit (i686) runs of the core's tests, and the fuzz
+//! target, which runs every driver path on what the checker accepts.
 
 #[cfg(feature = "emit")]
 mod emit;
@@ -354,10 +367,17 @@ impl<'a> Model<'a> {
         if self.ops.len() % OpRepr::LEN != 0 || on == 0 || on > MAX_OPS {
             return Err(Error::BadSection(SectionKind::Ops as u16));
         }
+        // The header's arena is exact: the end of the highest tensor. A
+        // larger figure would make every caller reserve memory nothing uses.
+        let mut end = 0u64;
         for i in 0..tn {
             let t = self.tensor(i).ok_or(Error::BadTensor(i as u16))?;
             t.check(self.arena_len)
                 .map_err(|_| Error::BadTensor(i as u16))?;
+            end = end.max(t.arena_offset as u64 + t.len_u64());
+        }
+        if end != self.arena_len as u64 {
+            return Err(Error::BadHeader);
         }
         // Producer of every tensor (None: graph input), so that ops run in order.
         let mut produced = [false; MAX_TENSORS];
@@ -635,9 +655,17 @@ impl<'a> Model<'a> {
                     self.tensor(op.output as usize),
                 );
                 match (ti, to) {
-                    (Some(ti), Some(to)) => {
-                        to.c as usize * op.kernel as usize * op.kernel as usize * ti.c as usize
-                    }
+                    // u16 · u8 · u8 · u16 < 2^48: may not fit a 32-bit usize
+                    // for an op record that is not this model's.
+                    (Some(ti), Some(to)) => [
+                        to.c as usize,
+                        op.kernel as usize,
+                        op.kernel as usize,
+                        ti.c as usize,
+                    ]
+                    .iter()
+                    .try_fold(1usize, |a, &b| a.checked_mul(b))
+                    .unwrap_or(usize::MAX),
                     _ => 0,
                 }
             }
@@ -645,7 +673,7 @@ impl<'a> Model<'a> {
                 self.tensor(op.input as usize),
                 self.tensor(op.output as usize),
             ) {
-                (Some(ti), Some(to)) => ti.len() as usize * to.c as usize,
+                (Some(ti), Some(to)) => (ti.len() as usize).saturating_mul(to.c as usize),
                 _ => 0,
             },
             _ => 0,

@@ -150,7 +150,7 @@ impl TensorRepr {
         self.len_u64().min(u32::MAX as u64) as u32
     }
 
-    fn len_u64(&self) -> u64 {
+    pub(crate) fn len_u64(&self) -> u64 {
         self.h as u64 * self.w as u64 * self.c as u64
     }
 
