@@ -1,7 +1,7 @@
 //! The report, as defmt lines of fixed shape.
 //!
 //! `tinyinfer simulate` decodes these with defmt-decoder and reads the
-//! values back by each line's literal text (host-tools/src/simulate.rs):
+//! values back by each line's literal text (host-tools/src/device/simulate/report.rs):
 //! change a format string here and change the parser there.
 
 use tinyinfer::format::{Level, Model};

@@ -3,7 +3,7 @@
 //! On QEMU the app exits with [`Outcome::code`] through semihosting
 //! `SYS_EXIT_EXTENDED`, so the code is QEMU's exit status; on a board the
 //! LED blinks the code. `tinyinfer simulate` and the tests read the same
-//! table (host-tools/src/simulate.rs mirrors it; keep them in step).
+//! table (host-tools/src/device/simulate/report.rs mirrors it; keep them in step).
 //!
 //! | code | meaning |
 //! | ---: | --- |

@@ -480,7 +480,7 @@ fn pixelcnn_nll_and_samples_are_bit_exact_on_qemu() {
     assert!(full > 100 * inc, "full {full} vs incremental {inc}");
 }
 
-/// A random character-level LM (the approach of host-tools/src/lm/core_tests.rs):
+/// A random character-level LM (the approach of host-tools/src/families/language/core_tests.rs):
 /// MoS head with `k` components, one LSTM layer of `hidden` units, d = 16.
 fn random_char_lm(k: usize, hidden: usize, seed: u64) -> Vec<u8> {
     use rand::rngs::StdRng;

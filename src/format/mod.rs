@@ -49,7 +49,7 @@
 //! recomputation). Fixed-point products carry their bounds in comments
 //! (`kernels/lm.rs`, `quant/nonlin.rs`, `models/language.rs`). Held by
 //! `tests/density.rs` (short, tall and 1×1 images on every path),
-//! `host-tools/src/lm/core_tests.rs` (saturated and random extreme heads),
+//! `host-tools/src/families/language/core_tests.rs` (saturated and random extreme heads),
 //! the debug and 32-bit (i686) runs of the core's tests, and the fuzz
 //! target, which runs every driver path on what the checker accepts.
 

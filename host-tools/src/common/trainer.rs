@@ -28,6 +28,30 @@ pub struct RunFlags {
     pub quiet: bool,
 }
 
+/// A trainer's flags.
+pub trait TrainerArgs: Sync {
+    /// Checks the flags, naming the one at fault.
+    ///
+    /// # Errors
+    /// The first flag at fault.
+    fn validate(&self) -> Result<()>;
+
+    /// The flags every trainer has.
+    fn run_flags(&self) -> &RunFlags;
+}
+
+/// Checks `args`, then runs `train` on them in a pool of `--threads`.
+///
+/// # Errors
+/// Bad flags, or `train`'s error.
+pub fn train_with<A: TrainerArgs, S: Send>(
+    args: &A,
+    train: impl FnOnce(&A) -> Result<S> + Send,
+) -> Result<S> {
+    args.validate()?;
+    with_threads(args.run_flags().threads, || train(args))
+}
+
 /// Checks a count flag such as `--epochs`: at least `min`.
 ///
 /// # Errors
@@ -67,7 +91,8 @@ struct Wrap<A: clap::Args> {
     args: A,
 }
 
-/// A trainer's flags with every default, as `tinyinfer <command>` alone would give them.
+/// A trainer's flags with every default, as `tinyinfer <command>` alone would give them
+/// (what tests start from).
 pub fn default_args<A: clap::Args>() -> A {
     <Wrap<A> as clap::Parser>::parse_from(["tinyinfer"]).args
 }

@@ -4,7 +4,7 @@ use super::float::Layer;
 use super::*;
 use crate::common::data::{self, Split, CLASSES, PIXELS, SIDE};
 use crate::common::metrics::calibration_metrics;
-use crate::common::trainer::RunFlags;
+use crate::common::trainer::{default_args, RunFlags, TrainerArgs};
 use burn::module::Module;
 use burn::module::ParamGroup;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
@@ -183,14 +183,14 @@ fn calibration_metrics_by_hand() {
 
 #[test]
 fn bad_flags_and_files_are_errors() {
-    let mut a = TrainArgs::default();
+    let mut a = default_args::<TrainArgs>();
     assert_eq!(a.widths, vec![16, 32, 64]);
     a.widths = vec![];
     assert!(format!("{:#}", a.validate().unwrap_err()).contains("--widths"));
-    let mut a = TrainArgs::default();
+    let mut a = default_args::<TrainArgs>();
     a.mixup_alpha = -1.0;
     assert!(format!("{:#}", a.validate().unwrap_err()).contains("--mixup-alpha"));
-    let mut a = TrainArgs::default();
+    let mut a = default_args::<TrainArgs>();
     a.batch_size = 1;
     assert!(run(&a).is_err());
 
@@ -253,9 +253,9 @@ fn smoke_train_checkpoint_and_fold() {
         test_limit: Some(500),
         run: RunFlags {
             quiet: true,
-            ..TrainArgs::default().run
+            ..default_args::<TrainArgs>().run
         },
-        ..TrainArgs::default()
+        ..default_args::<TrainArgs>()
     };
     let s = run(&args).unwrap();
     eprintln!(

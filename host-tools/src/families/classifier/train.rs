@@ -27,8 +27,8 @@ use crate::common::data::{
 };
 use crate::common::metrics::calibration_metrics;
 use crate::common::trainer::{
-    create_out_dir, default_args, ensure_at_least, ensure_limit, ensure_positive, limited,
-    step_progress, tensor_vec, warmup_cosine, with_threads, write_json, EpochProgress, RunFlags,
+    create_out_dir, ensure_at_least, ensure_limit, ensure_positive, limited, step_progress,
+    tensor_vec, train_with, warmup_cosine, write_json, EpochProgress, RunFlags, TrainerArgs,
 };
 
 /// Flags of the `train` subcommand.
@@ -84,15 +84,8 @@ pub struct TrainArgs {
     pub run: RunFlags,
 }
 
-impl Default for TrainArgs {
-    fn default() -> Self {
-        default_args()
-    }
-}
-
-impl TrainArgs {
-    /// Checks the flags, naming the one at fault.
-    pub fn validate(&self) -> Result<()> {
+impl TrainerArgs for TrainArgs {
+    fn validate(&self) -> Result<()> {
         ensure_at_least("--epochs", self.epochs, 1)?;
         ensure!(
             self.batch_size >= 2,
@@ -115,6 +108,12 @@ impl TrainArgs {
         self.model_config().validate()
     }
 
+    fn run_flags(&self) -> &RunFlags {
+        &self.run
+    }
+}
+
+impl TrainArgs {
     /// The architecture these flags describe.
     pub fn model_config(&self) -> ModelConfig {
         ModelConfig::new(self.widths.clone(), self.depth)
@@ -238,8 +237,7 @@ fn optimizer(args: &TrainArgs, model: &DiracNet) -> ModuleOptimizer {
 /// # Errors
 /// Bad flags, missing data, or I/O errors writing checkpoints.
 pub fn run(args: &TrainArgs) -> Result<TrainSummary> {
-    args.validate()?;
-    with_threads(args.run.threads, || train(args))
+    train_with(args, train)
 }
 
 fn train(args: &TrainArgs) -> Result<TrainSummary> {

@@ -10,8 +10,7 @@ use rand::{Rng, SeedableRng};
 
 use super::*;
 use crate::common::data::shared_data_dir;
-use crate::common::trainer::tensor_vec;
-use crate::common::trainer::RunFlags;
+use crate::common::trainer::{default_args, tensor_vec, RunFlags};
 
 const SIDE: usize = 28;
 const PX: usize = SIDE * SIDE;
@@ -430,9 +429,9 @@ fn training_smoke_loss_decreases() {
         no_test: true,
         run: RunFlags {
             quiet: true,
-            ..PixelCnnArgs::default().run
+            ..default_args::<PixelCnnArgs>().run
         },
-        ..PixelCnnArgs::default()
+        ..default_args::<PixelCnnArgs>()
     };
     let s = run(&args).unwrap();
     assert_eq!(s.history.len(), 1);

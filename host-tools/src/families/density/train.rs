@@ -18,9 +18,9 @@ use super::float::PixelCnnF;
 use super::model::{PixelCnn, PixelCnnConfig};
 use crate::common::data::shared_data_dir;
 use crate::common::trainer::{
-    create_out_dir, default_args, ensure_at_least, ensure_limit, ensure_positive, limited,
-    log_lines, step_progress, tensor_vec, warmup_cosine, with_threads, write_json, EpochProgress,
-    RunFlags,
+    create_out_dir, ensure_at_least, ensure_limit, ensure_positive, limited, log_lines,
+    step_progress, tensor_vec, train_with, warmup_cosine, write_json, EpochProgress, RunFlags,
+    TrainerArgs,
 };
 
 /// Flags of `tinyinfer train-pixelcnn`.
@@ -77,9 +77,18 @@ pub struct PixelCnnArgs {
     pub run: RunFlags,
 }
 
-impl Default for PixelCnnArgs {
-    fn default() -> Self {
-        default_args()
+impl TrainerArgs for PixelCnnArgs {
+    fn validate(&self) -> Result<()> {
+        ensure_at_least("--epochs", self.epochs, 1)?;
+        ensure_at_least("--batch", self.batch, 1)?;
+        ensure_positive("--lr", self.lr)?;
+        ensure_limit("--train-limit", self.train_limit, 1)?;
+        ensure_limit("--valid-limit", self.valid_limit, 1)?;
+        self.config().validate()
+    }
+
+    fn run_flags(&self) -> &RunFlags {
+        &self.run
     }
 }
 
@@ -95,16 +104,6 @@ impl PixelCnnArgs {
             head: self.head,
             side: super::data::SIDE,
         }
-    }
-
-    /// Checks the flags, naming the one at fault.
-    pub fn validate(&self) -> Result<()> {
-        ensure_at_least("--epochs", self.epochs, 1)?;
-        ensure_at_least("--batch", self.batch, 1)?;
-        ensure_positive("--lr", self.lr)?;
-        ensure_limit("--train-limit", self.train_limit, 1)?;
-        ensure_limit("--valid-limit", self.valid_limit, 1)?;
-        self.config().validate()
     }
 }
 
@@ -220,8 +219,7 @@ pub fn float_test_nll(final_json: &Path, images: &[u8]) -> Result<f64> {
 /// # Errors
 /// Bad flags, missing data, divergence, or I/O errors writing checkpoints.
 pub fn run(args: &PixelCnnArgs) -> Result<PixelCnnSummary> {
-    args.validate()?;
-    with_threads(args.run.threads, || train(args))
+    train_with(args, train)
 }
 
 fn train(args: &PixelCnnArgs) -> Result<PixelCnnSummary> {

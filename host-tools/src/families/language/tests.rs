@@ -11,7 +11,7 @@ use super::float::{HeadKind, Level, LmF};
 use super::model::{LmConfig, LmModel};
 use super::train::{mean_nll, run_on, TrainLmArgs};
 use crate::common::data::shared_data_dir;
-use crate::common::trainer::{tensor_vec, RunFlags};
+use crate::common::trainer::{default_args, tensor_vec, RunFlags};
 
 fn data_dir() -> std::path::PathBuf {
     shared_data_dir(None)
@@ -262,7 +262,7 @@ fn training_reduces_the_loss() {
                 threads: 1,
                 quiet: true,
             },
-            ..Default::default()
+            ..default_args()
         };
         let s = run_on(&args, tiny_corpus()).unwrap();
         let first = s.history.first().unwrap().train_nll;

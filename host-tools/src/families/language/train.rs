@@ -44,8 +44,8 @@ use super::float::{HeadKind, LmF};
 use super::model::{Dropouts, LmConfig, LmModel};
 use crate::common::data::shared_data_dir;
 use crate::common::trainer::{
-    create_out_dir, default_args, ensure_at_least, ensure_limit, ensure_positive, limited,
-    log_lines, warmup_cosine, with_threads, write_json, EpochProgress, RunFlags,
+    create_out_dir, ensure_at_least, ensure_limit, ensure_positive, limited, log_lines, train_with,
+    warmup_cosine, write_json, EpochProgress, RunFlags, TrainerArgs,
 };
 
 /// Optimiser.
@@ -157,9 +157,53 @@ pub struct TrainLmArgs {
     pub run: RunFlags,
 }
 
-impl Default for TrainLmArgs {
-    fn default() -> Self {
-        default_args()
+impl TrainerArgs for TrainLmArgs {
+    fn validate(&self) -> Result<()> {
+        ensure_at_least("--epochs", self.epochs, 1)?;
+        ensure_at_least("--batch", self.batch, 1)?;
+        ensure_at_least("--bptt", self.bptt, 1)?;
+        ensure_at_least("--eval-batch", self.eval_batch, 1)?;
+        ensure_at_least("--eval-chunk", self.eval_chunk, 1)?;
+        ensure!(!self.hidden.is_empty(), "--hidden needs a value");
+        ensure!(
+            self.hidden.len() == 1 || self.layers == 1 || self.layers == self.hidden.len(),
+            "--layers {} disagrees with the {} sizes of --hidden",
+            self.layers,
+            self.hidden.len()
+        );
+        ensure_positive("--lr", self.lr())?;
+        let clip = self.clip();
+        ensure!(
+            clip.is_finite() && clip >= 0.0,
+            "--clip must be ≥ 0, got {clip}"
+        );
+        ensure!(
+            self.weight_decay.is_finite() && self.weight_decay >= 0.0,
+            "--weight-decay must be ≥ 0"
+        );
+        for (name, p) in [
+            ("--dropout-in", self.dropout_in),
+            ("--dropout-hid", self.dropout_hid.unwrap_or(0.0)),
+            ("--dropout-out", self.dropout_out),
+            ("--dropout-latent", self.dropout_latent),
+            ("--dropout-emb", self.dropout_emb),
+            ("--dropout-weight", self.dropout_weight),
+        ] {
+            ensure!((0.0..1.0).contains(&p), "{name} must be in [0, 1), got {p}");
+        }
+        ensure_limit("--train-limit", self.train_limit, 2)?;
+        ensure_limit("--valid-limit", self.valid_limit, 1)?;
+        if let Some(m) = self.max_minutes {
+            ensure!(
+                m.is_finite() && m > 0.0,
+                "--max-minutes must be positive, got {m}"
+            );
+        }
+        self.config(2).validate()
+    }
+
+    fn run_flags(&self) -> &RunFlags {
+        &self.run
     }
 }
 
@@ -216,51 +260,6 @@ impl TrainLmArgs {
             head: self.head,
             k: self.k(),
         }
-    }
-
-    /// Checks the flags, naming the one at fault.
-    pub fn validate(&self) -> Result<()> {
-        ensure_at_least("--epochs", self.epochs, 1)?;
-        ensure_at_least("--batch", self.batch, 1)?;
-        ensure_at_least("--bptt", self.bptt, 1)?;
-        ensure_at_least("--eval-batch", self.eval_batch, 1)?;
-        ensure_at_least("--eval-chunk", self.eval_chunk, 1)?;
-        ensure!(!self.hidden.is_empty(), "--hidden needs a value");
-        ensure!(
-            self.hidden.len() == 1 || self.layers == 1 || self.layers == self.hidden.len(),
-            "--layers {} disagrees with the {} sizes of --hidden",
-            self.layers,
-            self.hidden.len()
-        );
-        ensure_positive("--lr", self.lr())?;
-        let clip = self.clip();
-        ensure!(
-            clip.is_finite() && clip >= 0.0,
-            "--clip must be ≥ 0, got {clip}"
-        );
-        ensure!(
-            self.weight_decay.is_finite() && self.weight_decay >= 0.0,
-            "--weight-decay must be ≥ 0"
-        );
-        for (name, p) in [
-            ("--dropout-in", self.dropout_in),
-            ("--dropout-hid", self.dropout_hid.unwrap_or(0.0)),
-            ("--dropout-out", self.dropout_out),
-            ("--dropout-latent", self.dropout_latent),
-            ("--dropout-emb", self.dropout_emb),
-            ("--dropout-weight", self.dropout_weight),
-        ] {
-            ensure!((0.0..1.0).contains(&p), "{name} must be in [0, 1), got {p}");
-        }
-        ensure_limit("--train-limit", self.train_limit, 2)?;
-        ensure_limit("--valid-limit", self.valid_limit, 1)?;
-        if let Some(m) = self.max_minutes {
-            ensure!(
-                m.is_finite() && m > 0.0,
-                "--max-minutes must be positive, got {m}"
-            );
-        }
-        self.config(2).validate()
     }
 }
 
@@ -475,8 +474,7 @@ pub fn run(args: &TrainLmArgs) -> Result<LmSummary> {
 /// # Errors
 /// As [`run`].
 pub fn run_on(args: &TrainLmArgs, corpus: Corpus) -> Result<LmSummary> {
-    args.validate()?;
-    with_threads(args.run.threads, || train(args, corpus))
+    train_with(args, |a| train(a, corpus))
 }
 
 /// Keeps freed memory in the process instead of returning every large buffer to the
