@@ -40,6 +40,11 @@ step cargo clippy --release --workspace --all-targets --features tinyinfer/emit 
 step cargo clippy --release -p tinyinfer-tools --no-default-features --all-targets -- -D warnings
 step cargo build --release -p tinyinfer --target thumbv7em-none-eabihf
 step cargo build --release -p tinyinfer --target thumbv6m-none-eabi
+# The other CPU profiles the core targets: Cortex-M3, Cortex-M33, and
+# RISC-V (ESP32-C3 class).
+step cargo build --release -p tinyinfer --target thumbv7m-none-eabi
+step cargo build --release -p tinyinfer --target thumbv8m.main-none-eabihf
+step cargo build --release -p tinyinfer --target riscv32imc-unknown-none-elf
 step cargo build --release -p tinyinfer --target thumbv7em-none-eabihf --features defmt
 step cargo run --release -q --example golden --features emit -- --check
 step cargo test --release --workspace --features tinyinfer/emit
