@@ -3,6 +3,9 @@
 # the no_std target builds, the golden-vector freshness check and every test.
 # Closes with one line "tests: N passed, M failed".
 set -uo pipefail
+# No tool here reads standard input; a caller's odd stdin (a file being
+# written, a closed descriptor) must not reach rustc's probes, which read "-".
+exec </dev/null
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 
