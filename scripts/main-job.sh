@@ -5,6 +5,9 @@
 # Ends with a summary table. Extra arguments go to `tinyinfer pipeline`
 # (e.g. --epochs 30 for the longer documented run).
 set -euo pipefail
+# No tool here reads standard input; a caller's odd stdin (a file being
+# written, a closed descriptor) must not reach rustc's probes, which read "-".
+exec </dev/null
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh data
 # The smallest tool: without `simulate` (QEMU, defmt) and `flash` (probe-rs).

@@ -26,7 +26,8 @@ if [ "$MODE" = data ]; then
   echo "setup: ok (data only)"
   exit 0
 fi
-targets=(thumbv7em-none-eabihf thumbv6m-none-eabi i686-unknown-linux-gnu)
+targets=(thumbv7em-none-eabihf thumbv6m-none-eabi thumbv7m-none-eabi thumbv8m.main-none-eabihf
+  riscv32imc-unknown-none-elf i686-unknown-linux-gnu)
 rustup target add "${targets[@]}" >/dev/null 2>&1 || rustup target add "${targets[@]}"
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
 echo "setup: ok ($(rustc --version), $(qemu-system-arm --version | head -n1))"

@@ -3,6 +3,9 @@
 # the no_std target builds, the golden-vector freshness check and every test.
 # Closes with one line "tests: N passed, M failed".
 set -uo pipefail
+# No tool here reads standard input; a caller's odd stdin (a file being
+# written, a closed descriptor) must not reach rustc's probes, which read "-".
+exec </dev/null
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 
@@ -40,6 +43,11 @@ step cargo clippy --release --workspace --all-targets --features tinyinfer/emit 
 step cargo clippy --release -p tinyinfer-tools --no-default-features --all-targets -- -D warnings
 step cargo build --release -p tinyinfer --target thumbv7em-none-eabihf
 step cargo build --release -p tinyinfer --target thumbv6m-none-eabi
+# The other CPU profiles the core targets: Cortex-M3, Cortex-M33, and
+# RISC-V (ESP32-C3 class).
+step cargo build --release -p tinyinfer --target thumbv7m-none-eabi
+step cargo build --release -p tinyinfer --target thumbv8m.main-none-eabihf
+step cargo build --release -p tinyinfer --target riscv32imc-unknown-none-elf
 step cargo build --release -p tinyinfer --target thumbv7em-none-eabihf --features defmt
 step cargo run --release -q --example golden --features emit -- --check
 step cargo test --release --workspace --features tinyinfer/emit
