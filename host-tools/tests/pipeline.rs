@@ -185,3 +185,31 @@ fn failed_export_keeps_the_good_file() {
     assert_eq!(leftovers.len(), 2, "{leftovers:?}");
     let _ = Path::new(&t.dir);
 }
+
+/// A real classifier checkpoint's sidecar beside a corrupted `.bpk` (issue
+/// 16: every checkpoint is validated before use): a clear error, no panic,
+/// nothing written.
+#[test]
+fn corrupted_bpk_with_a_real_sidecar_is_refused() {
+    let t = trained();
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("final.bpk");
+    let mut bytes = std::fs::read(&t.ckpt).unwrap();
+    let n = bytes.len();
+    for b in &mut bytes[n / 3..n / 3 + 64] {
+        *b ^= 0x5A;
+    }
+    bytes.truncate(n / 2);
+    std::fs::write(&ckpt, &bytes).unwrap();
+    std::fs::copy(t.ckpt.with_extension("json"), ckpt.with_extension("json")).unwrap();
+    let out = dir.path().join("m.tinf");
+    let err = fail(&[
+        "export",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(err.contains("final.bpk"), "{err}");
+    assert!(!out.exists());
+}

@@ -74,6 +74,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .with_context(|| format!("{} is not a file path", path.display()))?;
+    sweep_stale_temps(&dir, &name.to_string_lossy());
     let tmp = dir.join(format!(
         ".{}.tmp{}",
         name.to_string_lossy(),
@@ -95,11 +96,57 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result
 }
 
-/// Writes `blob` as an Intel HEX image at `base` to `path`, atomically.
-pub fn write_hex(path: &Path, blob: &[u8], base: u32) -> Result<()> {
-    write_atomic(path, intel_hex(blob, base)?.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    eprintln!("wrote {} (Intel HEX at {base:#010x})", path.display());
+/// Removes `.NAME.tmpPID` files in `dir` left by a [`write_atomic`] of the
+/// same output whose process no longer runs (killed mid-write: nothing
+/// could clean up then). A temp file of a live process is left alone.
+fn sweep_stale_temps(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if !process_alive(pid) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Whether process `pid` runs (`/proc/PID`; without `/proc` we cannot
+/// tell, and the file is kept).
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let proc = Path::new("/proc");
+    if proc.is_dir() {
+        proc.join(pid.to_string()).exists()
+    } else {
+        // Without /proc we cannot tell: keep the file.
+        true
+    }
+}
+
+/// Checks that `path` can be written by [`write_atomic`]: its directory
+/// exists and it names a file. Commands call this for every output before
+/// they write the first one, so a bad second path leaves nothing behind.
+pub fn check_output_path(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!("output directory {} does not exist", dir.display());
+    }
+    if path.file_name().is_none() || path.is_dir() {
+        bail!("{} is not a file path", path.display());
+    }
     Ok(())
 }
 

@@ -81,6 +81,17 @@ pub fn tag_of(text: &str) -> Result<Option<String>> {
 /// # Errors
 /// A missing or unreadable file, or one that is not a JSON object, naming it.
 pub fn read_tag(checkpoint: &Path) -> Result<Option<String>> {
+    if !checkpoint.exists() {
+        bail!("checkpoint {} does not exist", checkpoint.display());
+    }
+    let ext = checkpoint.extension().and_then(|e| e.to_str());
+    if !checkpoint.is_dir() && !matches!(ext, Some("json" | "bpk")) {
+        bail!(
+            "{} is not a checkpoint: expected a .json checkpoint, a .bpk with its .json \
+             sidecar, or a run directory",
+            checkpoint.display()
+        );
+    }
     let file = tag_file(checkpoint);
     let text = std::fs::read_to_string(&file)
         .with_context(|| format!("reading checkpoint {}", file.display()))?;

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use anyhow::{bail, ensure, Context, Result};
 use tinyinfer::format::{self, Model};
 
-use crate::common::blob::{parse_addr, write_atomic, write_hex, AlignedBlob};
+use crate::common::blob::{check_output_path, intel_hex, parse_addr, write_atomic, AlignedBlob};
 use crate::common::checkpoint;
 use crate::common::inspect::{inspect_graph, Inspect};
 
@@ -166,16 +166,28 @@ pub fn family_of_checkpoint(a: &ExportArgs) -> Result<&'static dyn Family> {
 /// As [`Family::export`], or an I/O error writing the files.
 pub fn export(a: &ExportArgs) -> Result<Exported> {
     ensure!(a.calib > 0, "--calib must be at least 1");
+    // Every output path is checked before any work, and every output is
+    // computed before the first is written: a bad `--hex` or `--base`
+    // leaves no `.tinf` behind.
+    check_output_path(&a.out).context("--out")?;
+    if let Some(hex) = &a.hex {
+        check_output_path(hex).context("--hex")?;
+    }
     let family = family_of_checkpoint(a)?;
     let ex = family.export(a)?;
     // The core must accept what we wrote before anything reaches disk.
     AlignedBlob::new(&ex.blob)
         .model()
         .context("exported model fails the core's checks (exporter bug)")?;
+    let hex = match &a.hex {
+        Some(path) => Some((path, intel_hex(&ex.blob, a.base).context("--base")?)),
+        None => None,
+    };
     write_atomic(&a.out, &ex.blob).with_context(|| format!("writing {}", a.out.display()))?;
     eprintln!("wrote {} ({})", a.out.display(), ex.details);
-    if let Some(hex) = &a.hex {
-        write_hex(hex, &ex.blob, a.base)?;
+    if let Some((path, text)) = hex {
+        write_atomic(path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ex)
 }
@@ -191,8 +203,8 @@ pub struct EvalArgs {
     /// Data directory: Fashion-MNIST for a classifier, the shared data directory otherwise.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Evaluate only the first N test images (language models: tokens).
-    #[arg(long, value_name = "N")]
+    /// Evaluate only the first N test images (language models: tokens); at least 1.
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000_000))]
     pub limit: Option<usize>,
     /// Language models: score the validation split instead of the test split.
     #[arg(long)]

@@ -204,7 +204,7 @@ pub(super) fn check_density(
     }
     if let Some(p) = &a.png {
         let all: Vec<u8> = images.iter().flat_map(|(_, i)| i.clone()).collect();
-        write_png_grid(p, &all, w, 8, 3)?;
+        write_png_grid(p, &all, (h, w), 8, 3)?;
     }
     Ok(())
 }

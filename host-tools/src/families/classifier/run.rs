@@ -114,6 +114,17 @@ pub fn eval(a: &EvalArgs, blob: &AlignedBlob) -> Result<EvalReport> {
         .model()
         .with_context(|| format!("checking {}", a.model.display()))?;
     let info = inspect_graph(&model)?;
+    // Fashion-MNIST: 28×28×1 images, 10 classes. Anything else would score
+    // pieces of images, or labels the model cannot output.
+    let (i, o) = (model.input(), model.output());
+    ensure!(
+        (i.h, i.w, i.c) == (28, 28, 1) && (o.h, o.w, o.c) == (1, 1, 10),
+        "the model maps {}×{}×{} inputs to {} classes; Fashion-MNIST has 28×28×1 images and 10 classes",
+        i.h,
+        i.w,
+        i.c,
+        o.c
+    );
     let dir = fashion_mnist_dir(a.data.as_deref());
     let mut test = load_fashion_mnist(&dir, Split::Test)?;
     if let Some(n) = a.limit {

@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 
 use super::run::{anomaly, density, evaluate, sample_images, write_png_grid};
 use super::train::{run, PixelCnnArgs};
-use crate::common::blob::AlignedBlob;
+use crate::common::blob::{check_output_path, AlignedBlob};
 use crate::common::data::{fashion_mnist_dir, shared_data_dir};
 use crate::families::{emit_report, EvalArgs};
 
@@ -31,14 +31,14 @@ pub struct SampleArgs {
     /// Seed of the first image (image i uses seed + i, PCG32 as on the device).
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Images to sample.
-    #[arg(long, default_value_t = 16)]
+    /// Images to sample (1 to 10,000).
+    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
     count: usize,
-    /// Images per row of the grid.
-    #[arg(long, default_value_t = 8)]
+    /// Images per row of the grid (1 to 256).
+    #[arg(long, default_value_t = 8, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
     cols: usize,
-    /// Pixels per image pixel in the PNG.
-    #[arg(long, default_value_t = 3)]
+    /// Pixels per image pixel in the PNG (1 to 32).
+    #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=32))]
     zoom: usize,
     /// Output PNG (written atomically).
     #[arg(long, short, value_name = "FILE")]
@@ -59,8 +59,8 @@ pub struct AnomalyArgs {
     /// Fashion-MNIST directory (default: $TINYINFER_FASHION_MNIST, then Debian's path).
     #[arg(long, value_name = "DIR")]
     fashion: Option<PathBuf>,
-    /// Test images of each set to score (evenly spaced).
-    #[arg(long, default_value_t = 2000)]
+    /// Test images of each set to score (evenly spaced; 1 to 10,000).
+    #[arg(long, default_value_t = 2000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
     count: usize,
     /// Seed of the stochastic binarization (MNIST uses it, Fashion-MNIST seed + 1).
     #[arg(long, default_value_t = 0)]
@@ -112,18 +112,19 @@ pub(super) fn eval(a: &EvalArgs, blob: &AlignedBlob) -> Result<()> {
 
 fn sample(a: &SampleArgs) -> Result<()> {
     ensure!(a.count > 0, "--count must be at least 1");
+    check_output_path(&a.out).context("--out")?;
     let blob = AlignedBlob::read(&a.model)?;
-    let side = density(&blob)?.shape().0;
+    let shape = density(&blob)?.shape();
     let t0 = Instant::now();
     let imgs = sample_images(&blob, a.seed, a.count, a.full)?;
     let secs = t0.elapsed().as_secs_f64();
-    write_png_grid(&a.out, &imgs, side, a.cols, a.zoom)?;
+    write_png_grid(&a.out, &imgs, shape, a.cols, a.zoom)?;
     eprintln!(
-        "wrote {} ({} images, seeds {}..{}, {} sampling, {:.2} s on the host core)",
+        "wrote {} ({} images, seeds {}..={} (wrapping), {} sampling, {:.2} s on the host core)",
         a.out.display(),
         a.count,
         a.seed,
-        a.seed + a.count as u64 - 1,
+        a.seed.wrapping_add(a.count as u64 - 1),
         if a.full { "full" } else { "incremental" },
         secs
     );

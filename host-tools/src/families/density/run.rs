@@ -46,7 +46,7 @@ pub fn sample_images(blob: &AlignedBlob, seed: u64, count: usize, full: bool) ->
     let mut out = vec![0u8; px * count];
     let mut arena = vec![0u8; dm.arena_len().max(dm.sample_arena_len())];
     for (i, img) in out.chunks_mut(px).enumerate() {
-        let mut rng = Pcg32::seeded(seed + i as u64);
+        let mut rng = Pcg32::seeded(seed.wrapping_add(i as u64));
         let r = if full {
             dm.sample_full(&mut rng, img, &mut arena)
         } else {
@@ -62,11 +62,11 @@ pub fn sample_images(blob: &AlignedBlob, seed: u64, count: usize, full: bool) ->
 pub fn write_png_grid(
     path: &std::path::Path,
     images: &[u8],
-    side: usize,
+    (ih, iw): (usize, usize),
     cols: usize,
     zoom: usize,
 ) -> Result<()> {
-    let px = side * side;
+    let px = ih * iw;
     ensure!(
         px > 0 && !images.is_empty() && images.len().is_multiple_of(px),
         "no images to draw"
@@ -74,15 +74,22 @@ pub fn write_png_grid(
     let n = images.len() / px;
     let cols = cols.clamp(1, n);
     let rows = n.div_ceil(cols);
-    let cell = side * zoom + 1;
-    let (w, h) = (cols * cell + 1, rows * cell + 1);
+    let (cell_w, cell_h) = (iw * zoom + 1, ih * zoom + 1);
+    let (w, h) = (cols * cell_w + 1, rows * cell_h + 1);
+    ensure!(
+        w <= u32::MAX as usize
+            && h <= u32::MAX as usize
+            && w.checked_mul(h).is_some_and(|a| a <= 1 << 30),
+        "a {w}×{h} PNG grid is too large: lower --count, --cols or --zoom"
+    );
     let mut canvas = vec![96u8; w * h];
     for (i, img) in images.chunks(px).enumerate() {
         let (r, c) = (i / cols, i % cols);
-        for y in 0..side * zoom {
-            for x in 0..side * zoom {
-                let v = img[(y / zoom) * side + x / zoom];
-                canvas[(1 + r * cell + y) * w + 1 + c * cell + x] = if v == 1 { 255 } else { 0 };
+        for y in 0..ih * zoom {
+            for x in 0..iw * zoom {
+                let v = img[(y / zoom) * iw + x / zoom];
+                canvas[(1 + r * cell_h + y) * w + 1 + c * cell_w + x] =
+                    if v == 1 { 255 } else { 0 };
             }
         }
     }
@@ -124,6 +131,17 @@ pub struct DensityEval {
     pub host_seconds: f64,
 }
 
+/// A model scored on (binarized) MNIST must read 28×28 images: any other
+/// shape would slice the test images into pieces that are not images.
+fn check_mnist_shape(dm: &DensityModel<'_>) -> Result<()> {
+    let (h, w) = dm.shape();
+    ensure!(
+        (h, w) == (28, 28),
+        "the model reads {h}×{w} images; binarized MNIST and Fashion-MNIST images are 28×28"
+    );
+    Ok(())
+}
+
 /// Test-set NLL of a density blob through the core (and of the float
 /// checkpoint with burn, when given).
 pub fn evaluate(
@@ -133,12 +151,13 @@ pub fn evaluate(
     data_dir: &std::path::Path,
     limit: Option<usize>,
 ) -> Result<DensityEval> {
+    let dm = density(blob)?;
+    check_mnist_shape(&dm)?;
     let test = load_binarized_mnist(data_dir, BinSplit::Test)?;
     let test = match limit {
         Some(n) => test.take(n.clamp(1, test.len())),
         None => test,
     };
-    let dm = density(blob)?;
     let t0 = std::time::Instant::now();
     let nll = core_nll(blob, &test.pixels)?;
     let host_seconds = t0.elapsed().as_secs_f64();
@@ -195,7 +214,9 @@ pub fn anomaly(
     count: usize,
     seed: u64,
 ) -> Result<AnomalyReport> {
-    let px = density(blob)?.pixels();
+    let dm = density(blob)?;
+    check_mnist_shape(&dm)?;
+    let px = dm.pixels();
     let mnist = load_mnist_images(data_dir, true)?;
     let fashion = load_fashion_mnist(fashion_dir, Split::Test)?;
     let n = count.clamp(1, (mnist.len() / px).min(fashion.len()));

@@ -457,3 +457,21 @@ fn training_smoke_loss_decreases() {
     let bad = PixelCnnArgs { kernel: 4, ..args };
     assert!(run(&bad).is_err());
 }
+
+/// Issue 16: `sample` on a 3×8 model said "no images to draw" (the grid
+/// assumed square images). A rectangular grid: 3 images of 3×8, 2 columns,
+/// zoom 2 → (2·(8·2+1)+1) × (2·(3·2+1)+1) = 35 × 15 pixels.
+#[test]
+fn png_grid_draws_rectangular_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grid.png");
+    let imgs: Vec<u8> = (0..3 * 24).map(|i| (i % 5 == 0) as u8).collect();
+    super::run::write_png_grid(&path, &imgs, (3, 8), 2, 2).unwrap();
+    let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
+    let reader = dec.read_info().unwrap();
+    let info = reader.info();
+    assert_eq!((info.width, info.height), (35, 15));
+    // Too large a grid is an error, not an allocation failure.
+    let err = super::run::write_png_grid(&path, &imgs, (3, 8), 2, 1 << 20).unwrap_err();
+    assert!(err.to_string().contains("too large"), "{err}");
+}

@@ -35,8 +35,8 @@ pub struct GenerateArgs {
     /// Text the model reads before generating (after its start token).
     #[arg(long, default_value = "")]
     prompt: String,
-    /// Tokens to generate.
-    #[arg(long, default_value_t = 200)]
+    /// Tokens to generate (1 to 1,000,000).
+    #[arg(long, default_value_t = 200, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     tokens: usize,
     /// PCG32 seed (the firmware draws the same tokens for the same seed).
     #[arg(long, default_value_t = 0)]
@@ -51,8 +51,8 @@ pub struct GenerateArgs {
 pub struct RankArgs {
     /// Float LM checkpoint (`final.json` of `train-lm`).
     checkpoint: PathBuf,
-    /// Validation contexts N (rows of the N × V matrix).
-    #[arg(long, default_value_t = 2000)]
+    /// Validation contexts N (rows of the N × V matrix; 1 to 20,000).
+    #[arg(long, default_value_t = 2000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=20_000))]
     contexts: usize,
     /// Shared data directory (default: $TINYINFER_DATA, then ../shared/data).
     #[arg(long, value_name = "DIR")]

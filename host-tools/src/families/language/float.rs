@@ -206,24 +206,37 @@ impl LmF {
             + h.dec_b.len()
     }
 
-    /// Checks every shape; call after loading.
+    /// Checks every shape against the core's limits (so that no product
+    /// can overflow and the exporter can quantize it), and that every value
+    /// is finite; call after loading.
     pub fn validate(&self) -> Result<()> {
+        use tinyinfer::format::{MAX_K, MAX_LAYERS, MAX_VOCAB, MAX_WIDTH};
         let (v, d) = (self.vocab.len(), self.emb_dim);
-        ensure!(v >= 2, "vocabulary has {v} tokens");
         ensure!(
-            d >= 1 && self.embedding.len() == v * d,
-            "embedding is not V×d"
+            (2..=MAX_VOCAB).contains(&v),
+            "vocabulary has {v} tokens (2..={MAX_VOCAB})"
         );
-        ensure!(!self.layers.is_empty(), "no LSTM layer");
+        ensure!(
+            (1..=MAX_WIDTH).contains(&d),
+            "embedding size {d} (1..={MAX_WIDTH})"
+        );
+        ensure!(self.embedding.len() == v * d, "embedding is not V×d");
+        ensure!(
+            (1..=MAX_LAYERS).contains(&self.layers.len()),
+            "{} LSTM layers (1..={MAX_LAYERS})",
+            self.layers.len()
+        );
         let mut input = d;
         for (i, l) in self.layers.iter().enumerate() {
             ensure!(l.input == input, "layer {i}: input {} != {input}", l.input);
+            ensure!(
+                (1..=MAX_WIDTH).contains(&l.hidden),
+                "layer {i}: hidden size {} (1..={MAX_WIDTH})",
+                l.hidden
+            );
             let g = 4 * l.hidden;
             ensure!(
-                l.hidden >= 1
-                    && l.w_ih.len() == g * l.input
-                    && l.w_hh.len() == g * l.hidden
-                    && l.bias.len() == g,
+                l.w_ih.len() == g * l.input && l.w_hh.len() == g * l.hidden && l.bias.len() == g,
                 "layer {i}: weight shapes do not match I={} H={}",
                 l.input,
                 l.hidden
@@ -231,7 +244,7 @@ impl LmF {
             input = l.hidden;
         }
         let (h, k) = (&self.head, self.head.k);
-        ensure!(k >= 1, "head has K = 0");
+        ensure!((1..=MAX_K).contains(&k), "head has K = {k} (1..={MAX_K})");
         if h.kind == HeadKind::Softmax {
             ensure!(k == 1, "a softmax head has K = 1, not {k}");
         }
@@ -247,11 +260,19 @@ impl LmF {
             );
         }
         ensure!(h.dec_b.len() == v, "dec_b is not V");
-        for (n, x) in [
+        let arrays = [
             ("embedding", &self.embedding),
             ("proj_w", &h.proj_w),
+            ("proj_b", &h.proj_b),
+            ("prior_w", &h.prior_w),
+            ("prior_b", &h.prior_b),
             ("dec_b", &h.dec_b),
-        ] {
+        ];
+        let layers = self
+            .layers
+            .iter()
+            .flat_map(|l| [("w_ih", &l.w_ih), ("w_hh", &l.w_hh), ("bias", &l.bias)]);
+        for (n, x) in arrays.into_iter().chain(layers) {
             if x.iter().any(|v| !v.is_finite()) {
                 bail!("{n} holds a non-finite value");
             }
