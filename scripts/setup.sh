@@ -30,4 +30,7 @@ targets=(thumbv7em-none-eabihf thumbv6m-none-eabi thumbv7m-none-eabi thumbv8m.ma
   riscv32imc-unknown-none-elf i686-unknown-linux-gnu)
 rustup target add "${targets[@]}" >/dev/null 2>&1 || rustup target add "${targets[@]}"
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
+# The firmware links through flip-link (firmware/.cargo/config.toml): a stack
+# overflow faults instead of overwriting the arena.
+command -v flip-link >/dev/null || cargo install flip-link --locked -q
 echo "setup: ok ($(rustc --version), $(qemu-system-arm --version | head -n1))"

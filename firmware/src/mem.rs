@@ -7,9 +7,13 @@
 //! | symbol | meaning |
 //! | --- | --- |
 //! | `__model_start`, `__model_end` | the MODEL flash partition |
-//! | `__ram_start` | `ORIGIN(RAM)` |
-//! | `_stack_end` | end of the statics (`.data`, `.bss`, `.uninit`): bottom of the stack region |
-//! | `_stack_start` | initial stack pointer: top of RAM |
+//! | `__sdata`, `__euninit` | the statics (`.data`, `.bss`, `.uninit`, in that order) |
+//! | `_stack_end`, `_stack_start` | the stack region, bottom and top (the initial stack pointer) |
+//!
+//! The firmware links through flip-link: the stack region is the bottom of
+//! RAM and the statics sit above it, so an overflow runs off the start of
+//! RAM and faults instead of writing into the arena. Without flip-link the
+//! stack region is the top of RAM; the measurements hold either way.
 #![allow(unsafe_code)]
 
 use core::ptr;
@@ -20,7 +24,8 @@ use crate::{ARENA_BYTES, MAX_INPUT_BYTES};
 extern "C" {
     static __model_start: u8;
     static __model_end: u8;
-    static __ram_start: u8;
+    static __sdata: u8;
+    static __euninit: u8;
     static _stack_start: u8;
     static _stack_end: u8;
 }
@@ -78,7 +83,7 @@ pub fn take_buffers() -> Option<(&'static mut [u8], &'static mut [u8])> {
 pub struct RamUse {
     /// Bytes of statics (`.data` + `.bss` + `.uninit`), the arena included.
     pub static_bytes: u32,
-    /// Bytes of the stack region (RAM above the statics).
+    /// Bytes of the stack region.
     pub stack_region_bytes: u32,
     /// Deepest stack use since reset: painted words that were overwritten.
     pub stack_high_water_bytes: u32,
@@ -88,8 +93,9 @@ pub struct RamUse {
 /// mark by finding the lowest word no longer holding [`STACK_PAINT`].
 pub fn ram_use() -> RamUse {
     // Taking the address of a linker symbol reads nothing.
-    let (ram, bottom, top) = (
-        addr(ptr::addr_of!(__ram_start)),
+    let (statics, statics_end, bottom, top) = (
+        addr(ptr::addr_of!(__sdata)),
+        addr(ptr::addr_of!(__euninit)),
         addr(ptr::addr_of!(_stack_end)),
         addr(ptr::addr_of!(_stack_start)),
     );
@@ -105,7 +111,7 @@ pub fn ram_use() -> RamUse {
         at += 4;
     }
     RamUse {
-        static_bytes: (bottom - ram) as u32,
+        static_bytes: statics_end.saturating_sub(statics) as u32,
         stack_region_bytes: (top - bottom) as u32,
         stack_high_water_bytes: (top - at) as u32,
     }

@@ -645,3 +645,36 @@ fn language_model_prompt_outside_the_vocabulary_is_a_typed_error() {
         "{r:#}"
     );
 }
+
+/// Issue 16, stack safety: the firmware links through flip-link, so a stack
+/// overflow runs off the bottom of RAM and faults instead of overwriting the
+/// statics. The arena is grown until 512 bytes of stack remain (the
+/// self-test needs more); the device must stop with a clean report, not
+/// pass and not compute a wrong answer.
+#[test]
+fn stack_overflow_faults_cleanly_under_flip_link() {
+    let dir = scratch();
+    let blob = write(dir.path(), "golden.tinf", &golden_with_selftest());
+    let (ok, r) = simulate(App::QemuNrfBudget, &[&blob]);
+    assert!(ok, "{r:#}");
+    let arena = r["firmware_arena_bytes"].as_u64().unwrap() as usize;
+    let region = r["stack_region_bytes"].as_u64().unwrap() as usize;
+    let starved = arena + region - 512;
+    let elf = {
+        let _g = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        build_firmware_with_arena(
+            &simulate::firmware_dir(None),
+            App::QemuNrfBudget,
+            Some(starved),
+        )
+        .unwrap()
+    };
+    let out = common::bin()
+        .args(["simulate", &blob, "--elf"])
+        .arg(&elf)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a starved stack passed:\n{err}");
+    assert!(err.contains("stack overflowed"), "{err}");
+}

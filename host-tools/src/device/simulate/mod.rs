@@ -259,6 +259,16 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
     if !stderr.trim().is_empty() {
         r.log.push(format!("(qemu stderr) {}", stderr.trim()));
     }
+    if stderr.contains("Lockup") {
+        bail!(
+            "the device locked up (a fault while entering the fault handler): the stack \
+             overflowed. The firmware links through flip-link, so the stack sits at the \
+             bottom of RAM and an overflow runs off the start of RAM and faults, instead of \
+             overwriting the arena; give the stack more room (a smaller arena, fewer \
+             statics). QEMU: {}",
+            stderr.lines().next().unwrap_or("").trim()
+        );
+    }
     if lines.is_empty() && code != Some(0) {
         bail!(
             "QEMU exited with {:?} and the device logged nothing; stderr: {}",
