@@ -7,7 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 cargo fmt -- --check # this package only (--all would reach the root workspace through the path dependency)
-cargo clippy --release --no-default-features --features qemu -- -D warnings
+cargo clippy --release --no-default-features --features qemu,density,language -- -D warnings
+cargo clippy --release --no-default-features --features qemu,nrf-budget,density,language -- -D warnings
+# The classifier-only app (no density or language driver).
 cargo clippy --release --no-default-features --features qemu,nrf-budget -- -D warnings
 cargo clippy --release -- -D warnings # nrf52840-dk (the default feature)
-echo "firmware: fmt and clippy clean for qemu, qemu+nrf-budget, nrf52840-dk"
+echo "firmware: fmt and clippy clean for qemu, qemu+nrf-budget (all drivers and classifier-only), nrf52840-dk"

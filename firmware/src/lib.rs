@@ -34,7 +34,10 @@
 //! blob and runs it.
 //!
 //! Features pick the board, exactly one of `qemu` and `nrf52840-dk`;
-//! `nrf-budget` links the qemu app under nRF52840 limits.
+//! `nrf-budget` links the qemu app under nRF52840 limits. The classifier
+//! driver is always in; `density` and `language` add theirs (both default):
+//! a classifier-only app leaves them out of flash, and refuses a model of a
+//! family it was built without (`WrongFamily`, status 18).
 //!
 //! Unsafe code lives in [`mem`] (linker symbols, the static arena, the
 //! painted stack); the bins add only the `unsafe fn HardFault` signature
@@ -54,8 +57,10 @@ compile_error!("pick a board: feature `qemu` or `nrf52840-dk`");
 compile_error!("feature `nrf-budget` links the qemu app under nRF52840 limits: it needs `qemu`");
 
 pub mod bench;
+#[cfg(feature = "density")]
 pub mod density;
 pub mod eval;
+#[cfg(feature = "language")]
 pub mod language;
 pub mod mem;
 pub mod report;
@@ -64,7 +69,11 @@ pub mod status;
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::OutputPin;
 use tinyinfer::format::{Family, Model, MAX_OPS};
-use tinyinfer::models::{Classifier, DensityModel, LanguageModel};
+use tinyinfer::models::Classifier;
+#[cfg(feature = "density")]
+use tinyinfer::models::DensityModel;
+#[cfg(feature = "language")]
+use tinyinfer::models::LanguageModel;
 
 pub use bench::{CycleCounter, LayerBench};
 pub use eval::{HostLink, LinkError, NoHost};
@@ -174,17 +183,35 @@ where
         Ok(m) => m,
         Err(e) => return Outcome::Model(e),
     };
-    if checked.family() == Family::Density {
-        return match DensityModel::new(checked) {
-            Ok(dm) => density::run(&mut hw.counter, host, &dm, arena, input),
-            Err(e) => Outcome::Model(e),
-        };
-    }
-    if checked.family() == Family::LanguageModel {
-        return match LanguageModel::new(checked) {
-            Ok(lm) => language::run(&mut hw.counter, host, &lm, arena, input),
-            Err(e) => Outcome::Model(e),
-        };
+    match checked.family() {
+        #[cfg(feature = "density")]
+        Family::Density => {
+            return match DensityModel::new(checked) {
+                Ok(dm) => density::run(&mut hw.counter, host, &dm, arena, input),
+                Err(e) => Outcome::Model(e),
+            };
+        }
+        #[cfg(feature = "language")]
+        Family::LanguageModel => {
+            return match LanguageModel::new(checked) {
+                Ok(lm) => language::run(&mut hw.counter, host, &lm, arena, input),
+                Err(e) => Outcome::Model(e),
+            };
+        }
+        Family::Classifier => {}
+        // A driver left out of this build (features `density`, `language`).
+        #[allow(unreachable_patterns)]
+        other => {
+            defmt::error!(
+                "this firmware was built without the driver for {=str} models",
+                match other {
+                    Family::Density => "density (feature `density`)",
+                    Family::LanguageModel => "language (feature `language`)",
+                    Family::Classifier => "classifier",
+                }
+            );
+            return Outcome::Model(tinyinfer::Error::WrongFamily);
+        }
     }
     let model = match Classifier::new(checked) {
         Ok(m) => m,

@@ -4,11 +4,19 @@
 //! values back by each line's literal text (host-tools/src/device/simulate/report.rs):
 //! change a format string here and change the parser there.
 
-use tinyinfer::format::{Level, Model};
-use tinyinfer::models::{Classifier, DensityModel, LanguageModel, Nll, SelfTestReport};
+#[cfg(feature = "language")]
+use tinyinfer::format::Level;
+use tinyinfer::format::Model;
+#[cfg(feature = "language")]
+use tinyinfer::models::LanguageModel;
+use tinyinfer::models::{Classifier, SelfTestReport};
+#[cfg(feature = "density")]
+use tinyinfer::models::{DensityModel, Nll};
 
 use crate::eval::{EvalReport, LinkError};
-use crate::{language, mem, BoardInfo, Outcome};
+#[cfg(feature = "language")]
+use crate::language;
+use crate::{mem, BoardInfo, Outcome};
 
 /// First line: which app, board, memory map, partition and arena.
 pub fn boot(board: BoardInfo, partition: &[u8], arena: usize, unit: &'static str) {
@@ -146,6 +154,7 @@ pub fn done(o: &Outcome) {
 }
 
 /// The checked density model.
+#[cfg(feature = "density")]
 pub fn density_model(d: &DensityModel<'_>) {
     let m = d.model();
     let (h, w) = d.shape();
@@ -163,6 +172,7 @@ pub fn density_model(d: &DensityModel<'_>) {
 }
 
 /// The NLL of stored image `i` (in 2^-16 nats, exactly as the core sums it).
+#[cfg(feature = "density")]
 pub fn nll(i: usize, v: Nll, counts: u64, unit: &'static str, full: bool) {
     defmt::info!(
         "score: image {=u32} nll {=u64} (2^-16 nats) in {=u64} {=str} on the {=str} path",
@@ -175,6 +185,7 @@ pub fn nll(i: usize, v: Nll, counts: u64, unit: &'static str, full: bool) {
 }
 
 /// Counts of one image scored on the streaming path.
+#[cfg(feature = "density")]
 pub fn streaming(counts: u64, unit: &'static str) {
     defmt::info!(
         "score: streaming path {=u64} {=str} per image",
@@ -185,6 +196,7 @@ pub fn streaming(counts: u64, unit: &'static str) {
 
 /// A sampled image: one line per row (bit x = pixel x, rows up to 32 wide),
 /// then the counts it took.
+#[cfg(feature = "density")]
 pub fn sample(seed: u64, image: &[u8], (h, w): (usize, usize), counts: u64, unit: &'static str) {
     if w <= 32 {
         for (y, row) in image.chunks(w).take(h).enumerate() {
@@ -213,6 +225,7 @@ pub fn sample(seed: u64, image: &[u8], (h, w): (usize, usize), counts: u64, unit
 }
 
 /// The full-recomputation baseline of sampling.
+#[cfg(feature = "density")]
 pub fn sample_full(pixels: usize, counts: u64, unit: &'static str) {
     defmt::info!(
         "sample: full recomputation of {=u32} pixels in {=u64} {=str}",
@@ -223,6 +236,7 @@ pub fn sample_full(pixels: usize, counts: u64, unit: &'static str) {
 }
 
 /// The checked language model and the arena it needs of the firmware's.
+#[cfg(feature = "language")]
 pub fn lm_model(lm: &LanguageModel<'_>, arena: usize) {
     let s = lm.spec();
     defmt::info!(
@@ -252,6 +266,7 @@ pub fn lm_model(lm: &LanguageModel<'_>, arena: usize) {
 }
 
 /// What the device generates.
+#[cfg(feature = "language")]
 pub fn lm_request(r: &language::Request) {
     defmt::info!(
         "lm request: seed {=u64}, {=u32} tokens, prompt of {=u32} bytes ({=str})",
@@ -267,11 +282,13 @@ pub fn lm_request(r: &language::Request) {
 }
 
 /// The prompt has text without a token (or is not UTF-8) at byte `at`.
+#[cfg(feature = "language")]
 pub fn lm_bad_prompt(at: u32) {
     defmt::error!("lm prompt: no token for the text at byte {=u32}", at);
 }
 
 /// Priming: tokens fed (the start token included) and their counts.
+#[cfg(feature = "language")]
 pub fn lm_prime(tokens: usize, counts: u64, unit: &'static str) {
     defmt::info!(
         "lm prime: {=u32} tokens in {=u64} {=str}",
@@ -282,21 +299,25 @@ pub fn lm_prime(tokens: usize, counts: u64, unit: &'static str) {
 }
 
 /// Generated token ids, in order (up to 16 a line).
+#[cfg(feature = "language")]
 pub fn lm_tokens(ids: &[u16]) {
     defmt::info!("lm tokens {=[?]}", ids);
 }
 
 /// Generated text followed by a newline (not sent).
+#[cfg(feature = "language")]
 pub fn lm_line(text: &str) {
     defmt::info!("lm line {=str}", text);
 }
 
 /// Generated text not followed by a newline.
+#[cfg(feature = "language")]
 pub fn lm_tail(text: &str) {
     defmt::info!("lm tail {=str}", text);
 }
 
 /// Counts of the generation: sample + step per token.
+#[cfg(feature = "language")]
 pub fn lm_generated(tokens: u32, total: u64, min: u64, max: u64, unit: &'static str) {
     defmt::info!(
         "lm generate: {=u32} tokens in {=u64} {=str}, per token mean {=u64}, min {=u64}, max {=u64}",

@@ -52,7 +52,12 @@ const NRF_MODEL_LEN: u32 = 0x000C_0000;
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
 fn elf(app: App) -> PathBuf {
-    static ELFS: [OnceLock<PathBuf>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    static ELFS: [OnceLock<PathBuf>; 4] = [
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+    ];
     let i = app as usize;
     ELFS[i]
         .get_or_init(|| {
@@ -677,4 +682,33 @@ fn stack_overflow_faults_cleanly_under_flip_link() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a starved stack passed:\n{err}");
     assert!(err.contains("stack overflowed"), "{err}");
+}
+
+/// Issue 12: the classifier-only app leaves the density and language
+/// drivers out of flash, runs a classifier, and refuses a density model of a
+/// family it was built without (status 18), naming the missing feature.
+#[test]
+fn classifier_only_app_is_smaller_and_refuses_other_families() {
+    let dir = scratch();
+    let golden = write(dir.path(), "golden.tinf", &golden_with_selftest());
+    let (ok, small) = simulate(App::QemuClassifierOnly, &[&golden]);
+    assert!(ok, "{small:#}");
+    let (ok, full) = simulate(App::QemuNrfBudget, &[&golden]);
+    assert!(ok, "{full:#}");
+    let (s, f) = (
+        small["firmware_flash_bytes"].as_u64().unwrap(),
+        full["firmware_flash_bytes"].as_u64().unwrap(),
+    );
+    assert!(
+        s + 8 * 1024 < f,
+        "classifier-only {s} bytes vs {f} with every driver"
+    );
+    // The fuzz corpus's 28×28 PixelCNN (a real exported model).
+    let density =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/crc_fixed/seed-density-checked");
+    let (ok, r) = simulate(App::QemuClassifierOnly, &[density.to_str().unwrap()]);
+    assert!(!ok);
+    assert_eq!(r["exit_code"], 18, "{r:#}");
+    let log = r["log"].to_string();
+    assert!(log.contains("without the driver for density"), "{log}");
 }

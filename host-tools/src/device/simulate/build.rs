@@ -24,6 +24,9 @@ pub enum App {
     QemuNrfBudget,
     /// `nrf52840-dk` under memory-nrf52840-dk.x.
     Nrf52840Dk,
+    /// `qemu` under memory-qemu-nrf-budget.x with the classifier driver
+    /// only: no density or language driver in flash.
+    QemuClassifierOnly,
 }
 
 /// Builds a firmware app with cargo and returns its ELF.
@@ -41,9 +44,10 @@ pub fn build_firmware(dir: &Path, app: App) -> Result<PathBuf> {
 /// up to 4) through `TINYINFER_ARENA_BYTES`; None: the firmware's default.
 pub fn build_firmware_with_arena(dir: &Path, app: App, arena: Option<usize>) -> Result<PathBuf> {
     let (features, bin) = match app {
-        App::Qemu => ("qemu", "qemu"),
-        App::QemuNrfBudget => ("qemu,nrf-budget", "qemu"),
-        App::Nrf52840Dk => ("nrf52840-dk", "nrf52840-dk"),
+        App::Qemu => ("qemu,density,language", "qemu"),
+        App::QemuNrfBudget => ("qemu,nrf-budget,density,language", "qemu"),
+        App::Nrf52840Dk => ("nrf52840-dk,density,language", "nrf52840-dk"),
+        App::QemuClassifierOnly => ("qemu,nrf-budget", "qemu"),
     };
     ensure!(
         dir.join("Cargo.toml").is_file(),
@@ -100,6 +104,7 @@ impl App {
             App::Qemu => "qemu",
             App::QemuNrfBudget => "qemu-nrf-budget",
             App::Nrf52840Dk => "nrf52840-dk",
+            App::QemuClassifierOnly => "qemu-classifier-only",
         }
     }
 }

@@ -60,6 +60,9 @@ pub struct SimulateArgs {
     /// Build the app under nRF52840 limits (memory-qemu-nrf-budget.x: 1 MB flash, 256 KB RAM).
     #[arg(long, conflicts_with = "elf")]
     pub nrf_budget: bool,
+    /// Build the classifier-only app (nRF52840 limits, no density or language driver in flash).
+    #[arg(long, conflicts_with = "elf")]
+    pub classifier_only: bool,
     /// Evaluate the first N Fashion-MNIST test images on the device (all 10,000 when N is omitted).
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "10000")]
     pub eval: Option<usize>,
@@ -152,10 +155,10 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
     let elf_path = match &a.elf {
         Some(p) => p.clone(),
         None => {
-            let app = if a.nrf_budget {
-                App::QemuNrfBudget
-            } else {
-                App::Qemu
+            let app = match (a.classifier_only, a.nrf_budget) {
+                (true, _) => App::QemuClassifierOnly,
+                (false, true) => App::QemuNrfBudget,
+                (false, false) => App::Qemu,
             };
             // Density models: the arena their path needs (the default arena is a classifier's).
             let arena = density_model
