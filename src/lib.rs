@@ -42,6 +42,7 @@
 mod error;
 pub mod format;
 pub mod kernels;
+pub mod link;
 pub mod models;
 pub mod quant;
 pub mod rng;

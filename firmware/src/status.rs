@@ -3,7 +3,8 @@
 //! On QEMU the app exits with [`Outcome::code`] through semihosting
 //! `SYS_EXIT_EXTENDED`, so the code is QEMU's exit status; on a board the
 //! LED blinks the code. `tinyinfer simulate` and the tests read the same
-//! table (host-tools/src/device/simulate/report.rs mirrors it; keep them in step).
+//! table: it is defined once, in the core's `tinyinfer::link::status`, which
+//! both sides use.
 //!
 //! | code | meaning |
 //! | ---: | --- |
@@ -37,20 +38,9 @@
 
 use tinyinfer::Error;
 
-/// Exit status of a pass.
-pub const PASS: u8 = 0;
-/// Exit status when the self-test failed.
-pub const SELFTEST_FAILED: u8 = 1;
-/// Exit status when the model stores no self-test.
-pub const NO_SELFTEST: u8 = 2;
-/// Exit status of a panic.
-pub const PANIC: u8 = 3;
-/// Exit status of a HardFault.
-pub const HARDFAULT: u8 = 4;
-/// Exit status of a host link error.
-pub const HOST_IO: u8 = 5;
-/// Exit status of an `Error` variant newer than this table.
-pub const OTHER_MODEL_ERROR: u8 = 39;
+pub use tinyinfer::link::status::{
+    error_code, HARDFAULT, HOST_IO, NO_SELFTEST, OTHER_MODEL_ERROR, PANIC, PASS, SELFTEST_FAILED,
+};
 
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
@@ -77,32 +67,5 @@ impl Outcome {
             Outcome::HostIo => HOST_IO,
             Outcome::Model(e) => error_code(e),
         }
-    }
-}
-
-/// The exit status for a core error.
-pub fn error_code(e: &Error) -> u8 {
-    match e {
-        Error::TooShort => 10,
-        Error::Erased => 11,
-        Error::BadMagic => 12,
-        Error::UnsupportedVersion(_) => 13,
-        Error::LengthMismatch { .. } => 14,
-        Error::BadChecksum => 15,
-        Error::Misaligned => 16,
-        Error::UnknownFamily(_) => 17,
-        Error::WrongFamily => 18,
-        Error::BadHeader => 19,
-        Error::BadSection(_) => 20,
-        Error::MissingSection(_) => 21,
-        Error::BadTensor(_) => 22,
-        Error::BadOp(_) => 23,
-        Error::BadGraph => 24,
-        Error::ArenaTooSmall { .. } => 25,
-        Error::BadLength { .. } => 26,
-        Error::BadSelfTest => 27,
-        Error::NotCausal => 28,
-        Error::BadInput(_) => 29,
-        _ => OTHER_MODEL_ERROR,
     }
 }

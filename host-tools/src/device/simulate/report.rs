@@ -233,35 +233,12 @@ impl SimReport {
 /// The meaning of a firmware exit status (firmware/src/status.rs).
 pub fn exit_meaning(code: i32) -> &'static str {
     match code {
-        0 => "pass",
-        1 => "self-test failed",
-        2 => "no self-test stored in the model",
-        3 => "panic",
-        4 => "HardFault",
-        5 => "host link error during evaluation",
-        10 => "model refused: too short",
-        11 => "model refused: erased partition (no model)",
-        12 => "model refused: bad magic",
-        13 => "model refused: unsupported version",
-        14 => "model refused: length mismatch (truncated)",
-        15 => "model refused: CRC mismatch (corrupted)",
-        16 => "model refused: misaligned",
-        17 => "model refused: unknown family",
-        18 => "model refused: wrong family",
-        19 => "model refused: bad header",
-        20 => "model refused: bad section",
-        21 => "model refused: missing section",
-        22 => "model refused: bad tensor",
-        23 => "model refused: bad op",
-        24 => "model refused: bad graph",
-        25 => "model refused: the firmware's arena is too small",
-        26 => "model refused: bad length",
-        27 => "model refused: bad self-test section",
-        28 => "model refused: density model not causal",
-        29 => "model refused: input out of its domain",
-        39 => "model refused: an error newer than the exit table",
+        // `timeout`'s own statuses: QEMU was stopped, the device did not end.
         124 | 137 => "QEMU timed out",
-        _ => "unknown exit status",
+        _ => u8::try_from(code)
+            .ok()
+            .and_then(tinyinfer::link::status::meaning)
+            .unwrap_or("unknown exit status"),
     }
 }
 
