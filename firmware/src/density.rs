@@ -20,6 +20,7 @@
 //! image, seed 0.
 
 use tinyinfer::format::MAX_OPS;
+use tinyinfer::link::files::SampleRequest;
 use tinyinfer::models::DensityModel;
 use tinyinfer::rng::{Pcg32, Rng};
 
@@ -27,10 +28,8 @@ use crate::bench::{CycleCounter, LayerBench};
 use crate::eval::{HostLink, LinkError};
 use crate::{report, Outcome};
 
-/// Magic of a sample request.
-pub const REQUEST_MAGIC: [u8; 4] = *b"TISR";
-/// Bytes of a sample request.
-pub const REQUEST_LEN: usize = 20;
+/// Bytes of a sample request (`tinyinfer::link::files::SampleRequest`).
+pub const REQUEST_LEN: usize = SampleRequest::LEN;
 /// Most images one request may ask for.
 pub const MAX_SAMPLES: u32 = 64;
 
@@ -58,19 +57,17 @@ fn read_request<H: HostLink>(host: &mut H) -> Result<Request, LinkError> {
     let r = host.read_exact(&mut b);
     host.close();
     r?;
-    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-    let count = u32_at(12);
-    if b[..4] != REQUEST_MAGIC || count == 0 || count > MAX_SAMPLES {
-        return Err(LinkError::BadHeader {
+    match SampleRequest::parse(&b) {
+        Some(r) if (1..=MAX_SAMPLES).contains(&r.count) => Ok(Request {
+            seed: r.seed,
+            count: r.count,
+            full_pixels: r.full_pixels,
+        }),
+        r => Err(LinkError::BadHeader {
             expected: MAX_SAMPLES,
-            got: count,
-        });
+            got: r.map_or(0, |r| r.count),
+        }),
     }
-    Ok(Request {
-        seed: u64::from(u32_at(4)) | (u64::from(u32_at(8)) << 32),
-        count,
-        full_pixels: u32_at(16),
-    })
 }
 
 /// Runs the density mode; `image` is scratch for one image.

@@ -11,14 +11,11 @@
 //!                         then count records: classes int8 scores
 //! ```
 
+use tinyinfer::link::files::{EvalRequest, EvalResponse};
 use tinyinfer::models::Classifier;
 
-/// Magic of the input stream.
-pub const INPUT_MAGIC: [u8; 4] = *b"TIEI";
-/// Magic of the output stream.
-pub const OUTPUT_MAGIC: [u8; 4] = *b"TIEO";
-/// Header bytes of either stream.
-pub const HEADER_LEN: usize = 16;
+/// Header bytes of either stream (`tinyinfer::link::files`).
+pub const HEADER_LEN: usize = EvalRequest::LEN;
 
 /// The host link failed or sent something unexpected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
@@ -99,13 +96,6 @@ pub struct EvalReport {
     pub correct: u32,
 }
 
-fn u32_le(b: &[u8]) -> u32 {
-    match b {
-        [a, b, c, d, ..] => u32::from_le_bytes([*a, *b, *c, *d]),
-        _ => 0,
-    }
-}
-
 /// Classifies every image the host offers and sends the scores back.
 ///
 /// Returns `Ok(None)` when the host offers none. `input` must hold one image.
@@ -134,22 +124,26 @@ fn exchange<H: HostLink>(
 ) -> Result<EvalReport, EvalError> {
     let mut head = [0u8; HEADER_LEN];
     host.read_exact(&mut head)?;
-    let (count, len) = (u32_le(&head[4..]), u32_le(&head[8..]));
+    let req = EvalRequest::parse(&head);
+    let (count, len) = req.map_or((0, 0), |r| (r.count, r.input_len));
     let n = model.input_len();
     let bad = LinkError::BadHeader {
         expected: n as u32,
         got: len,
     };
-    if head[..4] != INPUT_MAGIC || len as usize != n {
+    if req.is_none() || len as usize != n {
         return Err(bad.into());
     }
     let pixels = input.get_mut(..n).ok_or(bad)?;
 
     let classes = model.classes() as u32;
     let mut out = [0u8; HEADER_LEN];
-    out[..4].copy_from_slice(&OUTPUT_MAGIC);
-    out[4..8].copy_from_slice(&count.to_le_bytes());
-    out[8..12].copy_from_slice(&classes.to_le_bytes());
+    EvalResponse {
+        count,
+        classes,
+        reserved: 0,
+    }
+    .emit(&mut out);
     host.write_all(&out)?;
 
     let mut report = EvalReport {

@@ -23,6 +23,7 @@
 //! [`Session::step`]: tinyinfer::models::Session::step
 
 use tinyinfer::format::Level;
+use tinyinfer::link::files::LmRequest;
 use tinyinfer::models::LanguageModel;
 use tinyinfer::rng::Pcg32;
 
@@ -30,10 +31,8 @@ use crate::bench::CycleCounter;
 use crate::eval::{HostLink, LinkError};
 use crate::{report, Outcome};
 
-/// Magic of a generation request.
-pub const REQUEST_MAGIC: [u8; 4] = *b"TILM";
-/// Bytes of a request before the prompt.
-pub const REQUEST_HEADER_LEN: usize = 20;
+/// Bytes of a request before the prompt (`tinyinfer::link::files::LmRequest`).
+pub const REQUEST_HEADER_LEN: usize = LmRequest::LEN;
 /// Most tokens one request may ask for.
 pub const MAX_TOKENS: u32 = 1 << 16;
 /// Tokens generated without a request.
@@ -75,14 +74,16 @@ fn read_request<H: HostLink>(host: &mut H, prompt: &mut [u8]) -> Result<Request,
 fn read_open_request<H: HostLink>(host: &mut H, prompt: &mut [u8]) -> Result<Request, LinkError> {
     let mut b = [0u8; REQUEST_HEADER_LEN];
     host.read_exact(&mut b)?;
-    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-    let (tokens, prompt_len) = (u32_at(12), u32_at(16));
-    if b[..4] != REQUEST_MAGIC || tokens > MAX_TOKENS {
-        return Err(LinkError::BadHeader {
-            expected: MAX_TOKENS,
-            got: tokens,
-        });
-    }
+    let req = LmRequest::parse(&b);
+    let (seed, tokens, prompt_len) = match req {
+        Some(r) if r.tokens <= MAX_TOKENS => (r.seed, r.tokens, r.prompt_len),
+        r => {
+            return Err(LinkError::BadHeader {
+                expected: MAX_TOKENS,
+                got: r.map_or(0, |r| r.tokens),
+            })
+        }
+    };
     let Some(buf) = prompt.get_mut(..prompt_len as usize) else {
         return Err(LinkError::BadHeader {
             expected: prompt.len() as u32,
@@ -91,7 +92,7 @@ fn read_open_request<H: HostLink>(host: &mut H, prompt: &mut [u8]) -> Result<Req
     };
     host.read_exact(buf)?;
     Ok(Request {
-        seed: u64::from(u32_at(4)) | (u64::from(u32_at(8)) << 32),
+        seed,
         tokens,
         prompt_len,
         from_host: true,

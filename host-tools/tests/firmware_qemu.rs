@@ -257,9 +257,11 @@ fn nrf_budget_link_runs_the_selftest() {
     assert!(ok, "{r:#}");
     assert_eq!(r["memory_map"], "memory-qemu-nrf-budget.x");
     assert_eq!(r["partition_address"], NRF_MODEL_BASE);
-    // 256 KB of RAM minus the statics is the stack region.
+    // 256 KB of RAM minus the statics is the stack region (flip-link puts it
+    // below them, its top 8-aligned: up to 7 bytes fall between the two).
     let st = r["static_ram_bytes"].as_u64().unwrap();
-    assert_eq!(st + r["stack_region_bytes"].as_u64().unwrap(), 256 * 1024);
+    let used = st + r["stack_region_bytes"].as_u64().unwrap();
+    assert!((256 * 1024 - 7..=256 * 1024).contains(&used), "{used}");
 }
 
 #[test]

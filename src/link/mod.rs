@@ -1,8 +1,10 @@
-//! The host↔device protocol, defined once for both sides: what a device run
-//! ends with ([`status`]). The firmware exits with these codes (QEMU's exit
-//! status through semihosting, a board's blink count); `tinyinfer simulate`
-//! and the tests read them through the same table.
+//! The host↔device protocol, defined once for both sides: the request and
+//! response records they exchange ([`files`]) and what a device run ends
+//! with ([`status`]: QEMU's exit status through semihosting, a board's
+//! blink count). The firmware emits and parses them; `tinyinfer simulate`
+//! and the tests do the same through this module.
 //!
-//! This module must not run models; it only names outcomes.
+//! This module must not run models; it only lays out records and names outcomes.
 
+pub mod files;
 pub mod status;

@@ -145,6 +145,9 @@ mod tests {
             r#"{"family":"classifier"}"#,
         )
         .unwrap();
+        // The sidecar alone is not a checkpoint: the .bpk must exist too.
+        assert!(read_tag(&bpk).is_err());
+        std::fs::write(&bpk, b"weights").unwrap();
         assert_eq!(read_tag(&bpk).unwrap().as_deref(), Some("classifier"));
         assert!(read_tag(&dir.path().join("missing.bpk")).is_err());
     }

@@ -6,6 +6,7 @@
 //! the host core's.
 
 use anyhow::{ensure, Context, Result};
+use tinyinfer::link::files::{EvalRequest, EvalResponse, LmRequest, SampleRequest};
 use tinyinfer::models::{DensityModel, LanguageModel};
 
 use super::qemu::Line;
@@ -30,10 +31,14 @@ pub const LM_MAX_TOKENS: u32 = 1 << 16;
 /// The evaluation input stream (firmware/src/eval.rs).
 pub fn eval_input(images: &[u8], labels: &[u8], input_len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + labels.len() * (input_len + 1));
-    out.extend_from_slice(b"TIEI");
-    out.extend_from_slice(&(labels.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(input_len as u32).to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
+    let mut head = [0u8; EvalRequest::LEN];
+    EvalRequest {
+        count: labels.len() as u32,
+        input_len: input_len as u32,
+        reserved: 0,
+    }
+    .emit(&mut head);
+    out.extend_from_slice(&head);
     for (img, &l) in images.chunks(input_len).zip(labels) {
         out.extend_from_slice(img);
         out.push(l);
@@ -43,14 +48,9 @@ pub fn eval_input(images: &[u8], labels: &[u8], input_len: usize) -> Vec<u8> {
 
 /// Parses the device's output stream into `(count, classes, scores)`.
 pub fn eval_output(b: &[u8]) -> Result<(usize, usize, Vec<i8>)> {
-    ensure!(
-        b.len() >= 16 && &b[..4] == b"TIEO",
-        "the device wrote no evaluation output header"
-    );
-    let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as usize;
-    let (count, classes) = (word(4), word(8));
-    let scores: Vec<i8> = b[16..].iter().map(|&x| x as i8).collect();
-    Ok((count, classes, scores))
+    let head = EvalResponse::parse(b).context("the device wrote no evaluation output header")?;
+    let scores: Vec<i8> = b[EvalResponse::LEN..].iter().map(|&x| x as i8).collect();
+    Ok((head.count as usize, head.classes as usize, scores))
 }
 
 /// The sample request (firmware/src/density.rs): `"TISR"`, seed, images,
@@ -60,11 +60,14 @@ pub fn eval_output(b: &[u8]) -> Result<(usize, usize, Vec<i8>)> {
 /// `--samples` outside `1..=64`.
 pub fn sample_request(a: &SimulateArgs) -> Result<Vec<u8>> {
     ensure!((1..=64).contains(&a.samples), "--samples must be in 1..=64");
-    let mut req = b"TISR".to_vec();
-    req.extend_from_slice(&a.seed.to_le_bytes());
-    req.extend_from_slice(&a.samples.to_le_bytes());
-    req.extend_from_slice(&a.full_pixels.to_le_bytes());
-    Ok(req)
+    let mut req = [0u8; SampleRequest::LEN];
+    SampleRequest {
+        seed: a.seed,
+        count: a.samples,
+        full_pixels: a.full_pixels,
+    }
+    .emit(&mut req);
+    Ok(req.to_vec())
 }
 
 /// The generation request (firmware/src/language.rs): `"TILM"`, seed,
@@ -79,10 +82,14 @@ pub fn lm_request(a: &SimulateArgs) -> Result<Vec<u8>> {
         a.tokens <= LM_MAX_TOKENS,
         "--tokens must be at most {LM_MAX_TOKENS}"
     );
-    let mut req = b"TILM".to_vec();
-    req.extend_from_slice(&a.seed.to_le_bytes());
-    req.extend_from_slice(&a.tokens.to_le_bytes());
-    req.extend_from_slice(&(a.prompt.len() as u32).to_le_bytes());
+    let mut head = [0u8; LmRequest::LEN];
+    LmRequest {
+        seed: a.seed,
+        tokens: a.tokens,
+        prompt_len: a.prompt.len() as u32,
+    }
+    .emit(&mut head);
+    let mut req = head.to_vec();
     req.extend_from_slice(a.prompt.as_bytes());
     Ok(req)
 }
