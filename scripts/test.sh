@@ -40,6 +40,8 @@ step cargo build --release -p tinyinfer --target thumbv7em-none-eabihf --feature
 step cargo run --release -q --example golden --features emit -- --check
 step cargo test --release --workspace --features tinyinfer/emit
 if [ -x firmware/test.sh ]; then step firmware/test.sh; fi
+# The DSP kernels (kernels::arm) against the reference on QEMU's Cortex-M4.
+step bash firmware/kernel-check.sh
 
 # A short fuzz run of the model checker (libFuzzer via cargo-fuzz, nightly).
 if rustup toolchain list | grep -q '^nightly'; then

@@ -56,6 +56,8 @@ compile_error!("feature `nrf-budget` links the qemu app under nRF52840 limits: i
 pub mod bench;
 pub mod density;
 pub mod eval;
+#[cfg(feature = "qemu")]
+pub mod kernel_check;
 pub mod language;
 pub mod mem;
 pub mod report;

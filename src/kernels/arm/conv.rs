@@ -1,0 +1,319 @@
+//! conv2d on the DSP extension: four output pixels per pass, `SMLAD`.
+//!
+//! For every group of four consecutive output pixels (raster order, so a
+//! group may wrap to the next row), the windows are gathered once into a
+//! stack buffer of packed `i16` pairs, input zero point already subtracted
+//! (`SXTB16`, `SXTB16 ROR #8`, `SSUB16`): padding taps are stored as 0,
+//! so border pixels run the same inner loop as interior ones, with no
+//! per-byte test or subtraction. Then every output channel runs
+//! [`dot_4px`] over the packed windows: the channel's weights are read
+//! straight from the blob four bytes at a time and unpacked once for the
+//! four pixels. Requantization (`OutputStage`) runs after the loop, four
+//! values per channel.
+//!
+//! Inner loop: 32 instructions per 32 multiply-accumulates (1.0 per MAC).
+//! Gathering costs 5–6 instructions per 4 window bytes per pixel when the
+//! channel count is a multiple of 4 (element by element otherwise),
+//! shared by all output channels.
+//!
+//! The buffer holds [`SEG`] window elements per pixel (1,536 bytes of
+//! stack): a window longer than that is cut at kernel rows into segments,
+//! accumulated in [`BLOCK`] channels at a time (regathered per block). A
+//! kernel row longer than `SEG` (`k · in_c > 192`) goes to the reference
+//! (no model exported so far has one: DiracNet's widest is 3 · 64). `SEG`
+//! and `BLOCK` were sized by the firmware's RAM budget (model arena + 8 KB):
+//! `SEG` = 288 (whole windows for 32 channels) was 0.1 instructions per MAC
+//! faster on the 32-channel layers but 768 bytes more stack.
+
+use super::dsp::{chunks4, dot_4px, pack4, pack_bytes, splat16};
+use crate::kernels::reference::{self, check_conv, ConvParams};
+use crate::quant::{OutputStage, MIN_SHIFT};
+use crate::Result;
+
+/// Window elements per pixel the stack buffer holds (a multiple of 4).
+pub const SEG: usize = 192;
+/// Output channels accumulated together when a window takes several segments.
+const BLOCK: usize = 32;
+
+/// Same contract, checks and bytes as [`crate::kernels::reference::conv2d`].
+///
+/// # Errors
+/// [`crate::Error::BadLength`] exactly when the reference returns it, with
+/// the same values.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(
+    p: &ConvParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    output: &mut [i8],
+) -> Result<()> {
+    check_conv(p, input, weights, bias, multiplier, shift, output)?;
+    let kc = p.k * p.in_c;
+    if kc > SEG || kc == 0 {
+        return reference::conv2d(p, input, weights, bias, multiplier, shift, output);
+    }
+    let taps = p.k * kc;
+    let rows_per_seg = SEG / kc; // >= 1
+    let segs = p.k.div_ceil(rows_per_seg);
+    let pixels = p.out_h * p.out_w;
+    let aligned = p.in_c % 4 == 0;
+    let mut cols = [[0u32; 8]; SEG / 4];
+    let mut tails = [[0i32; 3]; 4];
+    let mut acc = [[0i32; 4]; BLOCK];
+    let zp2 = splat16(p.in_zp);
+    let out = Requant::new(p.out_zp, p.act_min, p.act_max);
+
+    let mut px0 = 0;
+    while px0 < pixels {
+        let n = (pixels - px0).min(4);
+        let mut ob = 0;
+        while ob < p.out_c {
+            let oe = (ob + BLOCK).min(p.out_c);
+            for s in 0..segs {
+                let ky0 = s * rows_per_seg;
+                let ky1 = (ky0 + rows_per_seg).min(p.k);
+                let len = (ky1 - ky0) * kc;
+                // One segment: gathered once per pixel group, unless the
+                // window has several segments (then once per block).
+                if segs > 1 || ob == 0 {
+                    for (slot, tail) in tails.iter_mut().enumerate().take(n) {
+                        let px = px0 + slot;
+                        let (oy, ox) = (px / p.out_w, px % p.out_w);
+                        if aligned {
+                            gather_aligned(p, input, oy, ox, ky0..ky1, &mut cols, slot, zp2);
+                        } else {
+                            *tail = gather(p, input, oy, ox, ky0..ky1, &mut cols, slot);
+                        }
+                    }
+                }
+                let chunks = &cols[..len / 4];
+                for (o, a) in (ob..oe).zip(acc.iter_mut()) {
+                    if s == 0 {
+                        *a = [bias[o]; 4];
+                    }
+                    let w = &weights[o * taps + ky0 * kc..][..len];
+                    let (wc, wt) = chunks4(w);
+                    *a = dot_4px(chunks, wc, *a);
+                    if !wt.is_empty() {
+                        for (slot, tail) in a.iter_mut().zip(&tails) {
+                            for (&wv, &xv) in wt.iter().zip(tail) {
+                                *slot = slot.wrapping_add(xv.wrapping_mul(wv as i32));
+                            }
+                        }
+                    }
+                }
+            }
+            for (o, a) in (ob..oe).zip(&acc) {
+                let dst = output.get_mut(px0 * p.out_c + o..).unwrap_or_default();
+                out.store(&a[..n], multiplier[o], shift[o], dst, p.out_c);
+            }
+            ob = oe;
+        }
+        px0 += n;
+    }
+    Ok(())
+}
+
+/// The output stage with the layer's constants; the channel's multiplier
+/// and shift are passed per call.
+///
+/// When `shift ≤ −2` (the right shift `t = 31 − shift` is at least 33,
+/// true of every conv layer exported so far) it takes the high word of the
+/// 64-bit product, as [`OutputStage`] explains: `SMULL`, two `ASR`s, two
+/// adds and the clamp, without preparing a stage per channel. Otherwise
+/// it builds the [`OutputStage`].
+#[derive(Clone, Copy)]
+struct Requant {
+    zp: i32,
+    lo: i32,
+    hi: i32,
+    act: (i8, i8),
+    /// `out_zp` small enough for the high-word path (`|zp| ≤ 2^30`).
+    zp_small: bool,
+}
+
+impl Requant {
+    fn new(zp: i32, lo: i8, hi: i8) -> Self {
+        Requant {
+            zp,
+            lo: lo as i32,
+            hi: hi as i32,
+            act: (lo, hi),
+            zp_small: (-(1 << 30)..=(1 << 30)).contains(&zp),
+        }
+    }
+
+    /// Writes `acc[i]`, requantized with `(m, shift)`, to `dst[i · stride]`.
+    #[inline(always)]
+    fn store(&self, acc: &[i32], m: i32, shift: i32, dst: &mut [i8], stride: usize) {
+        if self.zp_small && m >= 0 && (MIN_SHIFT..=-2).contains(&shift) {
+            let h = (-2 - shift) as u32; // 0..=29
+            for (i, &v) in acc.iter().enumerate() {
+                let top = ((v as i64 * m as i64) >> 32) as i32;
+                let r = ((top >> h) + 1) >> 1;
+                if let Some(y) = dst.get_mut(i * stride) {
+                    *y = (r + self.zp).max(self.lo).min(self.hi) as i8;
+                }
+            }
+        } else {
+            self.store_general(acc, m, shift, dst, stride);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn store_general(&self, acc: &[i32], m: i32, shift: i32, dst: &mut [i8], stride: usize) {
+        let q = OutputStage::new(m, shift, self.zp, self.act.0, self.act.1);
+        for (i, &v) in acc.iter().enumerate() {
+            if let Some(y) = dst.get_mut(i * stride) {
+                *y = q.apply(v);
+            }
+        }
+    }
+}
+
+/// [`gather`] for `in_c % 4 == 0`: every run of taps is whole chunks, so
+/// four bytes at a time (`LDR`, two `SXTB16`, two `SSUB16`, two stores).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gather_aligned(
+    p: &ConvParams,
+    input: &[i8],
+    oy: usize,
+    ox: usize,
+    rows: core::ops::Range<usize>,
+    cols: &mut [[u32; 8]],
+    slot: usize,
+    zp2: u32,
+) {
+    let q = p.in_c / 4;
+    let (i0, i1) = ((2 * slot) & 7, (2 * slot + 1) & 7);
+    let mut dst = cols.iter_mut();
+    let zeros = |dst: &mut core::slice::IterMut<'_, [u32; 8]>, n: usize| {
+        for c in dst.take(n) {
+            c[i0] = 0;
+            c[i1] = 0;
+        }
+    };
+    let x0 = ox * p.stride;
+    let kx_lo = p.pad.saturating_sub(x0).min(p.k);
+    let kx_hi = p.k.min((p.in_w + p.pad).saturating_sub(x0)).max(kx_lo);
+    for ky in rows {
+        let iy = (oy * p.stride + ky)
+            .checked_sub(p.pad)
+            .filter(|&y| y < p.in_h);
+        match iy {
+            Some(iy) if kx_lo < kx_hi => {
+                zeros(&mut dst, kx_lo * q);
+                let at = (iy * p.in_w + x0 + kx_lo - p.pad) * p.in_c;
+                let run = input.get(at..at + (kx_hi - kx_lo) * p.in_c).unwrap_or(&[]);
+                // The run first: `zip` then never takes a slot it does not fill.
+                for (b, c) in chunks4(run).0.iter().zip(&mut dst) {
+                    let [a, b] = pack_bytes(b, zp2);
+                    c[i0] = a;
+                    c[i1] = b;
+                }
+                zeros(&mut dst, (p.k - kx_hi) * q);
+            }
+            _ => zeros(&mut dst, p.k * q),
+        }
+    }
+}
+
+/// Packs kernel rows `rows` of output pixel `(oy, ox)`'s window, minus the
+/// input zero point (padding as 0), into column `slot` of `cols`, one
+/// element at a time (any channel count); returns the last `len % 4`
+/// elements, which fill no whole chunk.
+#[allow(clippy::too_many_arguments)]
+fn gather(
+    p: &ConvParams,
+    input: &[i8],
+    oy: usize,
+    ox: usize,
+    rows: core::ops::Range<usize>,
+    cols: &mut [[u32; 8]],
+    slot: usize,
+) -> [i32; 3] {
+    let cin = p.in_c;
+    let mut pk = Packer {
+        cols,
+        slot,
+        j: 0,
+        stage: [0; 4],
+        fill: 0,
+        zp: p.in_zp,
+    };
+    let x0 = ox * p.stride;
+    // Taps inside the image along x: 0 <= x0 + kx - pad < in_w.
+    let kx_lo = p.pad.saturating_sub(x0).min(p.k);
+    let kx_hi = p.k.min((p.in_w + p.pad).saturating_sub(x0)).max(kx_lo);
+    for ky in rows {
+        let iy = (oy * p.stride + ky)
+            .checked_sub(p.pad)
+            .filter(|&y| y < p.in_h);
+        match iy {
+            Some(iy) if kx_lo < kx_hi => {
+                let at = (iy * p.in_w + x0 + kx_lo - p.pad) * cin;
+                pk.zeros(kx_lo * cin);
+                pk.bytes(input.get(at..at + (kx_hi - kx_lo) * cin).unwrap_or(&[]));
+                pk.zeros((p.k - kx_hi) * cin);
+            }
+            _ => pk.zeros(p.k * cin),
+        }
+    }
+    let mut tail = [0i32; 3];
+    tail[..pk.fill].copy_from_slice(&pk.stage[..pk.fill]);
+    tail
+}
+
+/// Writes a stream of window elements into one pixel's column, one at a
+/// time.
+struct Packer<'a> {
+    cols: &'a mut [[u32; 8]],
+    slot: usize,
+    /// Next chunk.
+    j: usize,
+    /// Elements of a chunk not yet full.
+    stage: [i32; 4],
+    fill: usize,
+    zp: i32,
+}
+
+impl Packer<'_> {
+    #[inline(always)]
+    fn put(&mut self, pair: [u32; 2]) {
+        if let Some(c) = self.cols.get_mut(self.j) {
+            c[(2 * self.slot) & 7] = pair[0];
+            c[(2 * self.slot + 1) & 7] = pair[1];
+        }
+        self.j += 1;
+    }
+
+    #[inline(always)]
+    fn push(&mut self, v: i32) {
+        self.stage[self.fill & 3] = v;
+        self.fill += 1;
+        if self.fill == 4 {
+            self.fill = 0;
+            let st = self.stage;
+            self.put(pack4(st));
+        }
+    }
+
+    /// `n` padding taps (value 0 once the zero point is subtracted).
+    fn zeros(&mut self, n: usize) {
+        for _ in 0..n {
+            self.push(0);
+        }
+    }
+
+    /// Input bytes, minus the zero point.
+    fn bytes(&mut self, x: &[i8]) {
+        for &v in x {
+            self.push(v as i32 - self.zp);
+        }
+    }
+}
