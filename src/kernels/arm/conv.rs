@@ -11,6 +11,9 @@
 //! four pixels. Requantization (`OutputStage`) runs after the loop, four
 //! values per channel.
 //!
+//! Windows of at most 10 taps (the 1-channel stem) go to
+//! [`super::small`] instead: one pixel, every channel's filter packed once.
+//!
 //! Inner loop: 32 instructions per 32 multiply-accumulates (1.0 per MAC).
 //! Gathering costs 5–6 instructions per 4 window bytes per pixel when the
 //! channel count is a multiple of 4 (element by element otherwise),
@@ -25,7 +28,8 @@
 //! `SEG` = 288 (whole windows for 32 channels) was 0.1 instructions per MAC
 //! faster on the 32-channel layers but 768 bytes more stack.
 
-use super::dsp::{chunks4, dot_4px, pack4, pack_bytes, splat16};
+use super::dsp::{chunks4, dot_4px, pack4, pack_bytes, smmul, splat16};
+use super::small;
 use crate::kernels::reference::{self, check_conv, ConvParams};
 use crate::quant::{OutputStage, MIN_SHIFT};
 use crate::Result;
@@ -51,10 +55,48 @@ pub fn conv2d(
     output: &mut [i8],
 ) -> Result<()> {
     check_conv(p, input, weights, bias, multiplier, shift, output)?;
+    let out = Requant::new(p.out_zp, p.act_min, p.act_max);
     let kc = p.k * p.in_c;
-    if kc > SEG || kc == 0 {
-        return reference::conv2d(p, input, weights, bias, multiplier, shift, output);
+    // Separate functions, so that the stack holds one path's buffers at a time.
+    if small::fits(p) {
+        small::conv2d(p, input, weights, bias, multiplier, shift, output, &out);
+    } else if kc > SEG || kc == 0 {
+        wide_rows(p, input, weights, bias, multiplier, shift, output)?;
+    } else {
+        four_pixels(p, input, weights, bias, multiplier, shift, output, &out);
     }
+    Ok(())
+}
+
+/// Kernel rows longer than [`SEG`]: the reference, in its own frame.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn wide_rows(
+    p: &ConvParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    output: &mut [i8],
+) -> Result<()> {
+    reference::conv2d(p, input, weights, bias, multiplier, shift, output)
+}
+
+/// The four-pixel path (module docs); lengths checked by the caller.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn four_pixels(
+    p: &ConvParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    output: &mut [i8],
+    out: &Requant,
+) {
+    let kc = p.k * p.in_c;
     let taps = p.k * kc;
     let rows_per_seg = SEG / kc; // >= 1
     let segs = p.k.div_ceil(rows_per_seg);
@@ -64,7 +106,6 @@ pub fn conv2d(
     let mut tails = [[0i32; 3]; 4];
     let mut acc = [[0i32; 4]; BLOCK];
     let zp2 = splat16(p.in_zp);
-    let out = Requant::new(p.out_zp, p.act_min, p.act_max);
 
     let mut px0 = 0;
     while px0 < pixels {
@@ -114,7 +155,6 @@ pub fn conv2d(
         }
         px0 += n;
     }
-    Ok(())
 }
 
 /// The output stage with the layer's constants; the channel's multiplier
@@ -126,7 +166,7 @@ pub fn conv2d(
 /// adds and the clamp, without preparing a stage per channel. Otherwise
 /// it builds the [`OutputStage`].
 #[derive(Clone, Copy)]
-struct Requant {
+pub(super) struct Requant {
     zp: i32,
     lo: i32,
     hi: i32,
@@ -136,7 +176,7 @@ struct Requant {
 }
 
 impl Requant {
-    fn new(zp: i32, lo: i8, hi: i8) -> Self {
+    pub(super) fn new(zp: i32, lo: i8, hi: i8) -> Self {
         Requant {
             zp,
             lo: lo as i32,
@@ -146,13 +186,42 @@ impl Requant {
         }
     }
 
+    /// True when `(m, shift)` takes the high-word path.
+    #[inline(always)]
+    pub(super) fn high_word(&self, m: i32, shift: i32) -> bool {
+        self.zp_small && m >= 0 && (MIN_SHIFT..=-2).contains(&shift)
+    }
+
+    /// The high-word path, `h = −2 − shift`; only when [`Self::high_word`].
+    #[inline(always)]
+    pub(super) fn high(&self, acc: i32, m: i32, h: u32) -> i8 {
+        let r = ((smmul(acc, m) >> h) + 1) >> 1;
+        (r + self.zp).max(self.lo).min(self.hi) as i8
+    }
+
+    /// `acc` requantized with `(m, shift)`.
+    #[inline(always)]
+    pub(super) fn one(&self, acc: i32, m: i32, shift: i32) -> i8 {
+        if self.high_word(m, shift) {
+            self.high(acc, m, (-2 - shift) as u32)
+        } else {
+            self.one_general(acc, m, shift)
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn one_general(&self, acc: i32, m: i32, shift: i32) -> i8 {
+        OutputStage::new(m, shift, self.zp, self.act.0, self.act.1).apply(acc)
+    }
+
     /// Writes `acc[i]`, requantized with `(m, shift)`, to `dst[i · stride]`.
     #[inline(always)]
-    fn store(&self, acc: &[i32], m: i32, shift: i32, dst: &mut [i8], stride: usize) {
+    pub(super) fn store(&self, acc: &[i32], m: i32, shift: i32, dst: &mut [i8], stride: usize) {
         if self.zp_small && m >= 0 && (MIN_SHIFT..=-2).contains(&shift) {
             let h = (-2 - shift) as u32; // 0..=29
             for (i, &v) in acc.iter().enumerate() {
-                let top = ((v as i64 * m as i64) >> 32) as i32;
+                let top = smmul(v, m); // ((v · m) >> 32), one instruction
                 let r = ((top >> h) + 1) >> 1;
                 if let Some(y) = dst.get_mut(i * stride) {
                     *y = (r + self.zp).max(self.lo).min(self.hi) as i8;

@@ -50,6 +50,31 @@ pub(super) fn ssub16(a: u32, b: u32) -> u32 {
     r
 }
 
+/// `acc + a.lo·b.lo + a.hi·b.hi` of two `i16` pairs, modulo 2³² (`SMLAD`).
+#[inline(always)]
+pub(super) fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+    let r: i32;
+    // SAFETY: register-only arithmetic; SMLAD may set the sticky Q flag,
+    // so flags are declared clobbered (no `preserves_flags`).
+    unsafe {
+        asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+            c = in(reg) acc, options(pure, nomem, nostack));
+    }
+    r
+}
+
+/// The high word of the 64-bit product, `(a · b) >> 32` (`SMMUL`).
+#[inline(always)]
+pub(super) fn smmul(a: i32, b: i32) -> i32 {
+    let r: i32;
+    // SAFETY: register-only arithmetic: no memory, stack or flags touched.
+    unsafe {
+        asm!("smmul {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+            options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
 /// Four bytes as one little-endian word (one `LDR`; unaligned is fine on v7-M).
 #[inline(always)]
 pub(super) fn word(b: &[i8; 4]) -> u32 {

@@ -16,6 +16,7 @@
 //! | kernel | inner loop | instructions per MAC (inner loop) |
 //! | --- | --- | ---: |
 //! | [`conv2d`] | 4 output pixels × 1 channel, windows packed once per group | 1.0 |
+//! | [`conv2d`], windows ≤ 10 taps | 1 pixel × 1 channel, filters packed once per call | 5 `LDR` + 5 `SMLAD` per 9 MACs |
 //! | [`fully_connected`] | 2 rows × packed input | 1.5 |
 //! | [`lstm_gates`], [`latent`], [`decoder`] | 2 rows × packed input | 1.5 |
 
@@ -23,6 +24,7 @@ mod conv;
 mod dsp;
 mod fc;
 mod lm;
+mod small;
 
 pub use super::fast::{
     add, conv2d_masked, conv2d_pixel, global_avg_pool, max_pool_2x2, AddParams, ConvParams,
