@@ -111,6 +111,48 @@ pub(super) fn pack_bytes(b: &[i8; 4], zp2: u32) -> [u32; 2] {
     [ssub16(sxtb16(v), zp2), ssub16(sxtb16_ror8(v), zp2)]
 }
 
+/// Packs input bytes into column `slot` (0..4) of consecutive chunks:
+/// `cols[j][2·slot..2·slot + 2] = pack_bytes(src[j], zp2)`; returns the
+/// number of chunks written, `min(src.len(), cols.len())`.
+///
+/// Per chunk `LDR`, two `SXTB16`, two `SSUB16`, `STRD`, `SUBS`/`BNE`: 8
+/// instructions (about 11 for the same loop in Rust, with its bounds checks).
+#[inline(always)]
+pub(super) fn pack_run(src: &[[i8; 4]], cols: &mut [[u32; 8]], slot: usize, zp2: u32) -> usize {
+    let n = src.len().min(cols.len());
+    if n == 0 {
+        return 0;
+    }
+    let dst = cols.as_mut_ptr().cast::<u32>().wrapping_add(2 * (slot & 3));
+    // SAFETY: `n` chunks: reads `n · 4` bytes of `src` (LDR, unaligned
+    // allowed) and writes two words at byte offset `8 · (slot & 3)` of each
+    // of `cols[0..n]` (32 bytes each, word-aligned as STRD needs), all
+    // within the slices since `n` is the smaller length and the offset plus
+    // 8 is at most 32. Flags are clobbered (SSUB16 sets GE, SUBS the rest).
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {v}, [{s}], #4",
+            "sxtb16 {a}, {v}",
+            "sxtb16 {b}, {v}, ror #8",
+            "ssub16 {a}, {a}, {z}",
+            "ssub16 {b}, {b}, {z}",
+            "strd {a}, {b}, [{d}], #32",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            n = inout(reg) n => _,
+            s = inout(reg) src.as_ptr() => _,
+            d = inout(reg) dst => _,
+            z = in(reg) zp2,
+            v = out(reg) _,
+            a = out(reg) _,
+            b = out(reg) _,
+            options(nostack),
+        );
+    }
+    n
+}
+
 /// `acc[p] += Σ_j x_p[j] · w[j]` for four pixels `p` sharing one weight row.
 ///
 /// `cols[j]` holds chunk `j` of the four pixels, `[x02, x13]` per pixel
