@@ -17,7 +17,7 @@
 
 use tinyinfer::kernels::lm::QMatrix;
 use tinyinfer::kernels::reference::{ConvParams, FcParams};
-use tinyinfer::kernels::{arm, fast, reference};
+use tinyinfer::kernels::{arm, fast, reference, Mask};
 use tinyinfer::quant::{MAX_SHIFT, MIN_SHIFT};
 use tinyinfer::rng::{Pcg32, Rng};
 
@@ -37,6 +37,8 @@ pub struct Mismatch {
 pub struct Summary {
     /// conv2d cases (random and DiracNet shapes).
     pub conv: u32,
+    /// conv2d_masked cases (masks A and B, odd kernels up to 7).
+    pub masked: u32,
     /// fully_connected cases.
     pub fc: u32,
     /// Language-model cases (`lstm_gates`, `latent` and `decoder` each).
@@ -335,6 +337,76 @@ fn lm_case(d: &mut Draw, scratch: &mut [u8], rows: usize, nx: usize, nh: usize) 
     Ok(())
 }
 
+/// One causal conv case: `arm::conv2d_masked` against the reference conv
+/// on the same weights with the masked taps zeroed (what the model checker
+/// guarantees); `Err(index)` at the first difference.
+fn masked_case(d: &mut Draw, scratch: &mut [u8], p: &ConvParams, mask: Mask) -> Result<bool, u32> {
+    let lens = [
+        p.in_h * p.in_w * p.in_c,
+        p.out_c * p.k * p.k * p.in_c,
+        p.out_h * p.out_w * p.out_c,
+        p.out_h * p.out_w * p.out_c,
+    ];
+    let Some(t) = carve(scratch, lens, p.out_c) else {
+        return Ok(false);
+    };
+    d.bytes(t.input);
+    d.bytes(t.weights);
+    d.bias(t.bias);
+    d.requant(t.mult, t.shift);
+    for (i, w) in t.weights.chunks_mut(p.in_c).enumerate() {
+        let (ky, kx) = ((i / p.k) % p.k, i % p.k);
+        if !mask.allows(p.k, ky, kx) {
+            w.fill(0);
+        }
+    }
+    t.want.fill(0x55);
+    t.got.fill(0x55u8 as i8);
+    let r = reference::conv2d(p, t.input, t.weights, t.bias, t.mult, t.shift, t.want);
+    let a = arm::conv2d_masked(p, mask, t.input, t.weights, t.bias, t.mult, t.shift, t.got);
+    if r != a {
+        return Err(u32::MAX);
+    }
+    if let Some(i) = first_diff(t.want, t.got) {
+        return Err(i);
+    }
+    // Errors: a short output, and a conv that is not causal (stride 2, or
+    // no mask on a k > 1 kernel) give the portable kernel's error.
+    let n = t.got.len().saturating_sub(1);
+    let strided = ConvParams { stride: 2, ..*p };
+    for (q, m, len) in [
+        (*p, mask, n),
+        (strided, mask, n + 1),
+        (*p, Mask::None, n + 1),
+    ] {
+        let a = arm::conv2d_masked(
+            &q,
+            m,
+            t.input,
+            t.weights,
+            t.bias,
+            t.mult,
+            t.shift,
+            &mut t.got[..len],
+        );
+        let f = fast::conv2d_masked(
+            &q,
+            m,
+            t.input,
+            t.weights,
+            t.bias,
+            t.mult,
+            t.shift,
+            &mut t.want[..len],
+        );
+        let must_fail = len == n || q.stride == 2 || (m == Mask::None && q.k > 1);
+        if a != f || (must_fail && a.is_ok()) {
+            return Err(u32::MAX);
+        }
+    }
+    Ok(true)
+}
+
 /// DiracNet's conv layers (widths 16, 32, 64 on 28×28; 3×3, padding 1):
 /// input shape and output channels.
 pub const DIRAC_CONVS: [((usize, usize, usize), usize); 6] = [
@@ -404,6 +476,28 @@ pub fn run(
             }
             Ok(false) => {} // too big for the scratch: draw again
             Err(i) => return Err(fail("conv2d", sum.conv, i)),
+        }
+    }
+
+    let mut done = 0;
+    while done < cases {
+        let mask = if d.below(2) == 0 { Mask::A } else { Mask::B };
+        let k = d.pick(&[1, 3, 3, 5, 7]);
+        let c = if d.below(2) == 0 {
+            d.pick(&cins)
+        } else {
+            d.usize_in(1, 24)
+        };
+        let (h, w) = (d.usize_in(1, 12), d.usize_in(1, 12));
+        let oc = d.usize_in(1, 40);
+        let p = conv_params(&mut d, (h, w, c), oc, k, 1, k / 2);
+        match masked_case(&mut d, scratch, &p, mask) {
+            Ok(true) => {
+                sum.masked += 1;
+                done += 1;
+            }
+            Ok(false) => {}
+            Err(i) => return Err(fail("conv2d_masked", sum.masked, i)),
         }
     }
 

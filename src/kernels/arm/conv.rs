@@ -31,7 +31,9 @@
 
 use super::dsp::{chunks4, dot_4px, pack4, pack_run, smmul, splat16};
 use super::small;
+use crate::kernels::fast::{self, check_causal, live};
 use crate::kernels::reference::{self, check_conv, ConvParams};
+use crate::kernels::Mask;
 use crate::quant::{OutputStage, MIN_SHIFT};
 use crate::Result;
 
@@ -64,9 +66,75 @@ pub fn conv2d(
     } else if kc > SEG || kc == 0 {
         wide_rows(p, input, weights, bias, multiplier, shift, output)?;
     } else {
-        four_pixels(p, input, weights, bias, multiplier, shift, output, &out);
+        let all = Live {
+            rows: p.k,
+            last: p.k,
+        };
+        four_pixels(
+            p, all, input, weights, bias, multiplier, shift, output, &out,
+        );
     }
     Ok(())
+}
+
+/// [`crate::kernels::fast::conv2d_masked`] on the DSP extension: the
+/// four-pixel path over the live taps only (the rows above the centre and
+/// the centre row up to the centre, a prefix of the OHWI filter), so the
+/// masked half of the window costs nothing. Same checks, errors and bytes.
+///
+/// # Errors
+/// As [`crate::kernels::fast::conv2d_masked`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_masked(
+    p: &ConvParams,
+    mask: Mask,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    output: &mut [i8],
+) -> Result<()> {
+    check_conv(p, input, weights, bias, multiplier, shift, output)?;
+    check_causal(p, mask)?;
+    let kc = p.k * p.in_c;
+    if kc > SEG || kc == 0 {
+        return fast::conv2d_masked(p, mask, input, weights, bias, multiplier, shift, output);
+    }
+    let (rows, last) = live(mask, p.k);
+    let out = Requant::new(p.out_zp, p.act_min, p.act_max);
+    four_pixels(
+        p,
+        Live { rows, last },
+        input,
+        weights,
+        bias,
+        multiplier,
+        shift,
+        output,
+        &out,
+    );
+    Ok(())
+}
+
+/// The taps a conv reads: kernel rows `0..rows`, the last of them up to
+/// column `last` (a prefix of each OHWI filter).
+#[derive(Clone, Copy)]
+struct Live {
+    rows: usize,
+    last: usize,
+}
+
+impl Live {
+    /// Taps read in kernel row `ky`.
+    #[inline(always)]
+    fn cols(&self, ky: usize, k: usize) -> usize {
+        if ky + 1 == self.rows {
+            self.last
+        } else {
+            k
+        }
+    }
 }
 
 /// Kernel rows longer than [`SEG`]: the reference, in its own frame.
@@ -89,6 +157,7 @@ fn wide_rows(
 #[inline(never)]
 fn four_pixels(
     p: &ConvParams,
+    live: Live,
     input: &[i8],
     weights: &[i8],
     bias: &[i32],
@@ -100,7 +169,7 @@ fn four_pixels(
     let kc = p.k * p.in_c;
     let taps = p.k * kc;
     let rows_per_seg = SEG / kc; // >= 1
-    let segs = p.k.div_ceil(rows_per_seg);
+    let segs = live.rows.div_ceil(rows_per_seg);
     let pixels = p.out_h * p.out_w;
     let aligned = p.in_c % 4 == 0;
     let mut cols = [[0u32; 8]; SEG / 4];
@@ -116,8 +185,10 @@ fn four_pixels(
             let oe = (ob + BLOCK).min(p.out_c);
             for s in 0..segs {
                 let ky0 = s * rows_per_seg;
-                let ky1 = (ky0 + rows_per_seg).min(p.k);
-                let len = (ky1 - ky0) * kc;
+                let ky1 = (ky0 + rows_per_seg).min(live.rows);
+                let len = (ky0..ky1)
+                    .map(|ky| live.cols(ky, p.k) * p.in_c)
+                    .sum::<usize>();
                 // One segment: gathered once per pixel group, unless the
                 // window has several segments (then once per block).
                 if segs > 1 || ob == 0 {
@@ -125,9 +196,18 @@ fn four_pixels(
                         let px = px0 + slot;
                         let (oy, ox) = (px / p.out_w, px % p.out_w);
                         if aligned {
-                            gather_aligned(p, input, oy, ox, ky0..ky1, &mut cols, slot, zp2);
+                            gather_aligned(
+                                p,
+                                live,
+                                input,
+                                (oy, ox),
+                                ky0..ky1,
+                                &mut cols,
+                                slot,
+                                zp2,
+                            );
                         } else {
-                            *tail = gather(p, input, oy, ox, ky0..ky1, &mut cols, slot);
+                            *tail = gather(p, live, input, (oy, ox), ky0..ky1, &mut cols, slot);
                         }
                     }
                 }
@@ -251,9 +331,9 @@ impl Requant {
 #[inline(always)]
 fn gather_aligned(
     p: &ConvParams,
+    live: Live,
     input: &[i8],
-    oy: usize,
-    ox: usize,
+    (oy, ox): (usize, usize),
     rows: core::ops::Range<usize>,
     cols: &mut [[u32; 8]],
     slot: usize,
@@ -276,16 +356,18 @@ fn gather_aligned(
         let iy = (oy * p.stride + ky)
             .checked_sub(p.pad)
             .filter(|&y| y < p.in_h);
+        let lim = live.cols(ky, p.k);
+        let (lo, hi) = (kx_lo.min(lim), kx_hi.min(lim));
         match iy {
-            Some(iy) if kx_lo < kx_hi => {
-                zeros(cols, &mut j, kx_lo * q);
-                let at = (iy * p.in_w + x0 + kx_lo - p.pad) * p.in_c;
-                let run = input.get(at..at + (kx_hi - kx_lo) * p.in_c).unwrap_or(&[]);
+            Some(iy) if lo < hi => {
+                zeros(cols, &mut j, lo * q);
+                let at = (iy * p.in_w + x0 + lo - p.pad) * p.in_c;
+                let run = input.get(at..at + (hi - lo) * p.in_c).unwrap_or(&[]);
                 let dst = cols.get_mut(j..).unwrap_or_default();
                 j += pack_run(chunks4(run).0, dst, slot, zp2);
-                zeros(cols, &mut j, (p.k - kx_hi) * q);
+                zeros(cols, &mut j, (lim - hi) * q);
             }
-            _ => zeros(cols, &mut j, p.k * q),
+            _ => zeros(cols, &mut j, lim * q),
         }
     }
 }
@@ -297,9 +379,9 @@ fn gather_aligned(
 #[allow(clippy::too_many_arguments)]
 fn gather(
     p: &ConvParams,
+    live: Live,
     input: &[i8],
-    oy: usize,
-    ox: usize,
+    (oy, ox): (usize, usize),
     rows: core::ops::Range<usize>,
     cols: &mut [[u32; 8]],
     slot: usize,
@@ -321,14 +403,16 @@ fn gather(
         let iy = (oy * p.stride + ky)
             .checked_sub(p.pad)
             .filter(|&y| y < p.in_h);
+        let lim = live.cols(ky, p.k);
+        let (lo, hi) = (kx_lo.min(lim), kx_hi.min(lim));
         match iy {
-            Some(iy) if kx_lo < kx_hi => {
-                let at = (iy * p.in_w + x0 + kx_lo - p.pad) * cin;
-                pk.zeros(kx_lo * cin);
-                pk.bytes(input.get(at..at + (kx_hi - kx_lo) * cin).unwrap_or(&[]));
-                pk.zeros((p.k - kx_hi) * cin);
+            Some(iy) if lo < hi => {
+                let at = (iy * p.in_w + x0 + lo - p.pad) * cin;
+                pk.zeros(lo * cin);
+                pk.bytes(input.get(at..at + (hi - lo) * cin).unwrap_or(&[]));
+                pk.zeros((lim - hi) * cin);
             }
-            _ => pk.zeros(p.k * cin),
+            _ => pk.zeros(lim * cin),
         }
     }
     let mut tail = [0i32; 3];

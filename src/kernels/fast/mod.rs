@@ -21,4 +21,6 @@ pub use super::reference::{
 pub use add::add;
 pub use conv::conv2d;
 pub use lm::{decoder, latent, lstm_gates};
+#[allow(unused_imports)] // used by kernels::arm only
+pub(crate) use masked::{check_causal, live};
 pub use masked::{conv2d_masked, conv2d_pixel};
