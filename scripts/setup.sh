@@ -13,6 +13,8 @@ need=()
 dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || need+=(dataset-fashion-mnist)
 if [ "$MODE" != data ]; then
   dpkg -s qemu-system-arm >/dev/null 2>&1 || need+=(qemu-system-arm)
+  # Links the core's 32-bit test build (i686-unknown-linux-gnu).
+  dpkg -s gcc-multilib >/dev/null 2>&1 || need+=(gcc-multilib)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
@@ -24,6 +26,8 @@ if [ "$MODE" = data ]; then
   echo "setup: ok (data only)"
   exit 0
 fi
-rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi >/dev/null 2>&1 || rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi
+targets=(thumbv7em-none-eabihf thumbv6m-none-eabi thumbv7m-none-eabi thumbv8m.main-none-eabihf
+  riscv32imc-unknown-none-elf i686-unknown-linux-gnu)
+rustup target add "${targets[@]}" >/dev/null 2>&1 || rustup target add "${targets[@]}"
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
 echo "setup: ok ($(rustc --version), $(qemu-system-arm --version | head -n1))"

@@ -174,3 +174,70 @@ fn huge_tensor_dimensions_are_refused() {
         tinyinfer::Error::BadTensor(0)
     );
 }
+
+/// Issue 16, defect 4: the header's arena is the plan's, exactly. A larger
+/// figure (with the CRC fixed) was accepted, and every `classify` then asked
+/// for 4 GB.
+#[test]
+fn the_arena_must_be_exact() {
+    let m = tiny::MODEL.0.to_vec();
+    let exact = u32::from_le_bytes(m[12..16].try_into().unwrap());
+    for bigger in [exact + 1, exact + 4, 0xFFFF_FFFF] {
+        let mut b = m.clone();
+        b[12..16].copy_from_slice(&bigger.to_le_bytes());
+        assert_eq!(
+            check_and_run(&b, true).unwrap_err(),
+            Error::BadHeader,
+            "arena {bigger}"
+        );
+    }
+}
+
+/// Issue 16, defect 5: public accessors given foreign records compute their
+/// sizes without overflow on any word size (CI runs this on i686). A valid
+/// model with 65,535-channel tensors; a conv record that is not its own
+/// asks for 65535 · 255 · 255 · 65535 ≈ 2^48 weight bytes.
+#[test]
+fn foreign_op_records_and_vocab_sizes_do_not_overflow() {
+    use tinyinfer::format::{Family, ModelRepr, OpKind, OpRepr, TensorRepr, Vocab};
+    let t = |h: u16, off: u32| TensorRepr {
+        h,
+        w: h,
+        c: u16::MAX,
+        zero_point: 0,
+        scale: 1.0,
+        arena_offset: off,
+    };
+    let tensors = [t(2, 0), t(1, 4 * u16::MAX as u32)];
+    let mut pool = OpRepr::new(OpKind::MaxPool2x2, 0, 1);
+    (pool.kernel, pool.stride) = (2, 2);
+    let repr = ModelRepr {
+        family: Family::Classifier,
+        arena_len: 5 * u16::MAX as u32,
+        tensors: &tensors,
+        ops: &[pool],
+        data: &[0; 8],
+        selftest: None,
+        head: None,
+        lm: None,
+        vocab: None,
+    };
+    let mut words = vec![0u32; repr.buffer_len().div_ceil(4)];
+    let n = repr.emit(bytemuck::cast_slice_mut(&mut words)).unwrap();
+    let model = Model::new_checked(&bytemuck_view(&words)[..n]).unwrap();
+    for kind in [OpKind::Conv2d, OpKind::FullyConnected] {
+        for (i, o) in [(0u8, 1u8), (1, 0), (0, 0), (0, 9), (200, 201)] {
+            let mut op = OpRepr::new(kind, i, o);
+            op.kernel = 255;
+            op.weights = 0;
+            // Not this model's op: no panic, and never a slice past the data.
+            assert!(model.weights(&op).len() <= 8, "{kind:?} {i}→{o}");
+            let _ = model.bias(&op);
+            let _ = model.requant(&op);
+        }
+    }
+    let sec = [0u8; 64];
+    for v in [1usize, 1 << 30, (1 << 30) + 1, usize::MAX / 4, usize::MAX] {
+        assert!(Vocab::parse(&sec, v).is_none(), "v = {v}");
+    }
+}

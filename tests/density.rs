@@ -63,9 +63,16 @@ impl Net {
 
     /// Bytes in 4-aligned storage (returned as words, viewed with [`bytes`]).
     fn emit(&self) -> Vec<u32> {
+        // The exact arena: the end of the highest tensor.
+        let arena_len = self
+            .tensors
+            .iter()
+            .map(|t| t.arena_offset + t.len())
+            .max()
+            .unwrap_or(0);
         let repr = ModelRepr {
             family: self.family,
-            arena_len: self.arena,
+            arena_len,
             tensors: &self.tensors,
             ops: &self.ops,
             data: &self.data,
@@ -124,11 +131,11 @@ fn conv(
     k: u8,
     mask: Mask,
     relu: bool,
-    side: u16,
+    (h, w): (u16, u16),
 ) -> u8 {
     let in_c = net.tensors[input as usize].c as usize;
     let zp = g.range(-20, 20);
-    let out = net.tensor(side, side, out_c, zp, 0.1);
+    let out = net.tensor(h, w, out_c, zp, 0.1);
     let (kk, oc) = (k as usize, out_c as usize);
     let mut w = vec![0i8; oc * kk * kk * in_c];
     for (i, v) in w.iter_mut().enumerate() {
@@ -161,10 +168,10 @@ fn conv(
     out
 }
 
-fn add(net: &mut Net, g: &mut Gen, a: u8, b: u8, side: u16) -> u8 {
+fn add(net: &mut Net, g: &mut Gen, a: u8, b: u8, (h, w): (u16, u16)) -> u8 {
     let c = net.tensors[a as usize].c;
     let zp = g.range(-20, 20);
-    let out = net.tensor(side, side, c, zp, 0.1);
+    let out = net.tensor(h, w, c, zp, 0.1);
     let mut op = OpRepr::new(OpKind::Add, a, out);
     op.aux[0] = b;
     op.act_min = zp as i8;
@@ -181,6 +188,12 @@ fn add(net: &mut Net, g: &mut Gen, a: u8, b: u8, side: u16) -> u8 {
 /// A small residual PixelCNN: 5×5 mask A, one block (1×1, 3×3 mask B,
 /// 1×1, add), head 1×1 → 1×1 logits.
 fn pixelcnn(seed: u64, side: u16) -> Net {
+    pixelcnn_hw(seed, (side, side), 5, 3)
+}
+
+/// [`pixelcnn`] on an `h`×`w` image with a `ka`×`ka` mask A stem and a
+/// `kb`×`kb` mask B conv in the block.
+fn pixelcnn_hw(seed: u64, hw: (u16, u16), ka: u8, kb: u8) -> Net {
     let mut g = Gen(Pcg32::seeded(seed));
     let mut net = Net {
         family: Family::Density,
@@ -191,14 +204,14 @@ fn pixelcnn(seed: u64, side: u16) -> Net {
         arena: 0,
         selftest: None,
     };
-    let x = net.tensor(side, side, 1, 0, 1.0);
-    let a = conv(&mut net, &mut g, x, 6, 5, Mask::A, true, side);
-    let t = conv(&mut net, &mut g, a, 4, 1, Mask::None, true, side);
-    let t = conv(&mut net, &mut g, t, 4, 3, Mask::B, true, side);
-    let u = conv(&mut net, &mut g, t, 6, 1, Mask::B, false, side);
-    let a = add(&mut net, &mut g, a, u, side);
-    let hd = conv(&mut net, &mut g, a, 5, 1, Mask::None, true, side);
-    let out = conv(&mut net, &mut g, hd, 1, 1, Mask::None, false, side);
+    let x = net.tensor(hw.0, hw.1, 1, 0, 1.0);
+    let a = conv(&mut net, &mut g, x, 6, ka, Mask::A, true, hw);
+    let t = conv(&mut net, &mut g, a, 4, 1, Mask::None, true, hw);
+    let t = conv(&mut net, &mut g, t, 4, kb, Mask::B, true, hw);
+    let u = conv(&mut net, &mut g, t, 6, 1, Mask::B, false, hw);
+    let a = add(&mut net, &mut g, a, u, hw);
+    let hd = conv(&mut net, &mut g, a, 5, 1, Mask::None, true, hw);
+    let out = conv(&mut net, &mut g, hd, 1, 1, Mask::None, false, hw);
     let zp = net.tensors[out as usize].zero_point;
     net.head = Some(head_bytes(0.1, zp));
     net
@@ -584,4 +597,78 @@ fn selftest_runs_in_the_full_and_the_streaming_arena() {
         let r = dm.selftest(&mut vec![0u8; len]).unwrap();
         assert_eq!((r.passed, r.first_failure), (2, Some(1)), "arena {len}");
     }
+}
+
+/// Every path of the density driver on `net`: full, streaming, logits,
+/// incremental sampling against full recomputation, and the self-test in
+/// the full and the streaming arena. Returns the NLL.
+fn run_every_path(net: &Net, what: &str) -> i64 {
+    let words = net.emit();
+    let dm = DensityModel::new(Model::new_checked(bytes(&words)).unwrap()).unwrap();
+    let n = dm.pixels();
+    let mut full = vec![0u8; dm.arena_len()];
+    let mut ring = vec![0u8; dm.sample_arena_len()];
+    let img = image(7, n);
+    let nll = dm.nll(&img, &mut full).unwrap();
+    let streamed = dm.nll_streaming(&img, &mut ring).unwrap();
+    assert_eq!(nll, streamed, "{what}: full vs streaming NLL");
+    let logits = dm.logits(&img, &mut full).unwrap().to_vec();
+    let mut ls = vec![0i8; n];
+    dm.logits_streaming(&img, &mut ring, &mut ls).unwrap();
+    assert_eq!(logits, ls, "{what}: full vs streaming logits");
+    for seed in 0..3 {
+        let (mut a, mut b) = (vec![9u8; n], vec![9u8; n]);
+        dm.sample(&mut Pcg32::seeded(seed), &mut a, &mut ring)
+            .unwrap();
+        dm.sample_full(&mut Pcg32::seeded(seed), &mut b, &mut full)
+            .unwrap();
+        assert_eq!(a, b, "{what}: incremental vs full sample, seed {seed}");
+    }
+    // With a stored self-test: both arenas pass it.
+    let mut with = net.clone();
+    let mut recs = img.clone();
+    recs.extend(logits.iter().map(|&q| q as u8));
+    while recs.len() % 4 != 0 {
+        recs.push(0);
+    }
+    with.selftest = Some((n as u32, n as u32, recs));
+    let words = with.emit();
+    let dm = DensityModel::new(Model::new_checked(bytes(&words)).unwrap()).unwrap();
+    for len in [dm.arena_len(), dm.sample_arena_len()] {
+        let r = dm.selftest(&mut vec![0u8; len]).unwrap();
+        assert_eq!(
+            (r.passed, r.total),
+            (1, 1),
+            "{what}: self-test, arena {len}"
+        );
+    }
+    nll.0 as i64
+}
+
+/// Issue 16, defect 2: images shorter than the kernel's reach. The ring of a
+/// k×k conv was k/2 + 1 rows however short the image, while the one-position
+/// conv needs at most the image height: `BadOp(0)` on every streaming path.
+#[test]
+fn short_images_run_on_every_path() {
+    for (hw, ka, kb) in [
+        ((1, 16), 3, 3),
+        ((2, 8), 5, 3),
+        ((1, 1), 7, 3),
+        ((1, 1), 1, 1),
+        ((3, 1), 5, 5),
+        ((2, 2), 7, 7),
+    ] {
+        let what = format!(
+            "{}×{} image, {ka}×{ka} mask A, {kb}×{kb} mask B",
+            hw.0, hw.1
+        );
+        run_every_path(&pixelcnn_hw(21, hw, ka, kb), &what);
+    }
+}
+
+/// Issue 16, defect 3: a valid density model taller than 255 rows was
+/// refused as `NotCausal` (the ring rows were a `u8`).
+#[test]
+fn tall_images_run_on_every_path() {
+    run_every_path(&pixelcnn_hw(22, (300, 2), 5, 3), "300×2 image");
 }

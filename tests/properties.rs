@@ -443,3 +443,74 @@ fn saturation_edges() {
         assert_eq!(big, [127, -128].repeat(9)[..], "{name}");
     }
 }
+
+/// Issue 16, defect 6: "a kernel never panics whatever it is given" —
+/// extreme but consistent parameters. With no output channel the weights
+/// are empty, so nothing bounds `k · k · in_c`: k = 2^(B/2) + 1 and
+/// pad = 2^(B/2 − 1) on a B-bit `usize` overflow it. The reference returns
+/// Ok; so must every implementation (debug builds check overflow).
+#[test]
+fn extreme_conv_parameters_never_panic() {
+    use tinyinfer::kernels::Mask;
+    let half = usize::BITS / 2;
+    let (k, pad) = ((1usize << half) + 1, 1usize << (half - 1));
+    for stride in [1usize, 2, usize::MAX] {
+        let out = ConvParams::out_dim(3, k, stride, pad).unwrap();
+        let p = ConvParams {
+            in_h: 3,
+            in_w: 3,
+            in_c: 1,
+            out_h: out,
+            out_w: out,
+            out_c: 0,
+            k,
+            stride,
+            pad,
+            in_zp: i32::MIN,
+            out_zp: i32::MAX,
+            act_min: -128,
+            act_max: 127,
+        };
+        let x = [7i8; 9];
+        for (name, f) in CONVS {
+            assert_eq!(f(&p, &x, &[], &[], &[], &[], &mut []), Ok(()), "{name}");
+        }
+        if stride == 1 {
+            for mask in [Mask::A, Mask::B] {
+                let r = fast::conv2d_masked(&p, mask, &x, &[], &[], &[], &[], &mut []);
+                assert_eq!(r, Ok(()), "masked {mask:?}");
+            }
+        }
+    }
+}
+
+/// Issue 16, defect 6: zero points far outside int8 (the checker refuses
+/// them in models; a kernel called directly must still not panic). The
+/// subtraction wraps, as in two's complement; fast and reference agree on
+/// the table path (≥ 1024 elements) and the short path.
+#[test]
+fn extreme_add_zero_points_never_panic() {
+    for zp in [i32::MIN, i32::MAX, i32::MIN + 1, -129, 128] {
+        let p = AddParams {
+            a_zp: zp,
+            b_zp: zp.wrapping_neg(),
+            out_zp: zp,
+            a_mult: i32::MAX,
+            a_shift: MAX_SHIFT,
+            b_mult: 1 << 30,
+            b_shift: MIN_SHIFT,
+            out_mult: i32::MAX,
+            out_shift: 0,
+            act_min: -128,
+            act_max: 127,
+        };
+        for n in [3usize, 2000] {
+            let a: Vec<i8> = (0..n).map(|i| (i * 7) as i8).collect();
+            let b: Vec<i8> = (0..n).map(|i| (i * 13 + 5) as i8).collect();
+            let (mut r, mut f) = (vec![0i8; n], vec![0i8; n]);
+            reference::add(&p, &a, &b, &mut r).unwrap();
+            fast::add(&p, &a, &b, &mut f).unwrap();
+            assert_eq!(r, f, "zp {zp}, {n} elements");
+        }
+    }
+}

@@ -209,12 +209,17 @@ impl<'a> LmSpec<'a> {
     /// field, size, offset, bias or requantization pair is invalid.
     pub fn parse(sec: &'a [u8], data: &'a [u8]) -> Option<Self> {
         let w = |i: usize| u32_at(sec, 4 * i);
-        if sec.len() < 4 * LM_HEADER_WORDS || w(0) != 1 || w(7) != 0 {
+        if sec.len() < 4 * LM_HEADER_WORDS || w(word::VERSION) != 1 || w(word::RESERVED) != 0 {
             return None;
         }
-        let (v, d, l, k) = (w(1) as usize, w(2) as usize, w(3) as usize, w(5) as usize);
-        let head = LmHead::from_u32(w(4))?;
-        let level = match w(6) {
+        let (v, d, l, k) = (
+            w(word::VOCAB) as usize,
+            w(word::EMB_DIM) as usize,
+            w(word::LAYERS) as usize,
+            w(word::K) as usize,
+        );
+        let head = LmHead::from_u32(w(word::HEAD))?;
+        let level = match w(word::LEVEL) {
             1 => Level::Char,
             2 => Level::Word,
             _ => return None,
@@ -234,31 +239,34 @@ impl<'a> LmSpec<'a> {
         let mut input = d;
         for (i, layer) in layers.iter_mut().enumerate().take(l) {
             let r = |j: usize| w(LM_HEADER_WORDS + LM_LAYER_WORDS * i + j);
-            let (li, h) = (r(0) as usize, r(1) as usize);
-            if li != input || !width_ok(h) || r(7) != 0 {
+            let (li, h) = (
+                r(layer_word::INPUT) as usize,
+                r(layer_word::HIDDEN) as usize,
+            );
+            if li != input || !width_ok(h) || r(layer_word::RESERVED) != 0 {
                 return None;
             }
             let rows = 4 * h;
             *layer = LmLayer {
                 input: li,
                 hidden: h,
-                w_x: data.i8s(r(2), rows * li)?,
-                w_h: data.i8s(r(3), rows * h)?,
-                rq_x: data.requant(r(4), rows)?,
-                rq_h: data.requant(r(5), rows)?,
-                bias: data.biases(r(6), rows)?,
+                w_x: data.i8s(r(layer_word::W_X), rows * li)?,
+                w_h: data.i8s(r(layer_word::W_H), rows * h)?,
+                rq_x: data.requant(r(layer_word::RQ_X), rows)?,
+                rq_h: data.requant(r(layer_word::RQ_H), rows)?,
+                bias: data.biases(r(layer_word::BIAS), rows)?,
             };
             input = h;
         }
         let top = input;
         let (prior_w, prior_rq, prior_b) = if k > 1 {
             (
-                data.i8s(w(15), k * top)?,
-                data.requant(w(16), k)?,
-                data.biases(w(17), k)?,
+                data.i8s(w(word::PRIOR_W), k * top)?,
+                data.requant(w(word::PRIOR_RQ), k)?,
+                data.biases(w(word::PRIOR_B), k)?,
             )
         } else {
-            if [w(15), w(16), w(17)] != [NONE; 3] {
+            if [w(word::PRIOR_W), w(word::PRIOR_RQ), w(word::PRIOR_B)] != [NONE; 3] {
                 return None;
             }
             (&[][..], Requant::default(), &[][..])
@@ -269,13 +277,13 @@ impl<'a> LmSpec<'a> {
             head,
             k,
             level,
-            emb_w: data.i8s(w(8), v * d)?,
-            emb_rq: data.requant(w(9), v)?,
-            dec_rq: data.requant(w(10), v)?,
-            dec_b: data.biases(w(11), v)?,
-            proj_w: data.i8s(w(12), k * d * top)?,
-            proj_rq: data.requant(w(13), k * d)?,
-            proj_b: data.biases(w(14), k * d)?,
+            emb_w: data.i8s(w(word::EMB_W), v * d)?,
+            emb_rq: data.requant(w(word::EMB_RQ), v)?,
+            dec_rq: data.requant(w(word::DEC_RQ), v)?,
+            dec_b: data.biases(w(word::DEC_B), v)?,
+            proj_w: data.i8s(w(word::PROJ_W), k * d * top)?,
+            proj_rq: data.requant(w(word::PROJ_RQ), k * d)?,
+            proj_b: data.biases(w(word::PROJ_B), k * d)?,
             prior_w,
             prior_rq,
             prior_b,
@@ -396,7 +404,8 @@ impl<'a> Vocab<'a> {
         if u32_at(sec, 0) as usize != v || u32_at(sec, 4) != 0 {
             return None;
         }
-        let table_end = 8 + 4 * (v + 1);
+        // 32-bit clean: v comes from the caller and may be anything.
+        let table_end = v.checked_add(1)?.checked_mul(4)?.checked_add(8)?;
         let offsets: &[u32] = bytemuck::try_cast_slice(sec.get(8..table_end)?).ok()?;
         let bytes = sec.get(table_end..)?;
         if offsets.first() != Some(&0) || offsets.last().copied() != Some(bytes.len() as u32) {
@@ -435,4 +444,38 @@ impl<'a> Vocab<'a> {
             .find(|&i| self.token(i) == Some(text))
             .map(|i| i as u16)
     }
+}
+
+/// Word indices (u32) of the `LM` section's header.
+pub(super) mod word {
+    pub const VERSION: usize = 0;
+    pub const VOCAB: usize = 1;
+    pub const EMB_DIM: usize = 2;
+    pub const LAYERS: usize = 3;
+    pub const HEAD: usize = 4;
+    pub const K: usize = 5;
+    pub const LEVEL: usize = 6;
+    pub const RESERVED: usize = 7;
+    pub const EMB_W: usize = 8;
+    pub const EMB_RQ: usize = 9;
+    pub const DEC_RQ: usize = 10;
+    pub const DEC_B: usize = 11;
+    pub const PROJ_W: usize = 12;
+    pub const PROJ_RQ: usize = 13;
+    pub const PROJ_B: usize = 14;
+    pub const PRIOR_W: usize = 15;
+    pub const PRIOR_RQ: usize = 16;
+    pub const PRIOR_B: usize = 17;
+}
+
+/// Word indices (u32) within one layer record of the `LM` section.
+mod layer_word {
+    pub const INPUT: usize = 0;
+    pub const HIDDEN: usize = 1;
+    pub const W_X: usize = 2;
+    pub const W_H: usize = 3;
+    pub const RQ_X: usize = 4;
+    pub const RQ_H: usize = 5;
+    pub const BIAS: usize = 6;
+    pub const RESERVED: usize = 7;
 }

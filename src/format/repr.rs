@@ -150,7 +150,7 @@ impl TensorRepr {
         self.len_u64().min(u32::MAX as u64) as u32
     }
 
-    fn len_u64(&self) -> u64 {
+    pub(crate) fn len_u64(&self) -> u64 {
         self.h as u64 * self.w as u64 * self.c as u64
     }
 
@@ -172,16 +172,21 @@ impl TensorRepr {
 
     /// Parses a record; None if it is malformed in a way a parse can tell.
     pub(crate) fn parse(b: &[u8]) -> Option<Self> {
-        if b.len() != Self::LEN || b[6] != Self::DTYPE_I8 || b[7] != 0 || u32_at(b, 20) != 0 {
+        use tensor_field as f;
+        if b.len() != Self::LEN
+            || b[f::DTYPE] != Self::DTYPE_I8
+            || b[f::RESERVED8] != 0
+            || u32_at(b, f::RESERVED32.start) != 0
+        {
             return None;
         }
         Some(TensorRepr {
-            h: u16_at(b, 0),
-            w: u16_at(b, 2),
-            c: u16_at(b, 4),
-            zero_point: u32_at(b, 8) as i32,
-            scale: f32::from_bits(u32_at(b, 12)),
-            arena_offset: u32_at(b, 16),
+            h: u16_at(b, f::H.start),
+            w: u16_at(b, f::W.start),
+            c: u16_at(b, f::C.start),
+            zero_point: u32_at(b, f::ZERO_POINT.start) as i32,
+            scale: f32::from_bits(u32_at(b, f::SCALE.start)),
+            arena_offset: u32_at(b, f::ARENA_OFFSET.start),
         })
     }
 
@@ -199,15 +204,16 @@ impl TensorRepr {
     /// Writes the record into `b` (exactly [`Self::LEN`] bytes).
     #[cfg(feature = "emit")]
     pub fn emit(&self, b: &mut [u8]) {
-        b[0..2].copy_from_slice(&self.h.to_le_bytes());
-        b[2..4].copy_from_slice(&self.w.to_le_bytes());
-        b[4..6].copy_from_slice(&self.c.to_le_bytes());
-        b[6] = Self::DTYPE_I8;
-        b[7] = 0;
-        b[8..12].copy_from_slice(&self.zero_point.to_le_bytes());
-        b[12..16].copy_from_slice(&self.scale.to_bits().to_le_bytes());
-        b[16..20].copy_from_slice(&self.arena_offset.to_le_bytes());
-        b[20..24].fill(0);
+        use tensor_field as f;
+        b[f::H].copy_from_slice(&self.h.to_le_bytes());
+        b[f::W].copy_from_slice(&self.w.to_le_bytes());
+        b[f::C].copy_from_slice(&self.c.to_le_bytes());
+        b[f::DTYPE] = Self::DTYPE_I8;
+        b[f::RESERVED8] = 0;
+        b[f::ZERO_POINT].copy_from_slice(&self.zero_point.to_le_bytes());
+        b[f::SCALE].copy_from_slice(&self.scale.to_bits().to_le_bytes());
+        b[f::ARENA_OFFSET].copy_from_slice(&self.arena_offset.to_le_bytes());
+        b[f::RESERVED32].fill(0);
     }
 }
 
@@ -285,41 +291,73 @@ impl OpRepr {
     }
 
     pub(crate) fn parse(b: &[u8]) -> Option<Self> {
+        use op_field as f;
         if b.len() != Self::LEN {
             return None;
         }
+        let a = &b[f::AUX];
         Some(OpRepr {
-            kind: OpKind::from_u8(b[0])?,
-            input: b[1],
-            output: b[2],
-            kernel: b[3],
-            stride: b[4],
-            pad: b[5],
-            act_min: b[6] as i8,
-            act_max: b[7] as i8,
-            weights: u32_at(b, 8),
-            bias: u32_at(b, 12),
-            requant: u32_at(b, 16),
-            aux: [b[20], b[21], b[22], b[23]],
+            kind: OpKind::from_u8(b[f::KIND])?,
+            input: b[f::INPUT],
+            output: b[f::OUTPUT],
+            kernel: b[f::KERNEL],
+            stride: b[f::STRIDE],
+            pad: b[f::PAD],
+            act_min: b[f::ACT_MIN] as i8,
+            act_max: b[f::ACT_MAX] as i8,
+            weights: u32_at(b, f::WEIGHTS.start),
+            bias: u32_at(b, f::BIAS.start),
+            requant: u32_at(b, f::REQUANT.start),
+            aux: [a[0], a[1], a[2], a[3]],
         })
     }
 
     /// Writes the record into `b` (exactly [`Self::LEN`] bytes).
     #[cfg(feature = "emit")]
     pub fn emit(&self, b: &mut [u8]) {
-        b[..8].copy_from_slice(&[
-            self.kind as u8,
-            self.input,
-            self.output,
-            self.kernel,
-            self.stride,
-            self.pad,
-            self.act_min as u8,
-            self.act_max as u8,
-        ]);
-        b[8..12].copy_from_slice(&self.weights.to_le_bytes());
-        b[12..16].copy_from_slice(&self.bias.to_le_bytes());
-        b[16..20].copy_from_slice(&self.requant.to_le_bytes());
-        b[20..24].copy_from_slice(&self.aux);
+        use op_field as f;
+        b[f::KIND] = self.kind as u8;
+        b[f::INPUT] = self.input;
+        b[f::OUTPUT] = self.output;
+        b[f::KERNEL] = self.kernel;
+        b[f::STRIDE] = self.stride;
+        b[f::PAD] = self.pad;
+        b[f::ACT_MIN] = self.act_min as u8;
+        b[f::ACT_MAX] = self.act_max as u8;
+        b[f::WEIGHTS].copy_from_slice(&self.weights.to_le_bytes());
+        b[f::BIAS].copy_from_slice(&self.bias.to_le_bytes());
+        b[f::REQUANT].copy_from_slice(&self.requant.to_le_bytes());
+        b[f::AUX].copy_from_slice(&self.aux);
     }
+}
+
+/// Byte offsets of a tensor record's fields (the table on [`TensorRepr`]).
+mod tensor_field {
+    use core::ops::Range;
+    pub const H: Range<usize> = 0..2;
+    pub const W: Range<usize> = 2..4;
+    pub const C: Range<usize> = 4..6;
+    pub const DTYPE: usize = 6;
+    pub const RESERVED8: usize = 7;
+    pub const ZERO_POINT: Range<usize> = 8..12;
+    pub const SCALE: Range<usize> = 12..16;
+    pub const ARENA_OFFSET: Range<usize> = 16..20;
+    pub const RESERVED32: Range<usize> = 20..24;
+}
+
+/// Byte offsets of an op record's fields (the table on [`OpRepr`]).
+mod op_field {
+    use core::ops::Range;
+    pub const KIND: usize = 0;
+    pub const INPUT: usize = 1;
+    pub const OUTPUT: usize = 2;
+    pub const KERNEL: usize = 3;
+    pub const STRIDE: usize = 4;
+    pub const PAD: usize = 5;
+    pub const ACT_MIN: usize = 6;
+    pub const ACT_MAX: usize = 7;
+    pub const WEIGHTS: Range<usize> = 8..12;
+    pub const BIAS: Range<usize> = 12..16;
+    pub const REQUANT: Range<usize> = 16..20;
+    pub const AUX: Range<usize> = 20..24;
 }

@@ -105,6 +105,10 @@ pub fn unit_to_q7(x: i16) -> i8 {
 
 /// Softmax statistics of Q16 logits: the maximum `m` and
 /// `S = Σ exp(l − m)` in Q30 (`S ≥ 2^30`: the maximum contributes 1).
+///
+/// Bounds: `0 ≤ m − l ≤ 2^32 − 1` (both are `i32`), so the cast to `u32`
+/// is exact; each term is `≤ 2^30`, so `S ≤ n · 2^30`, which fits `u64`
+/// for any `n < 2^34`.
 pub fn softmax_stats(logits: &[i32]) -> (i32, u64) {
     let m = logits.iter().copied().max().unwrap_or(0);
     let s = logits
@@ -115,6 +119,9 @@ pub fn softmax_stats(logits: &[i32]) -> (i32, u64) {
 }
 
 /// `log softmax(l)[x] = (l[x] − m) − ln S`, Q16.
+///
+/// Bounds: `|l − m| < 2^32` and `|ln_q30(S)| < 2^22` (`S < 2^64`), so the
+/// `i64` sum cannot overflow; the result is clamped to `[i32::MIN, 0]`.
 #[inline]
 pub fn log_softmax_at(l: i32, m: i32, s: u64) -> i32 {
     (l as i64 - m as i64 - ln_q30(s) as i64).clamp(i32::MIN as i64, 0) as i32
@@ -122,18 +129,49 @@ pub fn log_softmax_at(l: i32, m: i32, s: u64) -> i32 {
 
 /// `floor(2^62 / S)`: with it, `p = exp(l − m) · R >> 30` is the softmax
 /// probability in Q32.
+///
+/// Bounds: `S` is taken as at least `2^30` (the statistics guarantee it),
+/// so `R ≤ 2^32`.
 #[inline]
 pub fn reciprocal(s: u64) -> u64 {
     (1u64 << 62) / s.max(1 << 30)
 }
 
 /// Softmax probability in Q32 from a logit and the statistics' reciprocal.
+///
+/// Bounds: `exp_neg ≤ 2^30` and `R ≤ 2^32`: the product is `≤ 2^62` and
+/// the result `≤ 2^32` — exactly `2^32` when this logit leads all others
+/// by more than about 21.5 nats (their `exp_neg` round to 0, `S = 2^30`).
+/// It does not fit a `u32`, and a product of two of them does not fit a
+/// `u64`: use [`mix_q32`].
 #[inline]
 pub fn prob_q32(l: i32, m: i32, recip: u64) -> u64 {
     (exp_neg((m as i64 - l as i64) as u32) as u64 * recip) >> 30
 }
 
+/// `p · w` for a Q32 probability `p` and a Q32 mixture weight `w`, in Q32:
+/// `floor(p · w / 2^32)`, exactly.
+///
+/// Bounds: [`prob_q32`] returns at most `2^32` (`exp_neg ≤ 2^30`, the
+/// reciprocal `≤ 2^32`), and so does every mixture weight. Both factors can
+/// be exactly `2^32` (one component and one token each leading by more than
+/// about 21.5 nats), so `p · w` can be `2^64`, one past `u64`. Split `p` as
+/// `p_hi · 2^32 + p_lo` with `p_hi ≤ 1` and `p_lo < 2^32`:
+/// `p_lo · w ≤ (2^32 − 1) · 2^32 < 2^64`, and the result
+/// `p_hi · w + (p_lo · w >> 32) ≤ 2^33` fits. Any `p`, `w ≤ 2^32` is exact.
+#[inline]
+pub fn mix_q32(p: u64, w: u64) -> u64 {
+    let (hi, lo) = (p >> 32, p & 0xFFFF_FFFF);
+    // hi ≤ 1 and w ≤ 2^32 by the bounds above; saturate anyway, so that no
+    // input whatever can overflow.
+    hi.saturating_mul(w)
+        .saturating_add(lo.saturating_mul(w) >> 32)
+}
+
 /// `log Σ exp(a_k)` of Q16 log-values: `M + ln Σ exp(a_k − M)`.
+///
+/// Bounds: as [`softmax_stats`] (the sum is `≤ a.len() · 2^30`), and
+/// `|M + ln| < 2^33` in `i64`, clamped to `i32`.
 pub fn logsumexp(a: &[i32]) -> i32 {
     let m = a.iter().copied().max().unwrap_or(0);
     let s: u64 = a

@@ -36,8 +36,9 @@ pub struct DensityModel<'m> {
     head: BernoulliHead<'m>,
     h: usize,
     w: usize,
-    /// Rows each tensor keeps while sampling (0: only the current position).
-    rows: [u8; MAX_TENSORS],
+    /// Rows each tensor keeps while sampling (0: only the current position),
+    /// at most the image height.
+    rows: [u16; MAX_TENSORS],
     /// Where each tensor's ring of rows starts in the sampling arena.
     ring_at: [u32; MAX_TENSORS],
     sample_arena: u32,
@@ -61,11 +62,10 @@ impl<'m> DensityModel<'m> {
         let (h, w) = (input.h as usize, input.w as usize);
         // strict[t]: position p of tensor t depends on pixels before p only.
         let mut strict = [false; MAX_TENSORS];
-        let mut rows = [0u8; MAX_TENSORS];
-        rows[0] = input.h.min(255) as u8;
-        if input.h > 255 {
-            return Err(Error::NotCausal);
-        }
+        // Rows kept per tensor on the streaming paths: a k×k causal conv
+        // reads rows y − k/2 ..= y, of which at most min(k/2 + 1, h) exist.
+        let mut rows = [0u16; MAX_TENSORS];
+        rows[0] = input.h;
         for i in 0..model.op_count() {
             let op = model.op(i).ok_or(Error::BadOp(i as u16))?;
             let (a, o) = (op.input as usize, op.output as usize);
@@ -85,7 +85,8 @@ impl<'m> DensityModel<'m> {
                         return Err(Error::NotCausal);
                     }
                     if a != 0 && kk > 1 {
-                        rows[a] = rows[a].max((kk / 2 + 1) as u8);
+                        let need = (kk / 2 + 1).min(h) as u16; // h ≤ u16::MAX
+                        rows[a] = rows[a].max(need);
                     }
                     mask == Mask::A || strict[a]
                 }

@@ -311,6 +311,8 @@ impl<'m> Session<'m, '_> {
             for (c, z) in z.iter_mut().enumerate().take(kk) {
                 *z = prior.row(c, g).saturating_add(spec.prior_b[c]);
             }
+            // The prior in Q32: π_c = prob_q32 ≤ 2^32 each and Σ π_c ≤ 2^32
+            // (see `sample`); log π_c in Q16, ≤ 0.
             let (m, s) = k::softmax_stats(&z[..kk]);
             let r = k::reciprocal(s);
             for c in 0..kk {
@@ -322,6 +324,8 @@ impl<'m> Session<'m, '_> {
         }
         if spec.head == LmHead::Moc {
             // One decoder input: Σ_k π_k·h_k (Q32·Q0.15 = Q47 → Q0.7).
+            // Bounds: π_k ≤ 2^32 and |h_k| ≤ 2^15, so each product is
+            // ≤ 2^47 and the sum of K ≤ MAX_K of them (plus 2^39) < 2^63.
             for j in 0..d {
                 let acc: i64 = (0..kk)
                     .map(|c| pi[c] as i64 * p.lat16[c * d + j] as i64)
@@ -395,7 +399,8 @@ impl<'m> Session<'m, '_> {
                 let r = k::reciprocal(s);
                 for (o, &l) in p.probs.iter_mut().zip(p.logits.iter()) {
                     let q = k::prob_q32(l, m, r);
-                    let q = if kv > 1 { (q * w) >> 32 } else { q };
+                    // q, w ≤ 2^32: their product can be 2^64 (k::mix_q32).
+                    let q = if kv > 1 { k::mix_q32(q, w) } else { q };
                     *o = o.saturating_add(q.min(u32::MAX as u64) as u32);
                 }
             }
@@ -432,8 +437,14 @@ impl<'m> Session<'m, '_> {
     pub fn sample(&mut self, rng: &mut impl Rng) -> u16 {
         let u = rng.next_u32() as u64;
         let probs = self.distribution();
+        // Bounds: each softmax's Q32 probabilities sum to at most 2^32
+        // (Σ exp_neg · ⌊2^62/S⌋ >> 30 ≤ S · 2^62/S / 2^30), a mixture
+        // component scales them by w_c / 2^32 (k::mix_q32 rounds down) and
+        // Σ w_c ≤ 2^32 by the same argument, so total ≤ 2^32 and
+        // u · total ≤ (2^32 − 1) · 2^32 < 2^64. The saturation only guards
+        // the proof; it never acts.
         let total: u64 = probs.iter().map(|&q| q as u64).sum();
-        let target = (u * total) >> 32;
+        let target = u.saturating_mul(total) >> 32;
         let mut cum = 0u64;
         for (v, &q) in probs.iter().enumerate() {
             cum += q as u64;

@@ -172,6 +172,10 @@ pub fn tanh_q12(x: i16) -> i16 {
 ///
 /// `d·log2 e = n + f`; `2^−f` by interpolation in a 257-entry table, then a
 /// right shift by `n`. Relative error below 2·10⁻⁶.
+///
+/// Bounds: `d < 2^32` and `log2 e` in Q30 `< 2^31`, so `y < 2^63`; the
+/// table decreases, so `0 ≤ a − b < 2^30` and `(a − b) · fr < 2^52`; the
+/// result is `≤ 2^30`.
 #[inline]
 pub fn exp_neg(d: u32) -> u32 {
     let y = d as u64 * LOG2E_Q30; // Q46 of d·log2(e)
@@ -193,6 +197,10 @@ pub fn exp_neg(d: u32) -> u32 {
 /// `log2 x = n + log2(1 + m)` with the mantissa `m` from the leading one;
 /// `log2(1 + m)` by interpolation in a 257-entry table. Absolute error below
 /// 2·10⁻⁵ nats.
+///
+/// Bounds: `n ≤ 63`, so `log2_q30` is within `±2^36` and its product with
+/// `ln 2` in Q30 is taken in `i128`; the result `|ln(x / 2^30)| ≤ 23.6`
+/// nats is `< 2^21` in Q16.
 #[inline]
 pub fn ln_q30(x: u64) -> i32 {
     let x = x.max(1);

@@ -244,3 +244,100 @@ fn fuzz_seeds() {
         std::fs::write(dir.join(name), b).unwrap();
     }
 }
+
+/// A legal MoS checkpoint whose head saturates: the latents are 0, so the
+/// logits are the decoder biases exactly, and the prior is its biases.
+fn saturated_mos(prior_b: Vec<f32>, dec_b: Vec<f32>) -> LmF {
+    let mut m = random_lm(HeadKind::Mos, prior_b.len(), &[8], 11);
+    let h = &mut m.head;
+    h.proj_w.iter_mut().for_each(|w| *w = 0.0);
+    h.proj_b.iter_mut().for_each(|w| *w = 0.0);
+    h.prior_w.iter_mut().for_each(|w| *w = 0.0);
+    h.prior_b = prior_b;
+    assert_eq!(dec_b.len(), m.vocab.len());
+    h.dec_b = dec_b;
+    m
+}
+
+/// The distribution sums to 1 within the fixed-point bound, and `sample`
+/// draws from it: `n` seeded draws, each token's count within 6σ (+1) of
+/// `n·p`. Deterministic (fixed seeds).
+fn assert_distribution_and_sampling(m: &LmF, what: &str) {
+    let blob = AlignedBlob::new(&export(m).unwrap().blob);
+    let lm = language_model(&blob).unwrap();
+    let mut arena = vec![0u8; lm.arena_len()];
+    let mut s = lm.session(&mut arena).unwrap();
+    s.step(lm.start_token()).unwrap();
+    let probs = s.distribution().to_vec();
+    let (v, k) = (probs.len() as i128, m.head.k as i128);
+    let total: i128 = probs.iter().map(|&p| p as i128).sum();
+    // Each Q32 probability is rounded down once in its softmax (≤ 2 per token
+    // with the reciprocal), once in the mixture, once saturating to u32:
+    // the sum stays within 4·V·K + 4 of 2^32, and never above it.
+    let slack = 4 * v * k + 4;
+    assert!(
+        total <= 1i128 << 32 && (1i128 << 32) - total <= slack,
+        "{what}: probabilities sum to {total} (2^32 − {}), slack {slack}",
+        (1i128 << 32) - total
+    );
+    let n = 4000usize;
+    let mut counts = vec![0usize; probs.len()];
+    let mut rng = Pcg32::seeded(3);
+    for _ in 0..n {
+        counts[s.sample(&mut rng) as usize] += 1;
+    }
+    for (t, (&c, &q)) in counts.iter().zip(&probs).enumerate() {
+        let p = q as f64 / 2f64.powi(32);
+        let sd = (n as f64 * p * (1.0 - p)).sqrt();
+        assert!(
+            (c as f64 - n as f64 * p).abs() <= 6.0 * sd + 1.0,
+            "{what}: token {t} drawn {c} times of {n}, p = {p}"
+        );
+    }
+}
+
+/// Issue 10: prior biases [11, −11] and decoder biases [11, −11, …] make
+/// one component and one token each lead by 22 nats, so both Q32 factors of
+/// the mixture product are exactly 2^32. The product overflowed u64
+/// (a panic in debug, all-zero probabilities and token V−1 forever in
+/// release).
+#[test]
+fn saturated_mixture_sums_to_one_and_samples_the_leader() {
+    let v = random_lm(HeadKind::Mos, 2, &[8], 11).vocab.len();
+    let mut dec_b = vec![-11.0f32; v];
+    dec_b[0] = 11.0;
+    let m = saturated_mos(vec![11.0, -11.0], dec_b);
+    assert_distribution_and_sampling(&m, "prior [11, −11]");
+    // The leader has all the mass: every draw is token 0.
+    let blob = AlignedBlob::new(&export(&m).unwrap().blob);
+    let lm = language_model(&blob).unwrap();
+    let mut arena = vec![0u8; lm.arena_len()];
+    let mut s = lm.session(&mut arena).unwrap();
+    s.step(lm.start_token()).unwrap();
+    let mut rng = Pcg32::seeded(0);
+    assert!((0..100).all(|_| s.sample(&mut rng) == 0));
+    assert_eq!(s.log_prob(0).unwrap().nats(), 0.0);
+}
+
+/// The same two properties over random extreme head biases (±30 nats, far
+/// past the 21.5 nats where a Q32 factor saturates), K from 2 to 4.
+/// A fixed seed: the same cases on every run.
+#[test]
+fn extreme_head_biases_keep_the_distribution() {
+    let mut r = StdRng::seed_from_u64(10);
+    let v = random_lm(HeadKind::Mos, 2, &[8], 11).vocab.len();
+    for case in 0..40 {
+        let k = r.random_range(2..=4usize);
+        let big = |r: &mut StdRng| {
+            if r.random_bool(0.3) {
+                r.random_range(-30.0f32..30.0)
+            } else {
+                r.random_range(-2.0f32..2.0)
+            }
+        };
+        let prior: Vec<f32> = (0..k).map(|_| big(&mut r)).collect();
+        let dec: Vec<f32> = (0..v).map(|_| big(&mut r)).collect();
+        let m = saturated_mos(prior, dec);
+        assert_distribution_and_sampling(&m, &format!("case {case}"));
+    }
+}

@@ -24,7 +24,9 @@ pub fn add(p: &AddParams, a: &[i8], b: &[i8], out: &mut [i8]) -> Result<()> {
         return Ok(());
     }
     let table = |zp: i32, m: i32, s: i32| -> [i32; 256] {
-        core::array::from_fn(|i| requantize((i as i32 - 128 - zp) << ADD_LEFT_SHIFT, m, s))
+        core::array::from_fn(|i| {
+            requantize((i as i32 - 128).wrapping_sub(zp) << ADD_LEFT_SHIFT, m, s)
+        })
     };
     let ta = table(p.a_zp, p.a_mult, p.a_shift);
     let tb = table(p.b_zp, p.b_mult, p.b_shift);

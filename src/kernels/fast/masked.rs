@@ -9,7 +9,7 @@
 //!
 //! [`conv2d_pixel`] computes one output position from a ring of input rows:
 //! row `iy` lives in slot `iy % rows`. A causal conv at row `y` reads rows
-//! `y − k/2 ..= y` only, so `rows = k/2 + 1` slots suffice. This is what
+//! `y − k/2 ..= y` only, so `rows = min(k/2 + 1, h)` slots suffice. This is what
 //! makes incremental sampling cost one forward pass per image instead of
 //! one per pixel.
 
@@ -51,6 +51,10 @@ pub fn conv2d_masked(
 ) -> Result<()> {
     check_conv(p, input, weights, bias, multiplier, shift, output)?;
     check_causal(p, mask)?;
+    if output.is_empty() {
+        // As in `fast::conv2d`: no output, no bound on `k · k · in_c`.
+        return Ok(());
+    }
     let (k, cin, zp, w) = (p.k, p.in_c, p.in_zp, p.in_w);
     let c = k / 2;
     let (live_rows, centre_cols) = live(mask, k);
@@ -113,8 +117,8 @@ pub fn conv2d_masked(
 ///
 /// # Errors
 /// [`Error::BadLength`] when a slice does not match `p` and `rows`, `rows`
-/// is below `k / 2 + 1`, `(y, x)` is outside the output, or the conv is not
-/// a causal "same" conv.
+/// is below `min(k / 2 + 1, in_h)` or above `in_h`, `(y, x)` is outside the
+/// output, or the conv is not a causal "same" conv.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_pixel(
     p: &ConvParams,
@@ -130,10 +134,14 @@ pub fn conv2d_pixel(
     out: &mut [i8],
 ) -> Result<()> {
     check_causal(p, mask)?;
-    if rows <= p.k / 2 || rows > p.in_h || y >= p.out_h || x >= p.out_w {
+    // The window reads rows y − k/2 ..= y, of which at most
+    // min(k/2 + 1, in_h) lie in the image: a ring of that many rows holds
+    // them all in distinct slots.
+    let need = (p.k / 2).saturating_add(1).min(p.in_h);
+    if rows < need || rows > p.in_h || y >= p.out_h || x >= p.out_w {
         return Err(Error::BadLength {
-            expected: p.k as u32 / 2 + 1,
-            got: rows as u32,
+            expected: u32::try_from(need).unwrap_or(u32::MAX),
+            got: u32::try_from(rows).unwrap_or(u32::MAX),
         });
     }
     expect_len(input.len(), size(&[rows, p.in_w, p.in_c]))?;

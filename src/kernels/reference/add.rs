@@ -42,12 +42,12 @@ impl AddParams {
     #[inline]
     pub fn apply(&self, a: i8, b: i8) -> i8 {
         let a = requantize(
-            ((a as i32) - self.a_zp) << ADD_LEFT_SHIFT,
+            (a as i32).wrapping_sub(self.a_zp) << ADD_LEFT_SHIFT,
             self.a_mult,
             self.a_shift,
         );
         let b = requantize(
-            ((b as i32) - self.b_zp) << ADD_LEFT_SHIFT,
+            (b as i32).wrapping_sub(self.b_zp) << ADD_LEFT_SHIFT,
             self.b_mult,
             self.b_shift,
         );
