@@ -56,6 +56,8 @@ step cargo test --release --workspace --features tinyinfer/emit
 step cargo test -p tinyinfer --features emit
 step cargo test -p tinyinfer --features emit --target i686-unknown-linux-gnu
 if [ -x firmware/test.sh ]; then step firmware/test.sh; fi
+# The DSP kernels (kernels::arm) against the reference on QEMU's Cortex-M4.
+step bash firmware/kernel-check.sh
 
 # A short, deterministic fuzz run (libFuzzer via cargo-fuzz, nightly, overflow
 # checks on): the committed corpus is replayed, then a fixed number of new

@@ -1,18 +1,22 @@
 //! Property tests: every kernel implementation (`kernels::reference` and
-//! `kernels::fast`, listed once in [`CONVS`] and [`FCS`]) against the
+//! `kernels::fast`, listed once in [`CONVS`], [`FCS`], [`GATES`],
+//! [`LATENTS`] and [`DECODERS`]) against the
 //! independent wide-integer statement in `common/wide.rs`, over random
 //! shapes (odd sizes, channel counts not divisible by 4, stride 2, padding
 //! up to and past the kernel size), zero points, saturating multipliers and
 //! clamps; and every implementation returns the reference's error for bad
-//! lengths.
+//! lengths. (`kernels::arm` runs only on a Cortex-M4: the firmware's
+//! `kernel-check` app holds it to the reference on QEMU.)
 
 mod common;
 
 use common::wide;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
+use tinyinfer::kernels::lm::QMatrix;
 use tinyinfer::kernels::reference::*;
 use tinyinfer::kernels::{fast, reference};
+use tinyinfer::quant::nonlin::tanh_q12;
 use tinyinfer::quant::{requantize, MAX_SHIFT, MIN_SHIFT};
 use tinyinfer::Result;
 
@@ -26,6 +30,21 @@ const FCS: [(&str, FcFn); 2] = [
     ("reference", reference::fully_connected),
     ("fast", fast::fully_connected),
 ];
+
+type GatesFn = fn(&QMatrix, &[i8], &QMatrix, &[i8], &[i32], &mut [i16]) -> Result<()>;
+type LatentFn = fn(&QMatrix, &[i32], &[i8], &mut [i16]) -> Result<()>;
+type DecoderFn = fn(&QMatrix, &[i32], &[i8], &mut [i32]) -> Result<()>;
+
+/// Every LSTM gate implementation.
+const GATES: [(&str, GatesFn); 2] = [
+    ("reference", reference::lstm_gates),
+    ("fast", fast::lstm_gates),
+];
+/// Every latent projection implementation.
+const LATENTS: [(&str, LatentFn); 2] = [("reference", reference::latent), ("fast", fast::latent)];
+/// Every decoder implementation.
+const DECODERS: [(&str, DecoderFn); 2] =
+    [("reference", reference::decoder), ("fast", fast::decoder)];
 
 fn i8s(n: usize) -> impl Strategy<Value = Vec<i8>> {
     prop::collection::vec(any::<i8>(), n)
@@ -172,6 +191,88 @@ proptest! {
         }
         let pp = PoolParams { in_h: h, in_w: h, c };
         prop_assert!(max_pool_2x2(&pp, &x, &mut out).is_err());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// The language model's matrix kernels against the wide statement:
+    /// row counts not divisible by 2 or 4, odd depths, saturating biases
+    /// and multipliers, all-127 / all-−128 tensors.
+    #[test]
+    fn lm_matrix_kernels_match_wide(
+        rows in 1usize..19, nx in 1usize..70, nh in 1usize..70, seed in any::<u64>(),
+        fill in prop_oneof![Just(None), Just(Some(127i8)), Just(Some(-128i8))],
+    ) {
+        let mut runner = runner(seed);
+        let mut draw = |n: usize| -> Vec<i8> {
+            match fill { Some(v) => vec![v; n], None => i8s(n).new_tree(&mut runner).unwrap().current() }
+        };
+        let (wx, x, wh, h) = (draw(rows * nx), draw(nx), draw(rows * nh), draw(nh));
+        let (mx, sx) = requant_params(rows).new_tree(&mut runner).unwrap().current();
+        let (mh, sh) = requant_params(rows).new_tree(&mut runner).unwrap().current();
+        let b = prop::collection::vec(prop_oneof![Just(i32::MAX), Just(i32::MIN), -(1i32 << 16)..(1 << 16)], rows)
+            .new_tree(&mut runner).unwrap().current();
+        let qx = QMatrix { w: &wx, mult: &mx, shift: &sx };
+        let qh = QMatrix { w: &wh, mult: &mh, shift: &sh };
+
+        let want = wide::lstm_gates((&wx, &mx, &sx), &x, (&wh, &mh, &sh), &h, &b);
+        for (name, gates) in GATES {
+            let mut got = vec![0x55i16; rows];
+            gates(&qx, &x, &qh, &h, &b, &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "lstm_gates {}", name);
+        }
+        let want: Vec<i16> = wide::latent_pre((&wx, &mx, &sx), &b, &x).into_iter().map(tanh_q12).collect();
+        for (name, latent) in LATENTS {
+            let mut got = vec![0x55i16; rows];
+            latent(&qx, &b, &x, &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "latent {}", name);
+        }
+        let want = wide::decoder((&wh, &mh, &sh), &b, &h);
+        for (name, decoder) in DECODERS {
+            let mut got = vec![0x55i32; rows];
+            decoder(&qh, &b, &h, &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "decoder {}", name);
+        }
+    }
+
+    /// Wrong lengths: every LM implementation returns the reference's error.
+    #[test]
+    fn lm_kernels_reject_wrong_lengths(rows in 1usize..9, n in 1usize..9, which in 0usize..5) {
+        let w = vec![1i8; rows * n];
+        let ones = vec![1i32; rows];
+        let x = vec![1i8; n];
+        let q = QMatrix { w: &w, mult: &ones, shift: &ones };
+        let bad_w = QMatrix { w: &w[1..], ..q };
+        let bad_m = QMatrix { mult: &ones[1..], ..q };
+        let (m, xs, b, out) = match which {
+            0 => (bad_w, &x[..], &ones[..], rows),
+            1 => (bad_m, &x[..], &ones[..], rows),
+            2 => (q, &x[1..], &ones[..], rows),
+            3 => (q, &x[..], &ones[1..], rows),
+            _ => (q, &x[..], &ones[..], rows + 1),
+        };
+        let mut want16 = vec![0i16; out];
+        let want = reference::lstm_gates(&m, xs, &q, &x, b, &mut want16);
+        prop_assert!(want.is_err());
+        for (name, gates) in GATES {
+            let mut o = vec![0i16; out];
+            prop_assert_eq!(gates(&m, xs, &q, &x, b, &mut o), want, "lstm_gates {}", name);
+        }
+        let want = reference::latent(&m, b, xs, &mut want16);
+        prop_assert!(want.is_err());
+        for (name, latent) in LATENTS {
+            let mut o = vec![0i16; out];
+            prop_assert_eq!(latent(&m, b, xs, &mut o), want, "latent {}", name);
+        }
+        let mut want32 = vec![0i32; out];
+        let want = reference::decoder(&m, b, xs, &mut want32);
+        prop_assert!(want.is_err());
+        for (name, decoder) in DECODERS {
+            let mut o = vec![0i32; out];
+            prop_assert_eq!(decoder(&m, b, xs, &mut o), want, "decoder {}", name);
+        }
     }
 }
 

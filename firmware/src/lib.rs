@@ -60,6 +60,8 @@ pub mod bench;
 #[cfg(feature = "density")]
 pub mod density;
 pub mod eval;
+#[cfg(feature = "qemu")]
+pub mod kernel_check;
 #[cfg(feature = "language")]
 pub mod language;
 pub mod mem;

@@ -78,6 +78,28 @@ pub fn take_buffers() -> Option<(&'static mut [u8], &'static mut [u8])> {
     Some((&mut b.arena, &mut b.input))
 }
 
+/// Bytes of [`take_scratch`]'s buffer.
+pub const SCRATCH_BYTES: usize = 128 * 1024;
+
+#[repr(C, align(4))]
+struct Scratch([u8; SCRATCH_BYTES]);
+
+static mut SCRATCH: Scratch = Scratch([0; SCRATCH_BYTES]);
+static SCRATCH_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// A 4-byte aligned buffer of [`SCRATCH_BYTES`] for the `kernel-check` app
+/// (test tensors): `Some` once, `None` afterwards. Apps that never call it
+/// do not link it (the linker drops the unused section).
+pub fn take_scratch() -> Option<&'static mut [u8]> {
+    if SCRATCH_TAKEN.swap(true, Ordering::AcqRel) {
+        return None;
+    }
+    // SAFETY: the flag above lets exactly one caller through, so this is the
+    // only reference to SCRATCH ever made.
+    let b = unsafe { &mut *ptr::addr_of_mut!(SCRATCH) };
+    Some(&mut b.0)
+}
+
 /// RAM use, measured.
 #[derive(Clone, Copy, Debug, defmt::Format)]
 pub struct RamUse {

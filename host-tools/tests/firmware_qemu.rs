@@ -397,11 +397,15 @@ fn dirac_bit_exact_on_qemu_under_the_nrf_budget() {
     // measured with the three drivers (41,884 before the LM driver).
     // 58 → 60 KB: LM kernels that walk four rows per pass over the input
     // (3.1 instead of ~5 instructions per LSTM MAC): 59,836 bytes measured.
+    // 60 → 68 KB: the DSP kernels (kernels::arm: SMLAD conv2d, fully
+    // connected and LM matrix kernels, 2x fewer instructions per DiracNet
+    // inference), and the masked conv of PixelCNN scoring: 67,364 bytes
+    // measured (59,808 before, at 99537b4).
     let arena = r["arena_bytes"].as_u64().unwrap();
     let ram = r["ram_bytes"].as_u64().unwrap();
     assert!(ram <= arena + 8 * 1024, "RAM {ram} > arena {arena} + 8 KB");
     let flash = r["firmware_flash_bytes"].as_u64().unwrap();
-    assert!(flash <= 60 * 1024, "firmware flash grew to {flash} bytes");
+    assert!(flash <= 68 * 1024, "firmware flash grew to {flash} bytes");
     assert!(r["model_flash_bytes"].as_u64().unwrap() <= NRF_MODEL_LEN as u64);
 }
 

@@ -1,10 +1,16 @@
 //! Language-model kernels: embedding lookup, the int8×int8→int16 LSTM cell
 //! (TFLite Micro's integer LSTM arithmetic: Q3.12 gates, Q0.15
-//! sigmoid/tanh, a Q4.11 cell and a Q0.7 hidden output), the tanh latent
-//! projection of the heads, the tied decoder and fixed-point softmax
-//! statistics. Plain functions over slices: lengths are the caller's
-//! contract (the driver passes checked slices), and every index is bounds
-//! checked, so a wrong length panics in tests instead of reading garbage.
+//! sigmoid/tanh, a Q4.11 cell and a Q0.7 hidden output) and fixed-point
+//! softmax statistics. Plain functions over slices: lengths are the
+//! caller's contract (the driver passes checked slices), and every index is
+//! bounds checked, so a wrong length panics in tests instead of reading
+//! garbage.
+//!
+//! The matrix–vector products (LSTM gates, the heads' latent projection,
+//! the tied decoder), where the time goes, follow the kernel contract of
+//! [`crate::kernels`]: the spec in [`crate::kernels::reference::lm`],
+//! length checks with typed errors, and the same bytes from
+//! `kernels::fast` and `kernels::arm` (`lstm_gates`, `latent`, `decoder`).
 
 use crate::quant::nonlin::{exp_neg, ln_q30, sigmoid_q12, tanh_q12};
 use crate::quant::requantize;
@@ -19,14 +25,13 @@ pub fn dot(a: &[i8], b: &[i8]) -> i32 {
     let (ac, bc) = (a.chunks_exact(4), b.chunks_exact(4));
     let (ar, br) = (ac.remainder(), bc.remainder());
     for (x, y) in ac.zip(bc) {
-        acc[0] += x[0] as i32 * y[0] as i32;
-        acc[1] += x[1] as i32 * y[1] as i32;
-        acc[2] += x[2] as i32 * y[2] as i32;
-        acc[3] += x[3] as i32 * y[3] as i32;
+        for j in 0..4 {
+            acc[j] = acc[j].wrapping_add(x[j] as i32 * y[j] as i32);
+        }
     }
-    let mut s = acc[0] + acc[1] + acc[2] + acc[3];
+    let mut s = acc.iter().fold(0i32, |s, &a| s.wrapping_add(a));
     for (x, y) in ar.iter().zip(br) {
-        s += *x as i32 * *y as i32;
+        s = s.wrapping_add(*x as i32 * *y as i32);
     }
     s
 }
@@ -45,50 +50,6 @@ fn sat8(v: i32) -> i8 {
 pub fn embed(row: &[i8], mult: i32, shift: i32, out: &mut [i8]) {
     for (o, &e) in out.iter_mut().zip(row) {
         *o = sat8(requantize(e as i32, mult, shift));
-    }
-}
-
-/// `acc[j] = rows[j]·x` for four rows sharing one pass over `x`.
-///
-/// One element per step compiles (thumbv7em, `opt-level = "s"`) to 5
-/// `ldrsb`, 4 multiply-accumulates and the loop test: about 2.75
-/// instructions per product, against 4+ for one row at a time.
-#[inline(always)]
-fn dot4(x: &[i8], r0: &[i8], r1: &[i8], r2: &[i8], r3: &[i8]) -> [i32; 4] {
-    let (mut a, mut b, mut c, mut d) = (0i32, 0i32, 0i32, 0i32);
-    for ((((&x, &u), &v), &w), &z) in x.iter().zip(r0).zip(r1).zip(r2).zip(r3) {
-        let x = x as i32;
-        a = a.wrapping_add(x * u as i32);
-        b = b.wrapping_add(x * v as i32);
-        c = c.wrapping_add(x * w as i32);
-        d = d.wrapping_add(x * z as i32);
-    }
-    [a, b, c, d]
-}
-
-/// Calls `f(r, W[r]·x)` for every row `r` of the `[rows][x.len()]` matrix
-/// `w`, four rows per pass over `x`.
-#[inline(always)]
-pub fn matvec(w: &[i8], x: &[i8], mut f: impl FnMut(usize, i32)) {
-    let n = x.len();
-    if n == 0 {
-        return;
-    }
-    let mut quads = w.chunks_exact(4 * n);
-    let mut r = 0;
-    for q in &mut quads {
-        let (r0, rest) = q.split_at(n);
-        let (r1, rest) = rest.split_at(n);
-        let (r2, r3) = rest.split_at(n);
-        let acc = dot4(x, r0, r1, r2, r3);
-        for (j, a) in acc.into_iter().enumerate() {
-            f(r + j, a);
-        }
-        r += 4;
-    }
-    for row in quads.remainder().chunks_exact(n) {
-        f(r, dot(row, x));
-        r += 1;
     }
 }
 
@@ -114,57 +75,6 @@ impl QMatrix<'_> {
     }
 }
 
-#[inline(always)]
-fn row_of(w: &[i8], n: usize, r: usize) -> &[i8] {
-    &w[r * n..(r + 1) * n]
-}
-
-/// Gate pre-activations `z = W_x x + W_h h + bias` in Q3.12 (saturated), for
-/// all `4H` rows, into `gates`.
-pub fn lstm_gates(wx: &QMatrix, x: &[i8], wh: &QMatrix, h: &[i8], bias: &[i32], gates: &mut [i16]) {
-    let rows = gates.len();
-    let (ni, nh) = (x.len(), h.len());
-    let mut r = 0;
-    while r < rows {
-        let q = (rows - r).min(4);
-        let (ax, ah) = if q == 4 {
-            let wr = |w, n, j| row_of(w, n, r + j);
-            (
-                dot4(
-                    x,
-                    wr(wx.w, ni, 0),
-                    wr(wx.w, ni, 1),
-                    wr(wx.w, ni, 2),
-                    wr(wx.w, ni, 3),
-                ),
-                dot4(
-                    h,
-                    wr(wh.w, nh, 0),
-                    wr(wh.w, nh, 1),
-                    wr(wh.w, nh, 2),
-                    wr(wh.w, nh, 3),
-                ),
-            )
-        } else {
-            let mut ax = [0i32; 4];
-            let mut ah = [0i32; 4];
-            for j in 0..q {
-                ax[j] = dot(&wx.w[(r + j) * ni..(r + j + 1) * ni], x);
-                ah[j] = dot(&wh.w[(r + j) * nh..(r + j + 1) * nh], h);
-            }
-            (ax, ah)
-        };
-        for j in 0..q {
-            let i = r + j;
-            let z = requantize(ax[j], wx.mult[i], wx.shift[i])
-                .saturating_add(requantize(ah[j], wh.mult[i], wh.shift[i]))
-                .saturating_add(bias[i]);
-            gates[i] = sat16(z);
-        }
-        r += q;
-    }
-}
-
 /// The cell update from Q3.12 gate pre-activations `[i | f | g | o]`:
 ///
 /// ```text
@@ -187,25 +97,10 @@ pub fn lstm_cell(gates: &[i16], h: &mut [i8], c: &mut [i16]) {
     }
 }
 
-/// `out[r] = tanh(sat16(W[r]·g + b[r]))` in Q0.15 for every row of `w`.
-pub fn latent(w: &QMatrix, b: &[i32], g: &[i8], out: &mut [i16]) {
-    matvec(&w.w[..out.len() * g.len()], g, |r, acc| {
-        let z = requantize(acc, w.mult[r], w.shift[r]).saturating_add(b[r]);
-        out[r] = tanh_q12(sat16(z));
-    });
-}
-
 /// Q0.15 → Q0.7 with rounding (half up) and saturation.
 #[inline]
 pub fn unit_to_q7(x: i16) -> i8 {
     sat8((x as i32 + 128) >> 8)
-}
-
-/// Tied decoder: `logits[v] = requantize(E[v]·lat) + b[v]` (Q16 nats).
-pub fn decoder(emb: &QMatrix, b: &[i32], lat: &[i8], logits: &mut [i32]) {
-    matvec(&emb.w[..logits.len() * lat.len()], lat, |v, acc| {
-        logits[v] = requantize(acc, emb.mult[v], emb.shift[v]).saturating_add(b[v]);
-    });
 }
 
 /// Softmax statistics of Q16 logits: the maximum `m` and

@@ -4,16 +4,29 @@
 //! params struct, written to be obviously right. [`fast`] sits beside it:
 //! the same functions, rewritten for speed in portable safe Rust, producing
 //! the same bytes; the shared property suite in `tests/` holds every
-//! implementation to the same wide-integer statement. The model driver
-//! uses [`fast`].
+//! implementation to the same wide-integer statement. `arm` (built for
+//! targets with the Armv7E-M DSP extension only) rewrites the hot kernels
+//! with `SMLAD`; [`driver`] names the set the model drivers run.
 //!
 //! Kernels check that every slice has the length its params imply and return
 //! [`Error::BadLength`](crate::Error::BadLength) otherwise, so a kernel never
 //! panics whatever it is given. They do not know about the model format.
 
+#[cfg(tinyinfer_dsp)]
+#[allow(unsafe_code)]
+pub mod arm;
 pub mod fast;
 pub mod lm;
 pub mod reference;
+
+/// The kernels the model drivers run: [`arm`] on targets with the DSP
+/// extension, [`fast`] elsewhere.
+#[cfg(tinyinfer_dsp)]
+pub use arm as driver;
+/// The kernels the model drivers run: `arm` on targets with the DSP
+/// extension, [`fast`] elsewhere.
+#[cfg(not(tinyinfer_dsp))]
+pub use fast as driver;
 
 /// The causal mask of a convolution (PixelCNN), stored in a conv op's `aux` byte 0
 /// of the model format.

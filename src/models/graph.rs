@@ -3,7 +3,7 @@
 use core::ops::Range;
 
 use crate::format::{Model, OpKind, OpRepr};
-use crate::kernels::{fast as k, Mask};
+use crate::kernels::{driver as k, Mask};
 use crate::{Error, Result};
 
 /// Hooks called around every op: per-layer benchmarks and tracing.

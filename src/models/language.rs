@@ -9,6 +9,7 @@
 use heapless::Vec as HVec;
 
 use crate::format::{ArenaPlan, Family, Level, LmHead, LmSpec, Model, Vocab, MAX_K};
+use crate::kernels::driver as kd;
 use crate::kernels::lm::{self as k, QMatrix};
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -274,7 +275,7 @@ impl<'m> Session<'m, '_> {
                 shift: l.rq_h.shift,
             };
             let gates = &mut p.gates[..4 * l.hidden];
-            k::lstm_gates(&wx, input, &wh, h, l.bias, gates);
+            kd::lstm_gates(&wx, input, &wh, h, l.bias, gates)?;
             k::lstm_cell(gates, h, p.c[i]);
         }
         self.head();
@@ -293,7 +294,11 @@ impl<'m> Session<'m, '_> {
             mult: spec.proj_rq.mult,
             shift: spec.proj_rq.shift,
         };
-        k::latent(&proj, spec.proj_b, g, p.lat16);
+        // Cannot fail: LmSpec::parse fixed proj_w = K·d·H, proj_rq and proj_b
+        // = K·d, and the plan's lat16 = K·d. Zero latents if it ever did.
+        if kd::latent(&proj, spec.proj_b, g, p.lat16).is_err() {
+            p.lat16.fill(0);
+        }
         let mut pi = [0u64; MAX_K];
         let mut log_pi = [0i32; MAX_K];
         if kk > 1 {
@@ -346,7 +351,11 @@ impl<'m> Session<'m, '_> {
             mult: spec.dec_rq.mult,
             shift: spec.dec_rq.shift,
         };
-        k::decoder(&dec, spec.dec_b, &p.lat8[c * d..(c + 1) * d], p.logits);
+        // Cannot fail: LmSpec::parse fixed emb_w = V·d, dec_rq and dec_b = V,
+        // and the plan's logits = V. Uniform logits if it ever did.
+        if kd::decoder(&dec, spec.dec_b, &p.lat8[c * d..(c + 1) * d], p.logits).is_err() {
+            p.logits.fill(0);
+        }
         k::softmax_stats(p.logits)
     }
 

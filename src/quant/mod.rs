@@ -54,10 +54,24 @@ pub fn to_int8(acc: i32, multiplier: i32, shift: i32, out_zp: i32, act_min: i8, 
 
 /// [`to_int8`] with its per-channel constants prepared once, for kernels
 /// that apply one channel's stage to many accumulators.
+///
+/// Two exact ways to the same value, chosen once in [`OutputStage::new`]:
+///
+/// - `t ≥ 33` (every conv and fully connected layer of the models we
+///   export: their scales are far below 2⁻²): `(p + 2^(t−1)) >> t` equals
+///   `((p >> (t−1)) + 1) >> 1`, and `p >> (t−1)` is the high word of the
+///   64-bit product shifted by `t − 33`. With `|p| < 2^62` the result fits
+///   in 30 bits, so no `i32` saturation is needed and the output zero point
+///   (`|out_zp| ≤ 2^30`) adds without overflow: `SMULL`, two shifts, two
+///   adds and the clamp, about 10 instructions on a Cortex-M4 instead of
+///   about 38 for the general 64-bit shift.
+/// - otherwise the general formula of [`requantize`].
 #[derive(Clone, Copy, Debug)]
 pub struct OutputStage {
     multiplier: i64,
     t: u32, // 1..=62
+    /// `t − 33` when the high-word path applies.
+    high: Option<u32>,
     out_zp: i32,
     lo: i32,
     hi: i32,
@@ -67,9 +81,12 @@ impl OutputStage {
     /// Prepares `to_int8(_, multiplier, shift, out_zp, act_min, act_max)`.
     #[inline]
     pub fn new(multiplier: i32, shift: i32, out_zp: i32, act_min: i8, act_max: i8) -> Self {
+        let t = (31 - shift.clamp(MIN_SHIFT, MAX_SHIFT)) as u32;
+        let zp_small = (-(1 << 30)..=(1 << 30)).contains(&out_zp);
         OutputStage {
             multiplier: multiplier as i64,
-            t: (31 - shift.clamp(MIN_SHIFT, MAX_SHIFT)) as u32,
+            t,
+            high: (t >= 33 && multiplier >= 0 && zp_small).then(|| t - 33),
             out_zp,
             lo: act_min as i32,
             hi: act_max as i32,
@@ -79,6 +96,12 @@ impl OutputStage {
     /// Same value as [`to_int8`] with the prepared constants.
     #[inline]
     pub fn apply(&self, acc: i32) -> i8 {
+        if let Some(h) = self.high {
+            // |acc · m| < 2^62: the high word is below 2^30 in magnitude.
+            let top = ((acc as i64 * self.multiplier) >> 32) as i32;
+            let r = ((top >> h) + 1) >> 1;
+            return (r + self.out_zp).max(self.lo).min(self.hi) as i8;
+        }
         let prod = acc as i64 * self.multiplier; // |prod| < 2^62
         let r = (prod + (1i64 << (self.t - 1))) >> self.t;
         let r = r.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
@@ -160,6 +183,64 @@ mod tests {
         assert_eq!(requantize(i32::MIN, i32::MAX, MAX_SHIFT), i32::MIN);
         assert_eq!(to_int8(1000, m, 0, 10, -128, 127), 127);
         assert_eq!(to_int8(-1000, m, 0, 10, 0, 127), 0);
+    }
+
+    /// The high-word path of `OutputStage` against the general formula, at
+    /// the boundary shifts (t = 33 and 62), the largest products, ties,
+    /// and zero points that saturate.
+    #[test]
+    fn output_stage_paths_agree() {
+        let general = |acc: i32, m: i32, s: i32, zp: i32, lo: i8, hi: i8| {
+            let r = requantize(acc, m, s);
+            r.saturating_add(zp).max(lo as i32).min(hi as i32) as i8
+        };
+        let accs = [
+            i32::MIN,
+            i32::MIN + 1,
+            -(1 << 20) - 1,
+            -3,
+            -1,
+            0,
+            1,
+            3,
+            1 << 20,
+            i32::MAX,
+        ];
+        let mults = [0, 1, (1 << 30) - 1, 1 << 30, i32::MAX];
+        for s in MIN_SHIFT..=MAX_SHIFT {
+            for &m in &mults {
+                for &acc in &accs {
+                    for &(zp, lo, hi) in &[
+                        (0, -128, 127),
+                        (-128, -128, 127),
+                        (127, 0, 127),
+                        (5, -3, 9),
+                        (i32::MAX, -128, 127),
+                        (1 << 30, -128, 127),
+                        (-(1 << 30), -128, 127),
+                    ] {
+                        let q = OutputStage::new(m, s, zp, lo, hi);
+                        assert_eq!(
+                            q.apply(acc),
+                            general(acc, m, s, zp, lo, hi),
+                            "acc {acc} m {m} s {s} zp {zp}"
+                        );
+                    }
+                }
+            }
+        }
+        // Ties: acc · m an odd multiple of 2^(t−1).
+        for t in 33u32..=62 {
+            let s = 31 - t as i32;
+            let m = 1 << 30;
+            for k in [-5i64, -3, -1, 1, 3, 5] {
+                let acc = (k << (t - 1)) >> 30;
+                if acc == acc as i32 as i64 && acc != 0 {
+                    let q = OutputStage::new(m, s, 0, -128, 127);
+                    assert_eq!(q.apply(acc as i32), general(acc as i32, m, s, 0, -128, 127));
+                }
+            }
+        }
     }
 
     #[cfg(feature = "emit")]

@@ -129,3 +129,59 @@ pub fn add(a: i8, b: i8, zp: [i32; 3], m: [i32; 3], sh: [i32; 3], lo: i8, hi: i8
     let sum = (ra + rb).clamp(i32::MIN as i64, i32::MAX as i64);
     out8(sum, m[2], sh[2], zp[2], lo, hi)
 }
+
+fn sat32(v: i64) -> i64 {
+    v.clamp(i32::MIN as i64, i32::MAX as i64)
+}
+
+fn sat16(v: i64) -> i16 {
+    v.clamp(i16::MIN as i64, i16::MAX as i64) as i16
+}
+
+/// Row `r` of the `[rows][x.len()]` matrix `w` times `x`, exactly.
+fn row_dot(w: &[i8], x: &[i8], r: usize) -> i64 {
+    let n = x.len();
+    (0..n).map(|i| w[r * n + i] as i64 * x[i] as i64).sum()
+}
+
+/// The exact product wrapped to `i32`, as every kernel accumulates.
+fn wrap32(v: i64) -> i64 {
+    v as i32 as i64
+}
+
+/// LSTM gate pre-activations, Q3.12:
+/// `sat16(sat32(sat32(rq(Wx·x) + rq(Wh·h)) + b))` per row.
+pub fn lstm_gates(
+    wx: (&[i8], &[i32], &[i32]),
+    x: &[i8],
+    wh: (&[i8], &[i32], &[i32]),
+    h: &[i8],
+    bias: &[i32],
+) -> Vec<i16> {
+    (0..bias.len())
+        .map(|r| {
+            let ax = requant(wrap32(row_dot(wx.0, x, r)), wx.1[r], wx.2[r]);
+            let ah = requant(wrap32(row_dot(wh.0, h, r)), wh.1[r], wh.2[r]);
+            sat16(sat32(sat32(ax + ah) + bias[r] as i64))
+        })
+        .collect()
+}
+
+/// Pre-activations of the latent projection (before `tanh`), Q3.12:
+/// `sat16(sat32(rq(W·g) + b))` per row.
+pub fn latent_pre(w: (&[i8], &[i32], &[i32]), b: &[i32], g: &[i8]) -> Vec<i16> {
+    (0..b.len())
+        .map(|r| {
+            sat16(sat32(
+                requant(wrap32(row_dot(w.0, g, r)), w.1[r], w.2[r]) + b[r] as i64,
+            ))
+        })
+        .collect()
+}
+
+/// Decoder logits, Q16: `sat32(rq(E·lat) + b)` per row.
+pub fn decoder(w: (&[i8], &[i32], &[i32]), b: &[i32], lat: &[i8]) -> Vec<i32> {
+    (0..b.len())
+        .map(|r| sat32(requant(wrap32(row_dot(w.0, lat, r)), w.1[r], w.2[r]) + b[r] as i64) as i32)
+        .collect()
+}

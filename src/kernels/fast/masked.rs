@@ -20,7 +20,7 @@ use crate::{Error, Result};
 
 /// A conv the causal kernels can run: `mask` is A or B, or the conv is 1×1;
 /// odd kernel, stride 1, "same" padding.
-fn check_causal(p: &ConvParams, mask: Mask) -> Result<()> {
+pub(crate) fn check_causal(p: &ConvParams, mask: Mask) -> Result<()> {
     let ok = (mask != Mask::None || p.k == 1)
         && p.k % 2 == 1
         && p.stride == 1
@@ -157,7 +157,7 @@ pub fn conv2d_pixel(
 }
 
 /// Live rows and, in the centre row, live columns of a causal kernel.
-fn live(mask: Mask, k: usize) -> (usize, usize) {
+pub(crate) fn live(mask: Mask, k: usize) -> (usize, usize) {
     match mask {
         Mask::None => (1, 1), // 1×1 only (checked)
         m => m.live_rows(k),

@@ -6,10 +6,12 @@
 //! compiles them well for Cortex-M4 (`thumbv7em`): no intrinsics, no
 //! `unsafe`, stable Rust. Each kernel here exists because it measured faster
 //! on QEMU (docs/firmware.md); kernels without a faster version (pooling,
-//! fully connected) are re-exported from the reference.
+//! fully connected) are re-exported from the reference. `lm` holds the
+//! language model's matrix–vector products.
 
 mod add;
 mod conv;
+mod lm;
 mod masked;
 
 pub use super::reference::{
@@ -18,4 +20,7 @@ pub use super::reference::{
 };
 pub use add::add;
 pub use conv::conv2d;
+pub use lm::{decoder, latent, lstm_gates};
+#[allow(unused_imports)] // used by kernels::arm only
+pub(crate) use masked::{check_causal, live};
 pub use masked::{conv2d_masked, conv2d_pixel};

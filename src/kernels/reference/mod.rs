@@ -6,18 +6,23 @@
 //! - Requantization: per-channel `(multiplier, shift)`, see [`crate::quant`].
 //! - Fused activation: a clamp to `[act_min, act_max]` (ReLU is `act_min = zp_out`).
 //!
+//! Language-model matrix kernels ([`lm`]): `[rows][depth]` int8
+//! matrices with a requantization per row, symmetric activations.
+//!
 //! Layouts: activations HWC (channels innermost); conv weights OHWI
 //! (`[out_c][ky][kx][in_c]`); fully connected weights `[out][in]`.
 
 mod add;
 mod conv;
 mod fc;
+pub mod lm;
 mod pool;
 
 pub use add::{add, AddParams, ADD_LEFT_SHIFT};
 pub(crate) use conv::check as check_conv;
 pub use conv::{conv2d, ConvParams};
 pub use fc::{fully_connected, FcParams};
+pub use lm::{decoder, latent, lstm_gates};
 pub use pool::{global_avg_pool, max_pool_2x2, GapParams, PoolParams};
 
 use crate::{Error, Result};

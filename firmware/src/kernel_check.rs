@@ -1,0 +1,627 @@
+//! Bit-exactness of the DSP kernels on the Cortex-M itself.
+//!
+//! `tinyinfer::kernels::arm` is built only for Armv7E-M, so the host's
+//! property tests cannot run it. This module runs seeded random cases
+//! (PCG32 from `tinyinfer::rng`) of every `arm` kernel and of the
+//! reference kernel on the same tensors, and stops at the first byte that
+//! differs, or the first call whose `Result` differs (bad lengths must give
+//! the reference's error, field for field).
+//!
+//! The cases cover what the fast paths special-case: input zero points
+//! −128 and 127, saturating multipliers (`i32::MAX`, the extreme shifts),
+//! biases at `i32::MIN`/`i32::MAX` (the accumulator wraps), all-`127` and
+//! all-`−128` tensors, odd sizes, channel counts that are not multiples of
+//! 2 or 4, strides 1 and 2, padding up to and past the kernel, windows
+//! longer than one stack segment, kernel rows longer than it (the portable
+//! fallback), more than one channel block, and the DiracNet layer shapes.
+
+use tinyinfer::kernels::lm::QMatrix;
+use tinyinfer::kernels::reference::{ConvParams, FcParams};
+use tinyinfer::kernels::{arm, fast, reference, Mask};
+use tinyinfer::quant::{MAX_SHIFT, MIN_SHIFT};
+use tinyinfer::rng::{Pcg32, Rng};
+
+/// The first difference found.
+#[derive(Clone, Copy, Debug, defmt::Format)]
+pub struct Mismatch {
+    /// Kernel name.
+    pub kernel: &'static str,
+    /// Case number (0-based) within that kernel's cases.
+    pub case: u32,
+    /// First differing output byte, or `u32::MAX` when the `Result`s differ.
+    pub index: u32,
+}
+
+/// Cases run per kernel.
+#[derive(Clone, Copy, Debug, Default, defmt::Format)]
+pub struct Summary {
+    /// conv2d cases (random and DiracNet shapes).
+    pub conv: u32,
+    /// conv2d_masked cases (masks A and B, odd kernels up to 7).
+    pub masked: u32,
+    /// fully_connected cases.
+    pub fc: u32,
+    /// Language-model cases (`lstm_gates`, `latent` and `decoder` each).
+    pub lm: u32,
+    /// Wrong-length calls compared with the reference's error.
+    pub errors: u32,
+}
+
+/// Random draws for test tensors.
+struct Draw(Pcg32);
+
+impl Draw {
+    fn below(&mut self, n: u32) -> u32 {
+        if n == 0 {
+            0
+        } else {
+            ((self.0.next_u32() as u64 * n as u64) >> 32) as u32
+        }
+    }
+    fn usize_in(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.below((hi - lo + 1) as u32) as usize
+    }
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len() as u32) as usize]
+    }
+    fn i8(&mut self) -> i8 {
+        self.0.next_u32() as i8
+    }
+    /// A zero point: the extremes often.
+    fn zp(&mut self) -> i32 {
+        match self.below(4) {
+            0 => -128,
+            1 => 127,
+            _ => self.i8() as i32,
+        }
+    }
+    /// Bytes: random, or saturated one way for a whole tensor.
+    fn bytes(&mut self, out: &mut [i8]) {
+        match self.below(8) {
+            0 => out.fill(127),
+            1 => out.fill(-128),
+            _ => out.iter_mut().for_each(|v| *v = self.0.next_u32() as i8),
+        }
+    }
+    fn requant(&mut self, m: &mut [i32], s: &mut [i32]) {
+        for (m, s) in m.iter_mut().zip(s.iter_mut()) {
+            *m = match self.below(4) {
+                0 => i32::MAX,
+                1 => 1 << 30,
+                2 => 0,
+                _ => (self.0.next_u32() >> 1) as i32,
+            };
+            *s = match self.below(4) {
+                0 => MIN_SHIFT,
+                1 => MAX_SHIFT,
+                _ => self.below(17) as i32 - 12,
+            };
+        }
+    }
+    /// What the exporter writes for a conv layer: multipliers in
+    /// `[2^30, 2^31)`, shifts −10..=−6, small biases.
+    fn model_like(&mut self, b: &mut [i32], m: &mut [i32], s: &mut [i32]) {
+        for ((b, m), s) in b.iter_mut().zip(m.iter_mut()).zip(s.iter_mut()) {
+            *b = (self.0.next_u32() as i32) >> 19;
+            *m = ((self.0.next_u32() >> 2) | (1 << 30)) as i32;
+            *s = -6 - self.below(5) as i32;
+        }
+    }
+    fn bias(&mut self, b: &mut [i32]) {
+        let wrap = self.below(6) == 0;
+        for v in b.iter_mut() {
+            *v = match (wrap, self.below(2)) {
+                (true, 0) => i32::MAX,
+                (true, _) => i32::MIN,
+                _ => (self.0.next_u32() as i32) >> 11,
+            };
+        }
+    }
+    fn clamp(&mut self) -> (i8, i8) {
+        if self.below(2) == 0 {
+            (-128, 127)
+        } else {
+            let (a, b) = (self.i8(), self.i8());
+            (a.min(b), a.max(b))
+        }
+    }
+}
+
+/// Splits `scratch` into the tensors of one case: i8 buffers of the given
+/// lengths and i32 buffers of `n32` each (bias, multiplier, shift).
+struct Tensors<'a> {
+    input: &'a mut [i8],
+    weights: &'a mut [i8],
+    want: &'a mut [i8],
+    got: &'a mut [i8],
+    bias: &'a mut [i32],
+    mult: &'a mut [i32],
+    shift: &'a mut [i32],
+}
+
+fn carve(scratch: &mut [u8], lens: [usize; 4], n32: usize) -> Option<Tensors<'_>> {
+    let r4 = |n: usize| n.div_ceil(4) * 4;
+    let (i32s, rest) = scratch.split_at_mut_checked(3 * 4 * n32)?;
+    let (input, rest) = rest.split_at_mut_checked(r4(lens[0]))?;
+    let (weights, rest) = rest.split_at_mut_checked(r4(lens[1]))?;
+    let (want, rest) = rest.split_at_mut_checked(r4(lens[2]))?;
+    let got = rest.get_mut(..lens[3])?;
+    let i32s: &mut [i32] = bytemuck::try_cast_slice_mut(i32s).ok()?;
+    let (bias, rest) = i32s.split_at_mut(n32);
+    let (mult, shift) = rest.split_at_mut(n32);
+    Some(Tensors {
+        input: i8s(input, lens[0]),
+        weights: i8s(weights, lens[1]),
+        want: i8s(want, lens[2]),
+        got: bytemuck::cast_slice_mut(got),
+        bias,
+        mult,
+        shift,
+    })
+}
+
+fn i8s(b: &mut [u8], n: usize) -> &mut [i8] {
+    bytemuck::cast_slice_mut(&mut b[..n])
+}
+
+fn first_diff(a: &[i8], b: &[i8]) -> Option<u32> {
+    a.iter().zip(b).position(|(x, y)| x != y).map(|i| i as u32)
+}
+
+/// Ticks of the caller's 24-bit clock (SysTick) taken by the reference,
+/// `fast` and `arm` kernels on one case.
+#[derive(Clone, Copy, Debug, Default, defmt::Format)]
+pub struct Timing {
+    /// `kernels::reference`.
+    pub reference: u32,
+    /// `kernels::fast`.
+    pub fast: u32,
+    /// `kernels::arm`.
+    pub arm: u32,
+}
+
+/// One conv2d case on `p`; `Err(index)` at the first difference. With a
+/// clock, also times the three implementations into `timing`.
+fn conv_case(
+    d: &mut Draw,
+    scratch: &mut [u8],
+    p: &ConvParams,
+    clock: &mut dyn FnMut() -> u32,
+    timing: &mut Timing,
+    model_like: bool,
+) -> Result<bool, u32> {
+    let lens = [
+        p.in_h * p.in_w * p.in_c,
+        p.out_c * p.k * p.k * p.in_c,
+        p.out_h * p.out_w * p.out_c,
+        p.out_h * p.out_w * p.out_c,
+    ];
+    let Some(t) = carve(scratch, lens, p.out_c) else {
+        return Ok(false);
+    };
+    if model_like {
+        t.input.iter_mut().for_each(|v| *v = d.i8());
+        t.weights.iter_mut().for_each(|v| *v = d.i8() >> 1);
+    } else {
+        d.bytes(t.input);
+        d.bytes(t.weights);
+    }
+    if model_like {
+        d.model_like(t.bias, t.mult, t.shift);
+    } else {
+        d.bias(t.bias);
+        d.requant(t.mult, t.shift);
+    }
+    t.want.fill(0x55);
+    t.got.fill(0x55u8 as i8);
+    let t0 = clock();
+    let f = fast::conv2d(p, t.input, t.weights, t.bias, t.mult, t.shift, t.got);
+    let t1 = clock();
+    let r = reference::conv2d(p, t.input, t.weights, t.bias, t.mult, t.shift, t.want);
+    let t2 = clock();
+    if r != f || first_diff(t.want, t.got).is_some() {
+        return Err(u32::MAX - 1);
+    }
+    t.got.fill(0x55u8 as i8);
+    let t3 = clock();
+    let a = arm::conv2d(p, t.input, t.weights, t.bias, t.mult, t.shift, t.got);
+    let t4 = clock();
+    // A 24-bit counter (SysTick): differences modulo 2^24.
+    let dt = |a: u32, b: u32| b.wrapping_sub(a) & 0x00FF_FFFF;
+    *timing = Timing {
+        reference: dt(t1, t2),
+        fast: dt(t0, t1),
+        arm: dt(t3, t4),
+    };
+    if r != a {
+        return Err(u32::MAX);
+    }
+    match first_diff(t.want, t.got) {
+        Some(i) => Err(i),
+        None => Ok(true),
+    }
+}
+
+fn conv_params(
+    d: &mut Draw,
+    (h, w, c): (usize, usize, usize),
+    oc: usize,
+    k: usize,
+    s: usize,
+    pad: usize,
+) -> ConvParams {
+    let (act_min, act_max) = d.clamp();
+    ConvParams {
+        in_h: h,
+        in_w: w,
+        in_c: c,
+        out_h: (h + 2 * pad - k) / s + 1,
+        out_w: (w + 2 * pad - k) / s + 1,
+        out_c: oc,
+        k,
+        stride: s,
+        pad,
+        in_zp: d.zp(),
+        out_zp: d.zp(),
+        act_min,
+        act_max,
+    }
+}
+
+/// One case of the three language-model matrix kernels: `rows` rows over
+/// inputs of `nx` and `nh` values. `Err` at the first difference.
+fn lm_case(d: &mut Draw, scratch: &mut [u8], rows: usize, nx: usize, nh: usize) -> Result<(), ()> {
+    // i32s: mult/shift for two matrices + bias + two i32 outputs.
+    let (i32s, rest) = scratch.split_at_mut_checked(4 * 7 * rows).ok_or(())?;
+    let i32s: &mut [i32] = bytemuck::try_cast_slice_mut(i32s).map_err(|_| ())?;
+    let (mx, r) = i32s.split_at_mut(rows);
+    let (sx, r) = r.split_at_mut(rows);
+    let (mh, r) = r.split_at_mut(rows);
+    let (sh, r) = r.split_at_mut(rows);
+    let (b, r) = r.split_at_mut(rows);
+    let (want32, got32) = r.split_at_mut(rows);
+    let (wx, rest) = rest.split_at_mut_checked(rows * nx).ok_or(())?;
+    let (wh, rest) = rest.split_at_mut_checked(rows * nh).ok_or(())?;
+    let (x, rest) = rest.split_at_mut_checked(nx).ok_or(())?;
+    let (h, rest) = rest.split_at_mut_checked(nh).ok_or(())?;
+    let (g16, rest) = rest.split_at_mut_checked(4 * rows + 4).ok_or(())?;
+    let _ = rest;
+    let at = g16.as_ptr().align_offset(2).min(1);
+    let g16: &mut [i16] =
+        bytemuck::try_cast_slice_mut(&mut g16[at..at + 4 * rows]).map_err(|_| ())?;
+    let (want16, got16) = g16.split_at_mut(rows);
+    let (wx, wh, x, h) = (
+        i8s(wx, rows * nx),
+        i8s(wh, rows * nh),
+        i8s(x, nx),
+        i8s(h, nh),
+    );
+    for t in [&mut *wx, &mut *wh, &mut *x, &mut *h] {
+        d.bytes(t);
+    }
+    d.requant(mx, sx);
+    d.requant(mh, sh);
+    d.bias(b);
+    let qx = QMatrix {
+        w: wx,
+        mult: mx,
+        shift: sx,
+    };
+    let qh = QMatrix {
+        w: wh,
+        mult: mh,
+        shift: sh,
+    };
+    let same16 = |a: &[i16], b: &[i16]| a == b;
+    let r = reference::lstm_gates(&qx, x, &qh, h, b, want16);
+    let a = arm::lstm_gates(&qx, x, &qh, h, b, got16);
+    if r != a || !same16(want16, got16) {
+        return Err(());
+    }
+    let r = reference::latent(&qh, b, h, want16);
+    let a = arm::latent(&qh, b, h, got16);
+    if r != a || !same16(want16, got16) {
+        return Err(());
+    }
+    let r = reference::decoder(&qx, b, x, want32);
+    let a = arm::decoder(&qx, b, x, got32);
+    if r != a || want32 != got32 {
+        return Err(());
+    }
+    // A wrong length: the reference's error, field for field.
+    let r = reference::decoder(&qx, b, &x[1..], want32);
+    let a = arm::decoder(&qx, b, &x[1..], got32);
+    if r != a || r.is_ok() {
+        return Err(());
+    }
+    Ok(())
+}
+
+/// One causal conv case: `arm::conv2d_masked` against the reference conv
+/// on the same weights with the masked taps zeroed (what the model checker
+/// guarantees); `Err(index)` at the first difference.
+fn masked_case(d: &mut Draw, scratch: &mut [u8], p: &ConvParams, mask: Mask) -> Result<bool, u32> {
+    let lens = [
+        p.in_h * p.in_w * p.in_c,
+        p.out_c * p.k * p.k * p.in_c,
+        p.out_h * p.out_w * p.out_c,
+        p.out_h * p.out_w * p.out_c,
+    ];
+    let Some(t) = carve(scratch, lens, p.out_c) else {
+        return Ok(false);
+    };
+    d.bytes(t.input);
+    d.bytes(t.weights);
+    d.bias(t.bias);
+    d.requant(t.mult, t.shift);
+    for (i, w) in t.weights.chunks_mut(p.in_c).enumerate() {
+        let (ky, kx) = ((i / p.k) % p.k, i % p.k);
+        if !mask.allows(p.k, ky, kx) {
+            w.fill(0);
+        }
+    }
+    t.want.fill(0x55);
+    t.got.fill(0x55u8 as i8);
+    let r = reference::conv2d(p, t.input, t.weights, t.bias, t.mult, t.shift, t.want);
+    let a = arm::conv2d_masked(p, mask, t.input, t.weights, t.bias, t.mult, t.shift, t.got);
+    if r != a {
+        return Err(u32::MAX);
+    }
+    if let Some(i) = first_diff(t.want, t.got) {
+        return Err(i);
+    }
+    // Errors: a short output, and a conv that is not causal (stride 2, or
+    // no mask on a k > 1 kernel) give the portable kernel's error.
+    let n = t.got.len().saturating_sub(1);
+    let strided = ConvParams { stride: 2, ..*p };
+    for (q, m, len) in [
+        (*p, mask, n),
+        (strided, mask, n + 1),
+        (*p, Mask::None, n + 1),
+    ] {
+        let a = arm::conv2d_masked(
+            &q,
+            m,
+            t.input,
+            t.weights,
+            t.bias,
+            t.mult,
+            t.shift,
+            &mut t.got[..len],
+        );
+        let f = fast::conv2d_masked(
+            &q,
+            m,
+            t.input,
+            t.weights,
+            t.bias,
+            t.mult,
+            t.shift,
+            &mut t.want[..len],
+        );
+        let must_fail = len == n || q.stride == 2 || (m == Mask::None && q.k > 1);
+        if a != f || (must_fail && a.is_ok()) {
+            return Err(u32::MAX);
+        }
+    }
+    Ok(true)
+}
+
+/// DiracNet's conv layers (widths 16, 32, 64 on 28×28; 3×3, padding 1):
+/// input shape and output channels.
+pub const DIRAC_CONVS: [((usize, usize, usize), usize); 6] = [
+    ((28, 28, 1), 16),
+    ((28, 28, 16), 16),
+    ((14, 14, 16), 32),
+    ((14, 14, 32), 32),
+    ((7, 7, 32), 64),
+    ((7, 7, 64), 64),
+];
+
+/// Runs `cases` random cases per kernel plus the fixed shapes, from `seed`.
+/// `clock` reads the board's counter; `layer(i, timing)` gets the timing
+/// of DiracNet conv shape `i` ([`DIRAC_CONVS`]).
+///
+/// # Errors
+/// The first [`Mismatch`].
+pub fn run(
+    scratch: &mut [u8],
+    seed: u64,
+    cases: u32,
+    clock: &mut dyn FnMut() -> u32,
+    layer: &mut dyn FnMut(usize, Timing),
+) -> Result<Summary, Mismatch> {
+    let mut d = Draw(Pcg32::seeded(seed));
+    let mut sum = Summary::default();
+    let fail = |kernel, case, index| Mismatch {
+        kernel,
+        case,
+        index,
+    };
+
+    let mut timing = Timing::default();
+    for (i, (shape, oc)) in DIRAC_CONVS.into_iter().enumerate() {
+        let p = conv_params(&mut d, shape, oc, 3, 1, 1);
+        let r = conv_case(&mut d, scratch, &p, clock, &mut timing, true);
+        layer(i, timing);
+        match r {
+            Ok(true) => sum.conv += 1,
+            Ok(false) => return Err(fail("conv2d (does not fit the scratch)", sum.conv, 0)),
+            Err(i) => return Err(fail("conv2d", sum.conv, i)),
+        }
+    }
+    let cins = [
+        1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 32, 33, 48, 64, 95, 96, 97, 100,
+    ];
+    let mut done = 0;
+    while done < cases {
+        let c = if d.below(2) == 0 {
+            d.pick(&cins)
+        } else {
+            d.usize_in(1, 24)
+        };
+        let k = d.pick(&[1, 2, 3, 3, 3, 4, 5]);
+        let s = d.usize_in(1, 2);
+        let pad = d.usize_in(0, k);
+        let (h, w) = (d.usize_in(1, 12), d.usize_in(1, 12));
+        let oc = d.usize_in(1, 40);
+        if h + 2 * pad < k || w + 2 * pad < k {
+            continue;
+        }
+        let p = conv_params(&mut d, (h, w, c), oc, k, s, pad);
+        match conv_case(&mut d, scratch, &p, clock, &mut timing, false) {
+            Ok(true) => {
+                sum.conv += 1;
+                done += 1;
+            }
+            Ok(false) => {} // too big for the scratch: draw again
+            Err(i) => return Err(fail("conv2d", sum.conv, i)),
+        }
+    }
+
+    let mut done = 0;
+    while done < cases {
+        let mask = if d.below(2) == 0 { Mask::A } else { Mask::B };
+        let k = d.pick(&[1, 3, 3, 5, 7]);
+        let c = if d.below(2) == 0 {
+            d.pick(&cins)
+        } else {
+            d.usize_in(1, 24)
+        };
+        let (h, w) = (d.usize_in(1, 12), d.usize_in(1, 12));
+        let oc = d.usize_in(1, 40);
+        let p = conv_params(&mut d, (h, w, c), oc, k, 1, k / 2);
+        match masked_case(&mut d, scratch, &p, mask) {
+            Ok(true) => {
+                sum.masked += 1;
+                done += 1;
+            }
+            Ok(false) => {}
+            Err(i) => return Err(fail("conv2d_masked", sum.masked, i)),
+        }
+    }
+
+    let mut done = 0;
+    while done < cases {
+        let n = if d.below(8) == 0 {
+            d.usize_in(1000, 1100)
+        } else {
+            d.usize_in(1, 300)
+        };
+        let o = d.usize_in(1, 13);
+        let (act_min, act_max) = d.clamp();
+        let p = FcParams {
+            in_len: n,
+            out_len: o,
+            in_zp: d.zp(),
+            out_zp: d.zp(),
+            act_min,
+            act_max,
+        };
+        let Some(t) = carve(scratch, [n, n * o, o, o], o) else {
+            continue;
+        };
+        d.bytes(t.input);
+        d.bytes(t.weights);
+        d.bias(t.bias);
+        d.requant(t.mult, t.shift);
+        let r = reference::fully_connected(&p, t.input, t.weights, t.bias, t.mult, t.shift, t.want);
+        let a = arm::fully_connected(&p, t.input, t.weights, t.bias, t.mult, t.shift, t.got);
+        if r != a {
+            return Err(fail("fully_connected", sum.fc, u32::MAX));
+        }
+        if let Some(i) = first_diff(t.want, t.got) {
+            return Err(fail("fully_connected", sum.fc, i));
+        }
+        sum.fc += 1;
+        done += 1;
+    }
+
+    let mut done = 0;
+    while done < cases {
+        let rows = d.usize_in(1, 40);
+        let big = d.below(8) == 0;
+        let nx = if big {
+            d.usize_in(500, 530)
+        } else {
+            d.usize_in(1, 300)
+        };
+        let nh = d.usize_in(1, 300);
+        if lm_case(&mut d, scratch, rows, nx, nh).is_err() {
+            return Err(fail("lm matrix kernels", sum.lm, u32::MAX));
+        }
+        sum.lm += 1;
+        done += 1;
+    }
+
+    // Wrong lengths: the same error as the reference, field for field.
+    let p = conv_params(&mut d, (5, 5, 3), 4, 3, 1, 1);
+    let lens = [75, 4 * 27, 100, 100];
+    let t = carve(scratch, lens, 4).ok_or(fail("conv2d errors", 0, 0))?;
+    let bad_shape = ConvParams { out_h: 6, ..p };
+    let cut = |n: usize| n.saturating_sub(1);
+    let calls: [(ConvParams, usize, usize, usize, usize); 5] = [
+        (p, cut(75), 108, 4, 100),
+        (p, 75, cut(108), 4, 100),
+        (p, 75, 108, cut(4), 100),
+        (p, 75, 108, 4, cut(100)),
+        (bad_shape, 75, 108, 4, 100),
+    ];
+    for (q, ni, nw, nb, no) in calls {
+        let r = reference::conv2d(
+            &q,
+            &t.input[..ni],
+            &t.weights[..nw],
+            &t.bias[..nb],
+            t.mult,
+            t.shift,
+            &mut t.want[..no],
+        );
+        let a = arm::conv2d(
+            &q,
+            &t.input[..ni],
+            &t.weights[..nw],
+            &t.bias[..nb],
+            t.mult,
+            t.shift,
+            &mut t.got[..no],
+        );
+        if r != a || r.is_ok() {
+            return Err(fail("conv2d errors", sum.errors, u32::MAX));
+        }
+        sum.errors += 1;
+    }
+    let fp = FcParams {
+        in_len: 10,
+        out_len: 4,
+        in_zp: 0,
+        out_zp: 0,
+        act_min: -128,
+        act_max: 127,
+    };
+    for (ni, nw, no) in [(9, 40, 4), (10, 39, 4), (10, 40, 3)] {
+        let r = reference::fully_connected(
+            &fp,
+            &t.input[..ni],
+            &t.weights[..nw],
+            t.bias,
+            t.mult,
+            t.shift,
+            &mut t.want[..no],
+        );
+        let a = arm::fully_connected(
+            &fp,
+            &t.input[..ni],
+            &t.weights[..nw],
+            t.bias,
+            t.mult,
+            t.shift,
+            &mut t.got[..no],
+        );
+        if r != a || r.is_ok() {
+            return Err(fail("fully_connected errors", sum.errors, u32::MAX));
+        }
+        sum.errors += 1;
+    }
+    Ok(sum)
+}

@@ -1,0 +1,482 @@
+//! conv2d on the DSP extension: four output pixels per pass, `SMLAD`.
+//!
+//! For every group of four consecutive output pixels (raster order, so a
+//! group may wrap to the next row), the windows are gathered once into a
+//! stack buffer of packed `i16` pairs, input zero point already subtracted
+//! (`SXTB16`, `SXTB16 ROR #8`, `SSUB16`): padding taps are stored as 0,
+//! so border pixels run the same inner loop as interior ones, with no
+//! per-byte test or subtraction. Then every output channel runs
+//! [`dot_4px`] over the packed windows: the channel's weights are read
+//! straight from the blob four bytes at a time and unpacked once for the
+//! four pixels. Requantization runs after the loop, four values per
+//! channel (`SMMUL` high word, see [`crate::quant::OutputStage`]).
+//!
+//! Windows of at most 10 taps (the 1-channel stem) go to
+//! [`super::small`] instead: one pixel, every channel's filter packed once.
+//!
+//! Inner loop: 32 instructions per 32 multiply-accumulates (1.0 per MAC).
+//! Gathering costs 8 instructions per 4 window bytes per pixel
+//! (`dsp::pack_run`) when the channel count is a multiple of 4 (element by
+//! element otherwise), shared by all output channels. Measured on DiracNet's
+//! 3×3 layers: 1.30–1.64 instructions per MAC in all (docs/firmware.md).
+//!
+//! The buffer holds [`SEG`] window elements per pixel (1,536 bytes of
+//! stack): a window longer than that is cut at kernel rows into segments,
+//! accumulated in [`BLOCK`] channels at a time (regathered per block). A
+//! kernel row longer than `SEG` (`k · in_c > 192`) goes to the reference
+//! (no model exported so far has one: DiracNet's widest is 3 · 64). `SEG`
+//! and `BLOCK` were sized by the firmware's RAM budget (model arena + 8 KB):
+//! `SEG` = 288 (whole windows for 32 channels) was 0.1 instructions per MAC
+//! faster on the 32-channel layers but 768 bytes more stack.
+
+use super::dsp::{chunks4, dot_4px, pack4, pack_run, smmul, splat16};
+use super::small;
+use crate::kernels::fast::{check_causal, live};
+use crate::kernels::reference::{self, check_conv, ConvParams};
+use crate::kernels::Mask;
+use crate::quant::{OutputStage, MIN_SHIFT};
+use crate::Result;
+
+/// Window elements per pixel the stack buffer holds (a multiple of 4).
+pub const SEG: usize = 192;
+/// Output channels accumulated together when a window takes several segments.
+const BLOCK: usize = 32;
+
+/// Same contract, checks and bytes as [`crate::kernels::reference::conv2d`].
+///
+/// # Errors
+/// [`crate::Error::BadLength`] exactly when the reference returns it, with
+/// the same values.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(
+    p: &ConvParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    output: &mut [i8],
+) -> Result<()> {
+    check_conv(p, input, weights, bias, multiplier, shift, output)?;
+    if output.is_empty() {
+        // As in `fast::conv2d`: no output, no bound on `k · k · in_c`.
+        return Ok(());
+    }
+    let out = Requant::new(p.out_zp, p.act_min, p.act_max);
+    let kc = p.k * p.in_c;
+    // Separate functions, so that the stack holds one path's buffers at a time.
+    if small::fits(p) {
+        small::conv2d(p, input, weights, bias, multiplier, shift, output, &out);
+    } else if kc > SEG || kc == 0 {
+        wide_rows(p, input, weights, bias, multiplier, shift, output)?;
+    } else {
+        let all = Live {
+            rows: p.k,
+            last: p.k,
+        };
+        four_pixels(
+            p, all, input, weights, bias, multiplier, shift, output, &out,
+        );
+    }
+    Ok(())
+}
+
+/// [`crate::kernels::fast::conv2d_masked`] on the DSP extension: the
+/// four-pixel path over the live taps only (the rows above the centre and
+/// the centre row up to the centre, a prefix of the OHWI filter), so the
+/// masked half of the window costs nothing. Same checks, errors and bytes
+/// (when the masked taps are zero, which the model checker verifies; kernel
+/// rows longer than [`SEG`] take the plain reference conv).
+///
+/// # Errors
+/// As [`crate::kernels::fast::conv2d_masked`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_masked(
+    p: &ConvParams,
+    mask: Mask,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    output: &mut [i8],
+) -> Result<()> {
+    check_conv(p, input, weights, bias, multiplier, shift, output)?;
+    check_causal(p, mask)?;
+    if output.is_empty() {
+        return Ok(());
+    }
+    let kc = p.k * p.in_c;
+    if kc > SEG || kc == 0 {
+        // The masked taps are zero (the model checker verifies it), so the
+        // plain reference conv gives the same bytes.
+        return wide_rows(p, input, weights, bias, multiplier, shift, output);
+    }
+    let (rows, last) = live(mask, p.k);
+    let out = Requant::new(p.out_zp, p.act_min, p.act_max);
+    four_pixels(
+        p,
+        Live { rows, last },
+        input,
+        weights,
+        bias,
+        multiplier,
+        shift,
+        output,
+        &out,
+    );
+    Ok(())
+}
+
+/// The taps a conv reads: kernel rows `0..rows`, the last of them up to
+/// column `last` (a prefix of each OHWI filter).
+#[derive(Clone, Copy)]
+struct Live {
+    rows: usize,
+    last: usize,
+}
+
+impl Live {
+    /// Taps read in kernel row `ky`.
+    #[inline(always)]
+    fn cols(&self, ky: usize, k: usize) -> usize {
+        if ky + 1 == self.rows {
+            self.last
+        } else {
+            k
+        }
+    }
+}
+
+/// Kernel rows longer than [`SEG`]: the reference, in its own frame
+/// (also for masked convs, whose masked taps are zero).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn wide_rows(
+    p: &ConvParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    output: &mut [i8],
+) -> Result<()> {
+    reference::conv2d(p, input, weights, bias, multiplier, shift, output)
+}
+
+/// The four-pixel path (module docs); lengths checked by the caller.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn four_pixels(
+    p: &ConvParams,
+    live: Live,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    output: &mut [i8],
+    out: &Requant,
+) {
+    let kc = p.k * p.in_c;
+    let taps = p.k * kc;
+    let rows_per_seg = SEG / kc; // >= 1
+    let segs = live.rows.div_ceil(rows_per_seg);
+    let pixels = p.out_h * p.out_w;
+    let aligned = p.in_c % 4 == 0;
+    let mut cols = [[0u32; 8]; SEG / 4];
+    let mut tails = [[0i32; 3]; 4];
+    let mut acc = [[0i32; 4]; BLOCK];
+    let zp2 = splat16(p.in_zp);
+
+    let mut px0 = 0;
+    while px0 < pixels {
+        let n = (pixels - px0).min(4);
+        let mut ob = 0;
+        while ob < p.out_c {
+            let oe = (ob + BLOCK).min(p.out_c);
+            for s in 0..segs {
+                let ky0 = s * rows_per_seg;
+                let ky1 = (ky0 + rows_per_seg).min(live.rows);
+                let len = (ky0..ky1)
+                    .map(|ky| live.cols(ky, p.k) * p.in_c)
+                    .sum::<usize>();
+                // One segment: gathered once per pixel group, unless the
+                // window has several segments (then once per block).
+                if segs > 1 || ob == 0 {
+                    for (slot, tail) in tails.iter_mut().enumerate().take(n) {
+                        let px = px0 + slot;
+                        let (oy, ox) = (px / p.out_w, px % p.out_w);
+                        if aligned {
+                            gather_aligned(
+                                p,
+                                live,
+                                input,
+                                (oy, ox),
+                                ky0..ky1,
+                                &mut cols,
+                                slot,
+                                zp2,
+                            );
+                        } else {
+                            *tail = gather(p, live, input, (oy, ox), ky0..ky1, &mut cols, slot);
+                        }
+                    }
+                }
+                let chunks = &cols[..len / 4];
+                for (o, a) in (ob..oe).zip(acc.iter_mut()) {
+                    if s == 0 {
+                        *a = [bias[o]; 4];
+                    }
+                    let w = &weights[o * taps + ky0 * kc..][..len];
+                    let (wc, wt) = chunks4(w);
+                    *a = dot_4px(chunks, wc, *a);
+                    if !wt.is_empty() {
+                        for (slot, tail) in a.iter_mut().zip(&tails) {
+                            for (&wv, &xv) in wt.iter().zip(tail) {
+                                *slot = slot.wrapping_add(xv.wrapping_mul(wv as i32));
+                            }
+                        }
+                    }
+                }
+            }
+            for (o, a) in (ob..oe).zip(&acc) {
+                let dst = output.get_mut(px0 * p.out_c + o..).unwrap_or_default();
+                out.store(&a[..n], multiplier[o], shift[o], dst, p.out_c);
+            }
+            ob = oe;
+        }
+        px0 += n;
+    }
+}
+
+/// The output stage with the layer's constants; the channel's multiplier
+/// and shift are passed per call.
+///
+/// When `shift ≤ −2` (the right shift `t = 31 − shift` is at least 33,
+/// true of every conv layer exported so far) it takes the high word of the
+/// 64-bit product, as [`OutputStage`] explains: `SMULL`, two `ASR`s, two
+/// adds and the clamp, without preparing a stage per channel. Otherwise
+/// it builds the [`OutputStage`].
+#[derive(Clone, Copy)]
+pub(super) struct Requant {
+    zp: i32,
+    lo: i32,
+    hi: i32,
+    act: (i8, i8),
+    /// `out_zp` small enough for the high-word path (`|zp| ≤ 2^30`).
+    zp_small: bool,
+}
+
+impl Requant {
+    pub(super) fn new(zp: i32, lo: i8, hi: i8) -> Self {
+        Requant {
+            zp,
+            lo: lo as i32,
+            hi: hi as i32,
+            act: (lo, hi),
+            zp_small: (-(1 << 30)..=(1 << 30)).contains(&zp),
+        }
+    }
+
+    /// True when `(m, shift)` takes the high-word path.
+    #[inline(always)]
+    pub(super) fn high_word(&self, m: i32, shift: i32) -> bool {
+        self.zp_small && m >= 0 && (MIN_SHIFT..=-2).contains(&shift)
+    }
+
+    /// The high-word path, `h = −2 − shift`; only when [`Self::high_word`].
+    #[inline(always)]
+    pub(super) fn high(&self, acc: i32, m: i32, h: u32) -> i8 {
+        let r = ((smmul(acc, m) >> h) + 1) >> 1;
+        (r + self.zp).max(self.lo).min(self.hi) as i8
+    }
+
+    /// `acc` requantized with `(m, shift)`.
+    #[inline(always)]
+    pub(super) fn one(&self, acc: i32, m: i32, shift: i32) -> i8 {
+        if self.high_word(m, shift) {
+            self.high(acc, m, (-2 - shift) as u32)
+        } else {
+            self.one_general(acc, m, shift)
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn one_general(&self, acc: i32, m: i32, shift: i32) -> i8 {
+        OutputStage::new(m, shift, self.zp, self.act.0, self.act.1).apply(acc)
+    }
+
+    /// Writes `acc[i]`, requantized with `(m, shift)`, to `dst[i · stride]`.
+    #[inline(always)]
+    pub(super) fn store(&self, acc: &[i32], m: i32, shift: i32, dst: &mut [i8], stride: usize) {
+        if self.zp_small && m >= 0 && (MIN_SHIFT..=-2).contains(&shift) {
+            let h = (-2 - shift) as u32; // 0..=29
+            for (i, &v) in acc.iter().enumerate() {
+                let top = smmul(v, m); // ((v · m) >> 32), one instruction
+                let r = ((top >> h) + 1) >> 1;
+                if let Some(y) = dst.get_mut(i * stride) {
+                    *y = (r + self.zp).max(self.lo).min(self.hi) as i8;
+                }
+            }
+        } else {
+            self.store_general(acc, m, shift, dst, stride);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn store_general(&self, acc: &[i32], m: i32, shift: i32, dst: &mut [i8], stride: usize) {
+        let q = OutputStage::new(m, shift, self.zp, self.act.0, self.act.1);
+        for (i, &v) in acc.iter().enumerate() {
+            if let Some(y) = dst.get_mut(i * stride) {
+                *y = q.apply(v);
+            }
+        }
+    }
+}
+
+/// [`gather`] for `in_c % 4 == 0`: every run of taps is whole chunks, so
+/// four bytes at a time ([`pack_run`]: 8 instructions per 4 bytes).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gather_aligned(
+    p: &ConvParams,
+    live: Live,
+    input: &[i8],
+    (oy, ox): (usize, usize),
+    rows: core::ops::Range<usize>,
+    cols: &mut [[u32; 8]],
+    slot: usize,
+    zp2: u32,
+) {
+    let q = p.in_c / 4;
+    let (i0, i1) = ((2 * slot) & 7, (2 * slot + 1) & 7);
+    let mut j = 0;
+    let zeros = |cols: &mut [[u32; 8]], j: &mut usize, n: usize| {
+        for c in cols.iter_mut().skip(*j).take(n) {
+            c[i0] = 0;
+            c[i1] = 0;
+        }
+        *j += n;
+    };
+    let x0 = ox * p.stride;
+    let kx_lo = p.pad.saturating_sub(x0).min(p.k);
+    let kx_hi = p.k.min((p.in_w + p.pad).saturating_sub(x0)).max(kx_lo);
+    for ky in rows {
+        let iy = (oy * p.stride + ky)
+            .checked_sub(p.pad)
+            .filter(|&y| y < p.in_h);
+        let lim = live.cols(ky, p.k);
+        let (lo, hi) = (kx_lo.min(lim), kx_hi.min(lim));
+        match iy {
+            Some(iy) if lo < hi => {
+                zeros(cols, &mut j, lo * q);
+                let at = (iy * p.in_w + x0 + lo - p.pad) * p.in_c;
+                let run = input.get(at..at + (hi - lo) * p.in_c).unwrap_or(&[]);
+                let dst = cols.get_mut(j..).unwrap_or_default();
+                j += pack_run(chunks4(run).0, dst, slot, zp2);
+                zeros(cols, &mut j, (lim - hi) * q);
+            }
+            _ => zeros(cols, &mut j, lim * q),
+        }
+    }
+}
+
+/// Packs kernel rows `rows` of output pixel `(oy, ox)`'s window, minus the
+/// input zero point (padding as 0), into column `slot` of `cols`, one
+/// element at a time (any channel count); returns the last `len % 4`
+/// elements, which fill no whole chunk.
+#[allow(clippy::too_many_arguments)]
+fn gather(
+    p: &ConvParams,
+    live: Live,
+    input: &[i8],
+    (oy, ox): (usize, usize),
+    rows: core::ops::Range<usize>,
+    cols: &mut [[u32; 8]],
+    slot: usize,
+) -> [i32; 3] {
+    let cin = p.in_c;
+    let mut pk = Packer {
+        cols,
+        slot,
+        j: 0,
+        stage: [0; 4],
+        fill: 0,
+        zp: p.in_zp,
+    };
+    let x0 = ox * p.stride;
+    // Taps inside the image along x: 0 <= x0 + kx - pad < in_w.
+    let kx_lo = p.pad.saturating_sub(x0).min(p.k);
+    let kx_hi = p.k.min((p.in_w + p.pad).saturating_sub(x0)).max(kx_lo);
+    for ky in rows {
+        let iy = (oy * p.stride + ky)
+            .checked_sub(p.pad)
+            .filter(|&y| y < p.in_h);
+        let lim = live.cols(ky, p.k);
+        let (lo, hi) = (kx_lo.min(lim), kx_hi.min(lim));
+        match iy {
+            Some(iy) if lo < hi => {
+                let at = (iy * p.in_w + x0 + lo - p.pad) * cin;
+                pk.zeros(lo * cin);
+                pk.bytes(input.get(at..at + (hi - lo) * cin).unwrap_or(&[]));
+                pk.zeros((lim - hi) * cin);
+            }
+            _ => pk.zeros(lim * cin),
+        }
+    }
+    let mut tail = [0i32; 3];
+    tail[..pk.fill].copy_from_slice(&pk.stage[..pk.fill]);
+    tail
+}
+
+/// Writes a stream of window elements into one pixel's column, one at a
+/// time.
+struct Packer<'a> {
+    cols: &'a mut [[u32; 8]],
+    slot: usize,
+    /// Next chunk.
+    j: usize,
+    /// Elements of a chunk not yet full.
+    stage: [i32; 4],
+    fill: usize,
+    zp: i32,
+}
+
+impl Packer<'_> {
+    #[inline(always)]
+    fn put(&mut self, pair: [u32; 2]) {
+        if let Some(c) = self.cols.get_mut(self.j) {
+            c[(2 * self.slot) & 7] = pair[0];
+            c[(2 * self.slot + 1) & 7] = pair[1];
+        }
+        self.j += 1;
+    }
+
+    #[inline(always)]
+    fn push(&mut self, v: i32) {
+        self.stage[self.fill & 3] = v;
+        self.fill += 1;
+        if self.fill == 4 {
+            self.fill = 0;
+            let st = self.stage;
+            self.put(pack4(st));
+        }
+    }
+
+    /// `n` padding taps (value 0 once the zero point is subtracted).
+    fn zeros(&mut self, n: usize) {
+        for _ in 0..n {
+            self.push(0);
+        }
+    }
+
+    /// Input bytes, minus the zero point.
+    fn bytes(&mut self, x: &[i8]) {
+        for &v in x {
+            self.push(v as i32 - self.zp);
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! int8 kernels for the Armv7E-M DSP extension (Cortex-M4/M7): `SMLAD`
+//! does two 16-bit multiply-accumulates in one instruction.
+//!
+//! Built only when `cfg(tinyinfer_dsp)` is set (`build.rs`: every
+//! `thumbv7em-*` target). Same signatures, checks, errors and output
+//! bytes as [`super::reference`]; the model drivers run these on such
+//! targets and [`super::fast`] everywhere else (host, Cortex-M0+).
+//!
+//! All `unsafe` of the crate is in the private `dsp` module: one
+//! `core::arch::asm!` block per instruction or inner loop, each behind a
+//! safe function with a `// SAFETY:` note. The kernels themselves are safe
+//! Rust over slices. Equality with the reference is tested on the
+//! Cortex-M4 itself by the firmware's `kernel-check` app (seeded random
+//! cases on QEMU, see docs/firmware.md), since the host cannot run them.
+//!
+//! | kernel | inner loop | instructions per MAC (inner loop) |
+//! | --- | --- | ---: |
+//! | [`conv2d`] | 4 output pixels × 1 channel, windows packed once per group | 1.0 |
+//! | [`conv2d_masked`] | as [`conv2d`], over the live taps (a prefix of each filter) | 1.0 |
+//! | [`conv2d`], windows ≤ 10 taps | 1 pixel × 1 channel, filters packed once per call | 5 `LDR` + 5 `SMLAD` per 9 MACs |
+//! | [`fully_connected`] | 2 rows × packed input | 1.5 |
+//! | [`lstm_gates`], [`latent`], [`decoder`] | 2 rows × packed input | 1.5 |
+
+mod conv;
+mod dsp;
+mod fc;
+mod lm;
+mod small;
+
+pub use super::fast::{
+    add, conv2d_pixel, global_avg_pool, max_pool_2x2, AddParams, ConvParams, FcParams, GapParams,
+    PoolParams,
+};
+pub use conv::{conv2d, conv2d_masked, SEG};
+pub use fc::{fully_connected, MAX_IN};
+pub use lm::{decoder, latent, lstm_gates, MAX_LM_IN};
