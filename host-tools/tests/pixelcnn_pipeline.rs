@@ -152,10 +152,11 @@ fn bad_input_gives_clear_errors() {
     let bytes = std::fs::read(&t.model).unwrap();
     let cut = dir.join("cut.tinf");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let png = dir.join("never-written.png");
     for cmd in ["eval", "sample", "anomaly"] {
         let mut args = vec![cmd, cut.to_str().unwrap()];
         if cmd == "sample" {
-            args.extend(["--out", "/nonexistent-dir/x.png"]);
+            args.extend(["--out", png.to_str().unwrap()]);
         }
         let err = fail(&args);
         assert!(
@@ -163,6 +164,7 @@ fn bad_input_gives_clear_errors() {
             "{cmd}: {err}"
         );
     }
+    assert!(!png.exists(), "a refused sample wrote its PNG");
     // A corrupt checkpoint, and a missing data directory.
     let bad = dir.join("bad.json");
     std::fs::write(&bad, b"{\"family\": \"density\", \"side\": 28}").unwrap();
