@@ -232,6 +232,29 @@ fn every_command_refuses_bad_input_cleanly() {
             ],
             "does not exist",
         ),
+        // A device node is never replaced by an atomic rename (one once
+        // turned /dev/null into a regular file on this machine).
+        (
+            vec![
+                "sample".into(),
+                density.clone(),
+                "--count".into(),
+                "1".into(),
+                "--out".into(),
+                "/dev/null".into(),
+            ],
+            "not a regular file",
+        ),
+        (
+            vec![
+                "export".into(),
+                "--checkpoint".into(),
+                good_lm.clone(),
+                "--out".into(),
+                "/dev/null".into(),
+            ],
+            "not a regular file",
+        ),
         // Oversized and zero counts.
         (
             vec![
@@ -353,6 +376,8 @@ fn every_command_refuses_bad_input_cleanly() {
         "notes.txt",
     ];
     assert_eq!(left, inputs, "files left behind in {}", d.display());
+    let null = std::fs::symlink_metadata("/dev/null").unwrap();
+    assert!(!null.is_file(), "/dev/null was replaced by a regular file");
 }
 
 /// A valid export works, and sweeps a stale temp file of the same output

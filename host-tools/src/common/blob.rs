@@ -74,6 +74,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .with_context(|| format!("{} is not a file path", path.display()))?;
+    refuse_special(path)?;
     sweep_stale_temps(&dir, &name.to_string_lossy());
     let tmp = dir.join(format!(
         ".{}.tmp{}",
@@ -147,7 +148,20 @@ pub fn check_output_path(path: &Path) -> Result<()> {
     if path.file_name().is_none() || path.is_dir() {
         bail!("{} is not a file path", path.display());
     }
-    Ok(())
+    refuse_special(path)
+}
+
+/// An existing output must be a regular file: an atomic write renames over
+/// it, which would replace a device node (`/dev/null`), a FIFO or a socket
+/// with a regular file.
+fn refuse_special(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.is_file() => bail!(
+            "{} exists and is not a regular file: refusing to replace it",
+            path.display()
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Intel HEX of `bytes` placed at `base` (extended linear address records, 16 data bytes a line).
