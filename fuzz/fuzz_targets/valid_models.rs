@@ -1,23 +1,23 @@
-//! Generates valid models from the fuzzer's bytes (classifiers and PixelCNN
-//! density models with extreme but legal parameters and shapes), checks
-//! them, and runs every driver path with an exact arena, comparing full
+//! Generates valid models from the fuzzer's bytes (classifiers, PixelCNN
+//! density models and LSTM language models with extreme but legal
+//! parameters and shapes), checks them, and runs every driver path with an exact arena, comparing full
 //! with streaming and incremental with full (`tinyinfer_fuzz`).
 #![no_main]
 
 use arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
 use tinyinfer::format::Model;
-use tinyinfer_fuzz::{classifier_model, density_model, run_every_path};
+use tinyinfer_fuzz::{classifier_model, density_model, language_model, run_every_path};
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
-    let Ok(density) = u.arbitrary::<bool>() else {
+    let Ok(family) = u.int_in_range(0u8..=2) else {
         return;
     };
-    let words = if density {
-        density_model(&mut u)
-    } else {
-        classifier_model(&mut u)
+    let words = match family {
+        0 => classifier_model(&mut u),
+        1 => density_model(&mut u),
+        _ => language_model(&mut u),
     };
     let Ok(Some(words)) = words else { return };
     let bytes = bytemuck::cast_slice::<u32, u8>(&words);

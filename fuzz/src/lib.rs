@@ -6,10 +6,12 @@
 //!   structure-only check).
 //! - `crc_fixed`: raw bytes with the CRC recomputed after mutation, so the
 //!   fuzzer reaches every check behind the checksum through `new_checked`.
-//! - `valid_models`: bytes drive a generator of valid classifier and
-//!   density models with extreme but legal weights, biases, multipliers,
-//!   shifts, zero points, shapes and image sizes; every driver path runs
-//!   with an exact arena, and full = streaming, incremental = full.
+//! - `valid_models`: bytes drive a generator of valid models of the three
+//!   families (classifiers, PixelCNNs, LSTM language models with softmax,
+//!   MoC and MoS heads) with extreme but legal weights, biases,
+//!   multipliers, shifts, zero points, shapes, image sizes and vocabularies;
+//!   every driver path runs with an exact arena, and full = streaming,
+//!   incremental = full.
 
 use arbitrary::{Result, Unstructured};
 use tinyinfer::format::{
@@ -409,4 +411,159 @@ pub fn density_model(u: &mut Unstructured) -> Result<Option<Vec<u32>>> {
         head[16 + 4 * i..20 + 4 * i].copy_from_slice(&v.to_le_bytes());
     }
     Ok(net.emit(Family::Density, Some(&head), plan_separate))
+}
+
+/// A valid LSTM language model: V tokens (2..=40, one or two bytes each),
+/// d and H up to 12, 1–2 layers, a softmax, MoC or MoS head with K up to 4,
+/// extreme int8 weights, biases up to ±2^28, any valid requantization.
+pub fn language_model(u: &mut Unstructured) -> Result<Option<Vec<u32>>> {
+    use tinyinfer::format::{LmSpec, MAX_LM_BIAS};
+    let v = u.int_in_range(2usize..=40)?;
+    let d = u.int_in_range(1usize..=12)?;
+    let layers = u.int_in_range(1usize..=2)?;
+    let head = u.int_in_range(1u32..=3)?; // softmax, MoC, MoS
+    let k = if head == 1 {
+        1
+    } else {
+        u.int_in_range(1usize..=4)?
+    };
+    let level = u.int_in_range(1u32..=2)?;
+    let mut data: Vec<u8> = Vec::new();
+    let i8s = |u: &mut Unstructured, data: &mut Vec<u8>, n: usize| -> Result<u32> {
+        let at = data.len() as u32;
+        for _ in 0..n {
+            data.push(extreme_i32(u, -128, 127)? as i8 as u8);
+        }
+        while data.len() % 4 != 0 {
+            data.push(0);
+        }
+        Ok(at)
+    };
+    let i32s = |data: &mut Vec<u8>, v: &[i32]| -> u32 {
+        let at = data.len() as u32;
+        for x in v {
+            data.extend_from_slice(&x.to_le_bytes());
+        }
+        at
+    };
+    let requant = |u: &mut Unstructured, data: &mut Vec<u8>, n: usize| -> Result<u32> {
+        let mut rq = (0..n)
+            .map(|_| extreme_i32(u, 0, i32::MAX))
+            .collect::<Result<Vec<_>>>()?;
+        for _ in 0..n {
+            rq.push(extreme_i32(u, MIN_SHIFT, MAX_SHIFT)?);
+        }
+        Ok(i32s(data, &rq))
+    };
+    let biases = |u: &mut Unstructured, data: &mut Vec<u8>, n: usize| -> Result<u32> {
+        let b = (0..n)
+            .map(|_| extreme_i32(u, -MAX_LM_BIAS, MAX_LM_BIAS))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(i32s(data, &b))
+    };
+    let mut layer_words = Vec::new();
+    let mut input = d;
+    for _ in 0..layers {
+        let h = u.int_in_range(1usize..=12)?;
+        let rows = 4 * h;
+        let w_x = i8s(u, &mut data, rows * input)?;
+        let w_h = i8s(u, &mut data, rows * h)?;
+        let rq_x = requant(u, &mut data, rows)?;
+        let rq_h = requant(u, &mut data, rows)?;
+        let bias = biases(u, &mut data, rows)?;
+        layer_words.extend([input as u32, h as u32, w_x, w_h, rq_x, rq_h, bias, 0]);
+        input = h;
+    }
+    let top = input;
+    let emb_w = i8s(u, &mut data, v * d)?;
+    let emb_rq = requant(u, &mut data, v)?;
+    let dec_rq = requant(u, &mut data, v)?;
+    let dec_b = biases(u, &mut data, v)?;
+    let proj_w = i8s(u, &mut data, k * d * top)?;
+    let proj_rq = requant(u, &mut data, k * d)?;
+    let proj_b = biases(u, &mut data, k * d)?;
+    let (prior_w, prior_rq, prior_b) = if k > 1 {
+        (
+            i8s(u, &mut data, k * top)?,
+            requant(u, &mut data, k)?,
+            biases(u, &mut data, k)?,
+        )
+    } else {
+        (
+            tinyinfer::format::NONE,
+            tinyinfer::format::NONE,
+            tinyinfer::format::NONE,
+        )
+    };
+    let mut words = vec![
+        1,
+        v as u32,
+        d as u32,
+        layers as u32,
+        head,
+        k as u32,
+        level,
+        0,
+        emb_w,
+        emb_rq,
+        dec_rq,
+        dec_b,
+        proj_w,
+        proj_rq,
+        proj_b,
+        prior_w,
+        prior_rq,
+        prior_b,
+    ];
+    words.extend(layer_words);
+    let lm: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    // Tokens: distinct one- or two-byte strings.
+    let mut vocab = Vec::new();
+    vocab.extend_from_slice(&(v as u32).to_le_bytes());
+    vocab.extend_from_slice(&0u32.to_le_bytes());
+    let tokens: Vec<String> = (0..v)
+        .map(|i| {
+            if i < 26 {
+                ((b'a' + i as u8) as char).to_string()
+            } else {
+                format!("w{}", i - 26)
+            }
+        })
+        .collect();
+    let mut at = 0u32;
+    vocab.extend_from_slice(&at.to_le_bytes());
+    for t in &tokens {
+        at += t.len() as u32;
+        vocab.extend_from_slice(&at.to_le_bytes());
+    }
+    for t in &tokens {
+        vocab.extend_from_slice(t.as_bytes());
+    }
+    while vocab.len() % 4 != 0 {
+        vocab.push(0);
+    }
+    // Padding bytes after the table would break "offsets end at the bytes' end".
+    let table_end = 8 + 4 * (v + 1);
+    let text_len = at as usize;
+    vocab.truncate(table_end + text_len);
+    let Some(spec) = LmSpec::parse(&lm, &data) else {
+        return Ok(None);
+    };
+    let arena_len = spec.plan().total as u32;
+    let repr = ModelRepr {
+        family: Family::LanguageModel,
+        arena_len,
+        tensors: &[],
+        ops: &[],
+        data: &data,
+        selftest: None,
+        head: None,
+        lm: Some(&lm),
+        vocab: Some(&vocab),
+    };
+    let mut out = vec![0u32; repr.buffer_len().div_ceil(4)];
+    Ok(repr
+        .emit(bytemuck::cast_slice_mut(&mut out))
+        .ok()
+        .map(|_| out))
 }

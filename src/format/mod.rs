@@ -75,8 +75,8 @@ mod selftest;
 pub use emit::ModelRepr;
 pub use head::BernoulliHead;
 pub use lm::{
-    ArenaPlan, Level, LmHead, LmLayer, LmSpec, Requant, Vocab, MAX_K, MAX_LAYERS, MAX_TOKEN_BYTES,
-    MAX_VOCAB, MAX_WIDTH,
+    ArenaPlan, Level, LmHead, LmLayer, LmSpec, Requant, Vocab, MAX_K, MAX_LAYERS, MAX_LM_BIAS,
+    MAX_TOKEN_BYTES, MAX_VOCAB, MAX_WIDTH,
 };
 pub use repr::{Family, Mask, OpKind, OpRepr, SectionKind, TensorRepr};
 pub use selftest::SelfTest;
