@@ -13,7 +13,6 @@
 //! panics whatever it is given. They do not know about the model format.
 
 #[cfg(tinyinfer_dsp)]
-#[allow(unsafe_code)]
 pub mod arm;
 pub mod fast;
 pub mod lm;

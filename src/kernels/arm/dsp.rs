@@ -10,6 +10,7 @@
 //! SMLAD adds modulo 2³² (it sets the sticky Q flag on overflow, which
 //! nothing here reads), exactly like the `wrapping_add` of the reference
 //! kernels, so every order of accumulation gives the same bits.
+#![allow(unsafe_code)] // the crate's one exception to #![deny(unsafe_code)]
 
 use core::arch::asm;
 
