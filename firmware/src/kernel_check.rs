@@ -450,6 +450,27 @@ pub fn run(
             Err(i) => return Err(fail("conv2d", sum.conv, i)),
         }
     }
+    // The stem path (`arm::small` with column-paired windows): one input
+    // channel, 3×3, stride 1, rows wider than its 32-pixel chunk, padding
+    // 0 to 3.
+    let mut stem = 0;
+    while stem < cases.min(60) {
+        let pad = d.usize_in(0, 3);
+        let (h, w) = (d.usize_in(1, 6), d.usize_in(1, 80));
+        let oc = d.usize_in(1, 40);
+        if h + 2 * pad < 3 || w + 2 * pad < 3 {
+            continue;
+        }
+        let p = conv_params(&mut d, (h, w, 1), oc, 3, 1, pad);
+        match conv_case(&mut d, scratch, &p, clock, &mut timing, false) {
+            Ok(true) => {
+                sum.conv += 1;
+                stem += 1;
+            }
+            Ok(false) => {}
+            Err(i) => return Err(fail("conv2d (stem)", sum.conv, i)),
+        }
+    }
     let cins = [
         1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 32, 33, 48, 64, 95, 96, 97, 100,
     ];

@@ -29,7 +29,7 @@
 //! `SEG` = 288 (whole windows for 32 channels) was 0.1 instructions per MAC
 //! faster on the 32-channel layers but 768 bytes more stack.
 
-use super::dsp::{chunks4, dot_4px, pack4, pack_run, smmul, splat16};
+use super::dsp::{chunks4, dot_4px, pack4, pack_run, requant4, smmul, splat16};
 use super::small;
 use crate::kernels::fast::{check_causal, live};
 use crate::kernels::reference::{self, check_conv, ConvParams};
@@ -224,6 +224,16 @@ fn four_pixels(
                     }
                 }
                 let chunks = &cols[..len / 4];
+                if segs == 1 && aligned && n == 4 {
+                    // The whole window in one segment, no tail: dot and
+                    // output stage per channel, accumulators in registers.
+                    let dst = output.get_mut(px0 * p.out_c..).unwrap_or_default();
+                    one_segment(
+                        chunks, weights, taps, bias, multiplier, shift, dst, p.out_c, out,
+                    );
+                    ob = p.out_c;
+                    break;
+                }
                 for (o, a) in (ob..oe).zip(acc.iter_mut()) {
                     if s == 0 {
                         *a = [bias[o]; 4];
@@ -240,6 +250,9 @@ fn four_pixels(
                     }
                 }
             }
+            if ob == p.out_c {
+                break;
+            }
             for (o, a) in (ob..oe).zip(&acc) {
                 let dst = output.get_mut(px0 * p.out_c + o..).unwrap_or_default();
                 out.store(&a[..n], multiplier[o], shift[o], dst, p.out_c);
@@ -247,6 +260,31 @@ fn four_pixels(
             ob = oe;
         }
         px0 += n;
+    }
+}
+
+/// Every output channel of a group of four pixels whose windows are whole
+/// in `chunks` (one segment, `in_c % 4 == 0`): `dst[o + i · out_c]` for
+/// pixel `i`, channel `o`. The channels' weight rows, bias and output
+/// stage are walked together, without index checks per channel.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn one_segment(
+    chunks: &[[u32; 8]],
+    weights: &[i8],
+    taps: usize,
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    dst: &mut [i8],
+    out_c: usize,
+    out: &Requant,
+) {
+    let rows = weights.chunks_exact(taps);
+    let params = bias.iter().zip(multiplier).zip(shift);
+    for (o, (w, ((&b, &m), &sh))) in rows.zip(params).enumerate() {
+        let a = dot_4px(chunks, chunks4(w).0, [b; 4]);
+        out.store(&a, m, sh, dst.get_mut(o..).unwrap_or_default(), out_c);
     }
 }
 
@@ -277,6 +315,12 @@ impl Requant {
             act: (lo, hi),
             zp_small: (-(1 << 30)..=(1 << 30)).contains(&zp),
         }
+    }
+
+    /// `(zp, lo, hi)`: the output zero point and the activation range.
+    #[inline(always)]
+    pub(super) fn constants(&self) -> (i32, i32, i32) {
+        (self.zp, self.lo, self.hi)
     }
 
     /// True when `(m, shift)` takes the high-word path.
@@ -313,6 +357,11 @@ impl Requant {
     pub(super) fn store(&self, acc: &[i32], m: i32, shift: i32, dst: &mut [i8], stride: usize) {
         if self.zp_small && m >= 0 && (MIN_SHIFT..=-2).contains(&shift) {
             let h = (-2 - shift) as u32; // 0..=29
+            if let Ok(&four) = <&[i32; 4]>::try_from(acc) {
+                if requant4(four, m, h, self.zp, self.lo, self.hi, dst, stride) {
+                    return;
+                }
+            }
             for (i, &v) in acc.iter().enumerate() {
                 let top = smmul(v, m); // ((v · m) >> 32), one instruction
                 let r = ((top >> h) + 1) >> 1;

@@ -3,7 +3,7 @@
 //!
 //! Packed pairs: `sxtb16(v)` holds bytes 0 and 2 of `v` sign-extended to
 //! two `i16` lanes, `sxtb16_ror8(v)` bytes 1 and 3. Applied to four inputs
-//! and to four weights alike, `smlad(x02, w02, smlad(x13, w13, acc))` is
+//! and to four weights alike, `SMLAD` of `x02·w02` and then of `x13·w13` gives
 //! `acc + Σ x[i]·w[i]` over the four: both sides are reordered the same way,
 //! so int8 weights are read as the exporter wrote them (no layout change).
 //!
@@ -47,19 +47,6 @@ pub(super) fn ssub16(a: u32, b: u32) -> u32 {
     unsafe {
         asm!("ssub16 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
             options(pure, nomem, nostack));
-    }
-    r
-}
-
-/// `acc + a.lo·b.lo + a.hi·b.hi` of two `i16` pairs, modulo 2³² (`SMLAD`).
-#[inline(always)]
-pub(super) fn smlad(a: u32, b: u32, acc: i32) -> i32 {
-    let r: i32;
-    // SAFETY: register-only arithmetic; SMLAD may set the sticky Q flag,
-    // so flags are declared clobbered (no `preserves_flags`).
-    unsafe {
-        asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
-            c = in(reg) acc, options(pure, nomem, nostack));
     }
     r
 }
@@ -324,4 +311,254 @@ pub(super) fn dot_2rows(x: &[[u32; 2]], r0: &[[i8; 4]], r1: &[[i8; 4]], acc: [i3
         );
     }
     [a0, a1]
+}
+
+/// The high-word output stage ([`crate::quant::OutputStage`] for shifts
+/// `≤ −2`, `h = −2 − shift`) of four accumulators, stored at `dst[0]`,
+/// `dst[stride]`, `dst[2·stride]` and `dst[3·stride]`:
+/// `clamp(((smmul(a, m) >> h) + 1) >> 1) + zp, lo, hi)`.
+///
+/// Returns false, storing nothing, unless `3 · stride < dst.len()`.
+/// 12 instructions per value, in registers (the same code in Rust spills
+/// the constants in the conv's loop: 23).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn requant4(
+    acc: [i32; 4],
+    m: i32,
+    h: u32,
+    zp: i32,
+    lo: i32,
+    hi: i32,
+    dst: &mut [i8],
+    stride: usize,
+) -> bool {
+    let fits = stride.checked_mul(3).is_some_and(|last| last < dst.len());
+    if !fits {
+        return false;
+    }
+    let [a0, a1, a2, a3] = acc;
+    // SAFETY: writes four bytes, at `dst + i · stride` for i in 0..4, all
+    // inside `dst` since `3 · stride < dst.len()` (checked above). Reads
+    // no memory; only the declared registers are written; flags clobbered
+    // (CMP).
+    unsafe {
+        asm!(
+            "smmul {a0}, {a0}, {m}",
+            "asr {a0}, {a0}, {h}",
+            "adds {a0}, {a0}, #1",
+            "add {a0}, {zp}, {a0}, asr #1",
+            "cmp {a0}, {lo}",
+            "it lt",
+            "movlt {a0}, {lo}",
+            "cmp {a0}, {hi}",
+            "it gt",
+            "movgt {a0}, {hi}",
+            "strb {a0}, [{d}]",
+            "add {d}, {d}, {s}",
+            "smmul {a1}, {a1}, {m}",
+            "asr {a1}, {a1}, {h}",
+            "adds {a1}, {a1}, #1",
+            "add {a1}, {zp}, {a1}, asr #1",
+            "cmp {a1}, {lo}",
+            "it lt",
+            "movlt {a1}, {lo}",
+            "cmp {a1}, {hi}",
+            "it gt",
+            "movgt {a1}, {hi}",
+            "strb {a1}, [{d}]",
+            "add {d}, {d}, {s}",
+            "smmul {a2}, {a2}, {m}",
+            "asr {a2}, {a2}, {h}",
+            "adds {a2}, {a2}, #1",
+            "add {a2}, {zp}, {a2}, asr #1",
+            "cmp {a2}, {lo}",
+            "it lt",
+            "movlt {a2}, {lo}",
+            "cmp {a2}, {hi}",
+            "it gt",
+            "movgt {a2}, {hi}",
+            "strb {a2}, [{d}]",
+            "add {d}, {d}, {s}",
+            "smmul {a3}, {a3}, {m}",
+            "asr {a3}, {a3}, {h}",
+            "adds {a3}, {a3}, #1",
+            "add {a3}, {zp}, {a3}, asr #1",
+            "cmp {a3}, {lo}",
+            "it lt",
+            "movlt {a3}, {lo}",
+            "cmp {a3}, {hi}",
+            "it gt",
+            "movgt {a3}, {hi}",
+            "strb {a3}, [{d}]",
+            a0 = inout(reg) a0 => _,
+            a1 = inout(reg) a1 => _,
+            a2 = inout(reg) a2 => _,
+            a3 = inout(reg) a3 => _,
+            m = in(reg) m,
+            h = in(reg) h,
+            zp = in(reg) zp,
+            lo = in(reg) lo,
+            hi = in(reg) hi,
+            d = inout(reg) dst.as_mut_ptr() => _,
+            s = in(reg) stride,
+            options(nostack),
+        );
+    }
+    true
+}
+
+/// One packed window of at most 10 taps and its accumulator slot: `x`
+/// holds the taps as five `i16` pairs, `acc` receives the dot product.
+#[derive(Clone, Copy, Default)]
+#[repr(C)]
+pub(super) struct Window {
+    pub x: [u32; 5],
+    pub acc: i32,
+}
+
+/// `w.acc = bias + Σ_j w.x[j] · f[j]` (five `SMLAD`s, pairs of `i16`) for
+/// every window `w` of `wins`: one filter, held in registers, over a row
+/// of windows. Per window: two `LDM`, five `SMLAD`, `STR`, `SUBS`/`BNE`:
+/// 10 instructions for up to 10 multiply-accumulates.
+#[inline(always)]
+pub(super) fn dot5_windows(wins: &mut [Window], f: &[u32; 5], bias: i32) {
+    let n = wins.len();
+    if n == 0 {
+        return;
+    }
+    // SAFETY: `n ≥ 1` windows of 24 bytes (`repr(C)`, word-aligned): per
+    // window the loop reads its five words (two LDMs with write-back) and
+    // writes the sixth (`acc`, STR with post-increment), so it touches
+    // exactly `wins`' `n · 24` bytes. The LDM register lists name fixed,
+    // ascending registers (r0–r2, r0–r1), as LDM requires; every register
+    // written is declared. Flags clobbered (SUBS).
+    unsafe {
+        asm!(
+            "2:",
+            "ldm r4!, {{r0, r1, r2}}",
+            "smlad r3, r0, r8, lr",
+            "smlad r3, r1, r9, r3",
+            "smlad r3, r2, r10, r3",
+            "ldm r4!, {{r0, r1}}",
+            "smlad r3, r0, r11, r3",
+            "smlad r3, r1, r12, r3",
+            "str r3, [r4], #4",
+            "subs r5, r5, #1",
+            "bne 2b",
+            inout("r4") wins.as_mut_ptr() => _,
+            inout("r5") n => _,
+            in("r8") f[0],
+            in("r9") f[1],
+            in("r10") f[2],
+            in("r11") f[3],
+            in("r12") f[4],
+            in("lr") bias,
+            out("r0") _,
+            out("r1") _,
+            out("r2") _,
+            out("r3") _,
+            options(nostack),
+        );
+    }
+}
+
+/// The high-word output stage (as [`requant4`]) of every window's
+/// accumulator: `dst[i · stride]` for window `i`. Per value `LDR`, the
+/// stage, `STRB`, `ADD`, `SUBS`/`BNE`: 15 instructions, 13 when `hi` is
+/// 127 (`SSAT` clamps the top).
+///
+/// Returns false, storing nothing, unless `(wins.len() − 1) · stride <
+/// dst.len()`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn requant_windows(
+    wins: &[Window],
+    m: i32,
+    h: u32,
+    zp: i32,
+    lo: i32,
+    hi: i32,
+    dst: &mut [i8],
+    stride: usize,
+) -> bool {
+    let n = wins.len();
+    let fits = n
+        .checked_sub(1)
+        .and_then(|last| last.checked_mul(stride))
+        .is_some_and(|last| last < dst.len());
+    if !fits {
+        return n == 0;
+    }
+    let acc = wins.as_ptr().cast::<i32>().wrapping_add(5);
+    if hi == 127 {
+        // SAFETY: as below; `SSAT t, #8` clamps to [−128, 127], and the
+        // top of the range is 127, so the clamp to `hi` is the same.
+        unsafe {
+            asm!(
+                "2:",
+                "ldr {t}, [{p}], #24",
+                "smmul {t}, {t}, {m}",
+                "asr {t}, {t}, {h}",
+                "adds {t}, {t}, #1",
+                "add {t}, {zp}, {t}, asr #1",
+                "ssat {t}, #8, {t}",
+                "cmp {t}, {lo}",
+                "it lt",
+                "movlt {t}, {lo}",
+                "strb {t}, [{d}]",
+                "add {d}, {d}, {s}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                p = inout(reg) acc => _,
+                n = inout(reg) n => _,
+                t = out(reg) _,
+                m = in(reg) m,
+                h = in(reg) h,
+                zp = in(reg) zp,
+                lo = in(reg) lo,
+                d = inout(reg) dst.as_mut_ptr() => _,
+                s = in(reg) stride,
+                options(nostack),
+            );
+        }
+        return true;
+    }
+    // SAFETY: `n ≥ 1`: reads the `acc` word (offset 20, word-aligned) of
+    // each of the `n` 24-byte `repr(C)` windows and writes `n` bytes at
+    // `dst + i · stride`, i < n, all inside `dst` since
+    // `(n − 1) · stride < dst.len()` (checked above). Only the declared
+    // registers are written; flags clobbered.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {t}, [{p}], #24",
+            "smmul {t}, {t}, {m}",
+            "asr {t}, {t}, {h}",
+            "adds {t}, {t}, #1",
+            "add {t}, {zp}, {t}, asr #1",
+            "cmp {t}, {lo}",
+            "it lt",
+            "movlt {t}, {lo}",
+            "cmp {t}, {hi}",
+            "it gt",
+            "movgt {t}, {hi}",
+            "strb {t}, [{d}]",
+            "add {d}, {d}, {s}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            p = inout(reg) acc => _,
+            n = inout(reg) n => _,
+            t = out(reg) _,
+            m = in(reg) m,
+            h = in(reg) h,
+            zp = in(reg) zp,
+            lo = in(reg) lo,
+            hi = in(reg) hi,
+            d = inout(reg) dst.as_mut_ptr() => _,
+            s = in(reg) stride,
+            options(nostack),
+        );
+    }
+    true
 }
