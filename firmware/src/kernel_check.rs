@@ -370,6 +370,36 @@ fn masked_case(d: &mut Draw, scratch: &mut [u8], p: &ConvParams, mask: Mask) -> 
     if let Some(i) = first_diff(t.want, t.got) {
         return Err(i);
     }
+    // The per-position kernel of streaming and sampling, at every position
+    // (the whole input as its ring of rows), equals the whole-map conv.
+    t.got.fill(0x55u8 as i8);
+    let oc = p.out_c;
+    for (px, out) in t.got.chunks_mut(oc.max(1)).enumerate().take(p.out_h * p.out_w) {
+        let (y, x) = (px / p.out_w, px % p.out_w);
+        let r = arm::conv2d_pixel(
+            p, mask, t.input, p.in_h, y, x, t.weights, t.bias, t.mult, t.shift, out,
+        );
+        if r.is_err() {
+            return Err(u32::MAX);
+        }
+    }
+    if let Some(i) = first_diff(t.want, t.got) {
+        return Err(i);
+    }
+    // A ring of no rows, and a position outside the output: the portable
+    // kernel's errors.
+    for (rows, y) in [(0, 0), (p.in_h, p.out_h)] {
+        let o = &mut t.got[..oc];
+        let a = arm::conv2d_pixel(
+            p, mask, t.input, rows, y, 0, t.weights, t.bias, t.mult, t.shift, o,
+        );
+        let f = fast::conv2d_pixel(
+            p, mask, t.input, rows, y, 0, t.weights, t.bias, t.mult, t.shift, o,
+        );
+        if a != f || a.is_ok() {
+            return Err(u32::MAX);
+        }
+    }
     // Errors: a short output, and a conv that is not causal (stride 2, or
     // no mask on a k > 1 kernel) give the portable kernel's error.
     let n = t.got.len().saturating_sub(1);

@@ -401,11 +401,15 @@ fn dirac_bit_exact_on_qemu_under_the_nrf_budget() {
     // connected and LM matrix kernels, 2x fewer instructions per DiracNet
     // inference), and the masked conv of PixelCNN scoring: 67,364 bytes
     // measured (59,808 before, at 99537b4).
+    // 68 → 70 KB: the DSP per-position kernel of PixelCNN streaming and
+    // sampling (arm::conv2d_pixel, 1.8x fewer instructions per sampled
+    // image), the stem's column-window path and the asm output stages:
+    // 70,348 bytes measured (67,244 before).
     let arena = r["arena_bytes"].as_u64().unwrap();
     let ram = r["ram_bytes"].as_u64().unwrap();
     assert!(ram <= arena + 8 * 1024, "RAM {ram} > arena {arena} + 8 KB");
     let flash = r["firmware_flash_bytes"].as_u64().unwrap();
-    assert!(flash <= 68 * 1024, "firmware flash grew to {flash} bytes");
+    assert!(flash <= 70 * 1024, "firmware flash grew to {flash} bytes");
     assert!(r["model_flash_bytes"].as_u64().unwrap() <= NRF_MODEL_LEN as u64);
 }
 

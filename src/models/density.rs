@@ -6,7 +6,7 @@ use core::ops::Range;
 use super::classifier::SelfTestReport;
 use super::graph::{self, Observer};
 use crate::format::{BernoulliHead, Family, Mask, Model, OpKind, OpRepr, MAX_TENSORS};
-use crate::kernels::{fast as k, reference::ConvParams};
+use crate::kernels::{driver as k, reference::ConvParams};
 use crate::rng::Rng;
 use crate::{Error, Result};
 

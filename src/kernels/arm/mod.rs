@@ -18,6 +18,7 @@
 //! | [`conv2d`] | 4 output pixels × 1 channel, windows packed once per group | 1.0 |
 //! | [`conv2d_masked`] | as [`conv2d`], over the live taps (a prefix of each filter) | 1.0 |
 //! | [`conv2d`], windows ≤ 10 taps | 1 pixel × 1 channel, filters packed once per call | 5 `LDR` + 5 `SMLAD` per 9 MACs |
+//! | [`conv2d_pixel`] | 2 channels × the packed live window of one position | 1.5 |
 //! | [`fully_connected`] | 2 rows × packed input | 1.5 |
 //! | [`lstm_gates`], [`latent`], [`decoder`] | 2 rows × packed input | 1.5 |
 
@@ -25,12 +26,13 @@ mod conv;
 mod dsp;
 mod fc;
 mod lm;
+mod pixel;
 mod small;
 
 pub use super::fast::{
-    add, conv2d_pixel, global_avg_pool, max_pool_2x2, AddParams, ConvParams, FcParams, GapParams,
-    PoolParams,
+    add, global_avg_pool, max_pool_2x2, AddParams, ConvParams, FcParams, GapParams, PoolParams,
 };
 pub use conv::{conv2d, conv2d_masked, SEG};
 pub use fc::{fully_connected, MAX_IN};
 pub use lm::{decoder, latent, lstm_gates, MAX_LM_IN};
+pub use pixel::{conv2d_pixel, MAX_WINDOW};

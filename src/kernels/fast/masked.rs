@@ -133,6 +133,34 @@ pub fn conv2d_pixel(
     shift: &[i32],
     out: &mut [i8],
 ) -> Result<()> {
+    check_pixel(
+        p, mask, input, rows, y, x, weights, bias, multiplier, shift, out,
+    )?;
+    pixel(
+        p, mask, input, rows, y, x, weights, bias, multiplier, shift, out,
+    );
+    Ok(())
+}
+
+/// The checks of [`conv2d_pixel`], shared with the DSP version.
+///
+/// # Errors
+/// As [`conv2d_pixel`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn check_pixel(
+    p: &ConvParams,
+    mask: Mask,
+    input: &[i8],
+    rows: usize,
+    y: usize,
+    x: usize,
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    out: &[i8],
+) -> Result<()> {
     check_causal(p, mask)?;
     // The window reads rows y − k/2 ..= y, of which at most
     // min(k/2 + 1, in_h) lie in the image: a ring of that many rows holds
@@ -150,9 +178,6 @@ pub fn conv2d_pixel(
     expect_len(multiplier.len(), p.out_c)?;
     expect_len(shift.len(), p.out_c)?;
     expect_len(out.len(), p.out_c)?;
-    pixel(
-        p, mask, input, rows, y, x, weights, bias, multiplier, shift, out,
-    );
     Ok(())
 }
 

@@ -22,5 +22,5 @@ pub use add::add;
 pub use conv::conv2d;
 pub use lm::{decoder, latent, lstm_gates};
 #[allow(unused_imports)] // used by kernels::arm only
-pub(crate) use masked::{check_causal, live};
+pub(crate) use masked::{check_causal, check_pixel, live};
 pub use masked::{conv2d_masked, conv2d_pixel};

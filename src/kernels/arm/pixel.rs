@@ -1,0 +1,165 @@
+//! The per-position causal conv of streaming scoring and incremental
+//! sampling ([`crate::kernels::fast::conv2d_pixel`]) on the DSP extension.
+//!
+//! The live window of position `(y, x)` (the rows above the centre and the
+//! centre row up to the centre: a prefix of each OHWI filter) is gathered
+//! once, `x − zp` with padding 0, into `i16` pairs on the stack; then
+//! [`dot_2rows`] runs two output channels per pass over it (1.5
+//! instructions per MAC in its inner loop, as the language model's
+//! matrix–vector products), and the high-word output stage follows.
+//! Windows longer than [`MAX_WINDOW`] take the portable kernel.
+
+use super::conv::Requant;
+use super::dsp::{chunks4, dot_2rows, pack4};
+use crate::kernels::fast::{self, check_pixel, live};
+use crate::kernels::reference::ConvParams;
+use crate::kernels::Mask;
+use crate::Result;
+
+/// Longest live window gathered on the stack (1,024 bytes of buffer).
+pub const MAX_WINDOW: usize = 512;
+
+/// Same contract, checks, errors and bytes as
+/// [`crate::kernels::fast::conv2d_pixel`].
+///
+/// # Errors
+/// As [`crate::kernels::fast::conv2d_pixel`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_pixel(
+    p: &ConvParams,
+    mask: Mask,
+    input: &[i8],
+    rows: usize,
+    y: usize,
+    x: usize,
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    out: &mut [i8],
+) -> Result<()> {
+    check_pixel(
+        p, mask, input, rows, y, x, weights, bias, multiplier, shift, out,
+    )?;
+    let (live_rows, centre) = live(mask, p.k);
+    let kc = p.k * p.in_c;
+    let len = live_rows.saturating_sub(1) * kc + centre * p.in_c;
+    if len > MAX_WINDOW || len == 0 || p.out_c == 0 {
+        return fast::conv2d_pixel(
+            p, mask, input, rows, y, x, weights, bias, multiplier, shift, out,
+        );
+    }
+    window_pixel(
+        p, mask, len, input, rows, y, x, weights, bias, multiplier, shift, out,
+    );
+    Ok(())
+}
+
+/// The window gathered into packed chunks: [`Gather::chunks`] whole ones and
+/// the last `len % 4` values in `tail`.
+struct Gather {
+    buf: [[u32; 2]; MAX_WINDOW / 4],
+    chunks: usize,
+    stage: [i32; 4],
+    fill: usize,
+}
+
+impl Gather {
+    #[inline(always)]
+    fn push(&mut self, v: i32) {
+        self.stage[self.fill & 3] = v;
+        self.fill += 1;
+        if self.fill == 4 {
+            self.fill = 0;
+            if let Some(b) = self.buf.get_mut(self.chunks) {
+                *b = pack4(self.stage);
+            }
+            self.chunks += 1;
+        }
+    }
+
+    fn zeros(&mut self, n: usize) {
+        for _ in 0..n {
+            self.push(0);
+        }
+    }
+
+    fn chunks(&self) -> &[[u32; 2]] {
+        &self.buf[..self.chunks.min(MAX_WINDOW / 4)]
+    }
+
+    /// The last `len % 4` window values times the last weights of a row.
+    #[inline(always)]
+    fn tail_dot(&self, w: &[i8]) -> i32 {
+        w.iter()
+            .zip(&self.stage[..self.fill])
+            .fold(0i32, |a, (&w, &x)| a.wrapping_add(x.wrapping_mul(w as i32)))
+    }
+}
+
+/// All output channels of position `(y, x)`, two per pass; lengths checked
+/// by the caller, `0 < len ≤ MAX_WINDOW` live taps.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn window_pixel(
+    p: &ConvParams,
+    mask: Mask,
+    len: usize,
+    input: &[i8],
+    rows: usize,
+    y: usize,
+    x: usize,
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    out: &mut [i8],
+) {
+    let (k, cin) = (p.k, p.in_c);
+    let c = k / 2;
+    let (live_rows, centre) = live(mask, k);
+    let mut g = Gather {
+        buf: [[0; 2]; MAX_WINDOW / 4],
+        chunks: 0,
+        stage: [0; 4],
+        fill: 0,
+    };
+    // Taps inside the image along x: c ≤ x + kx < in_w + c.
+    let kx_lo = c.saturating_sub(x).min(k);
+    let kx_hi = k.min((p.in_w + c).saturating_sub(x)).max(kx_lo);
+    for ky in 0..live_rows {
+        let cols = if ky + 1 == live_rows { centre } else { k };
+        let (lo, hi) = (kx_lo.min(cols), kx_hi.min(cols));
+        // Input row y + ky − c, in ring slot (y + ky − c) % rows.
+        match (y + ky).checked_sub(c) {
+            Some(iy) if lo < hi => {
+                let at = ((iy % rows) * p.in_w + x + lo - c) * cin;
+                g.zeros(lo * cin);
+                for &v in input.get(at..at + (hi - lo) * cin).unwrap_or(&[]) {
+                    g.push(v as i32 - p.in_zp);
+                }
+                g.zeros((cols - hi) * cin);
+            }
+            _ => g.zeros(cols * cin),
+        }
+    }
+    let taps = k * k * cin;
+    let out_stage = Requant::new(p.out_zp, p.act_min, p.act_max);
+    let filters = weights.chunks_exact(taps);
+    let params = bias.iter().zip(multiplier).zip(shift);
+    let mut it = filters.zip(params).zip(out.iter_mut());
+    while let Some(((w0, ((&b0, &m0), &s0)), y0)) = it.next() {
+        let next = it.next();
+        let (w1, b1) = next
+            .as_ref()
+            .map_or((w0, b0), |((w1, ((&b1, _), _)), _)| (*w1, b1));
+        let (r0, r1) = (&w0[..len.min(w0.len())], &w1[..len.min(w1.len())]);
+        let (c0, t0) = chunks4(r0);
+        let (c1, t1) = chunks4(r1);
+        let [a0, a1] = dot_2rows(g.chunks(), c0, c1, [b0, b1]);
+        *y0 = out_stage.one(a0.wrapping_add(g.tail_dot(t0)), m0, s0);
+        if let Some(((_, ((_, &m1), &s1)), y1)) = next {
+            *y1 = out_stage.one(a1.wrapping_add(g.tail_dot(t1)), m1, s1);
+        }
+    }
+}
