@@ -83,7 +83,8 @@ fn write(p: &mut [u8], l: &SlotLayout, slot: Slot, seq: u32, fault: &Fault, eras
             s[bit / 8] ^= 1 << (bit % 8);
             // Bits in the erased fill after the image or in the reserved word are read by nobody.
             let at = bit / 8;
-            (golden().len()..t).contains(&at) || (t + RESERVED_OFFSET..t + MARKER_OFFSET).contains(&at)
+            (golden().len()..t).contains(&at)
+                || (t + RESERVED_OFFSET..t + MARKER_OFFSET).contains(&at)
         }
     }
 }
@@ -184,6 +185,12 @@ fn each_fault_has_its_typed_state() {
     bad[0] = b'X';
     encode_slot(&l, &bad, 5, &mut p[l.range(Slot::B)]).unwrap();
     let e = select(p, PAGE).unwrap_err();
-    assert_eq!(e.slots, [Err(SlotError::Erased), Err(SlotError::Model(Error::BadMagic))]);
+    assert_eq!(
+        e.slots,
+        [
+            Err(SlotError::Erased),
+            Err(SlotError::Model(Error::BadMagic))
+        ]
+    );
     assert!(e.slotted());
 }

@@ -430,7 +430,9 @@ impl NoModel {
 /// [`NoModel`] when neither slot is valid and the partition start is not a
 /// valid legacy blob.
 pub fn select(partition: &[u8], page: usize) -> Result<Boot<'_>, NoModel> {
-    select_with(partition, page, |image| Model::new_checked(image).map(|_| ()))
+    select_with(partition, page, |image| {
+        Model::new_checked(image).map(|_| ())
+    })
 }
 
 /// [`select`] with the image check given: the newest valid slot (a tie goes
@@ -588,13 +590,19 @@ mod tests {
         put(&mut p, Slot::A, b"model one...", 1);
         put(&mut p, Slot::B, b"model two...", 2);
         let b = select_with(&p, PAGE, ok).unwrap();
-        assert_eq!((b.source, b.sequence, b.image), (Source::Slot(Slot::B), 2, &b"model two..."[..]));
+        assert_eq!(
+            (b.source, b.sequence, b.image),
+            (Source::Slot(Slot::B), 2, &b"model two..."[..])
+        );
         assert_eq!(b.slots, [Ok(1), Ok(2)]);
         put(&mut p, Slot::A, b"model three.", 3);
         let b = select_with(&p, PAGE, ok).unwrap();
         assert_eq!((b.source, b.sequence), (Source::Slot(Slot::A), 3));
         put(&mut p, Slot::B, b"model three.", 3);
-        assert_eq!(select_with(&p, PAGE, ok).unwrap().source, Source::Slot(Slot::A));
+        assert_eq!(
+            select_with(&p, PAGE, ok).unwrap().source,
+            Source::Slot(Slot::A)
+        );
     }
 
     #[test]
@@ -613,12 +621,18 @@ mod tests {
         let mut cut = p;
         cut[l.trailer_offset(Slot::B) + MARKER_OFFSET..l.range(Slot::B).end].fill(0xFF);
         let b = select_with(&cut, PAGE, ok).unwrap();
-        assert_eq!((b.source, b.slots[1]), (Source::Slot(Slot::A), Err(SlotError::Incomplete)));
+        assert_eq!(
+            (b.source, b.slots[1]),
+            (Source::Slot(Slot::A), Err(SlotError::Incomplete))
+        );
         // A cut before the trailer.
         let mut cut = p;
         cut[l.trailer_offset(Slot::B)..l.range(Slot::B).end].fill(0xFF);
         let b = select_with(&cut, PAGE, ok).unwrap();
-        assert_eq!((b.source, b.slots[1]), (Source::Slot(Slot::A), Err(SlotError::Erased)));
+        assert_eq!(
+            (b.source, b.slots[1]),
+            (Source::Slot(Slot::A), Err(SlotError::Erased))
+        );
         // The core refuses the image.
         let b = select_with(&p, PAGE, |i| match i == b"new model..." {
             true => Err(Error::BadMagic),
@@ -643,7 +657,10 @@ mod tests {
             false => Err(Error::BadMagic),
         })
         .unwrap();
-        assert_eq!((b.source, b.sequence, b.image.len()), (Source::Legacy, 0, p.len()));
+        assert_eq!(
+            (b.source, b.sequence, b.image.len()),
+            (Source::Legacy, 0, p.len())
+        );
         // Both slots bad: slotted, no model.
         let mut p = partition();
         put(&mut p, Slot::A, b"aaaa", 1);
