@@ -153,7 +153,7 @@ proptest! {
 fn golden_model_fits_a_test_slot() {
     let l = SlotLayout::new(PARTITION, PAGE).unwrap();
     assert!(golden().len() <= l.max_image_len());
-    assert!(TRAILER_LEN <= PAGE);
+    const { assert!(TRAILER_LEN <= PAGE) };
 }
 
 /// The states the firmware logs, one per fault, with the real checker.

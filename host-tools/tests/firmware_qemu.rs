@@ -766,9 +766,19 @@ fn ab_slots_survive_cut_and_corrupted_flashes_on_qemu() {
         b[n - TRAILER_LEN + 8] ^= 0x40; // sequence 2 reads 66: the trailer's CRC must catch it
         b
     };
-    // (case, slot A, slot B, legacy blob at the start, expected: Some((slot, seq)) booted or None = status 6)
+    // (case, slot A, slot B, legacy blob at the start, expected: Some((slot, seq)) booted or None = status 6,
+    // the slot states the device logs)
     type Img = Option<Vec<u8>>;
-    let cases: Vec<(&str, Img, Img, bool, Option<(&str, u32)>, &str, &str)> = vec![
+    type Case = (
+        &'static str,
+        Img,
+        Img,
+        bool,
+        Option<(&'static str, u32)>,
+        &'static str,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "newer sequence wins (B)",
             Some(valid(Slot::A, 1)),

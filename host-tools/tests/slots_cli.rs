@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use common::{bin, run};
 use tinyinfer::link::slots::{select, Slot, Source};
 use tinyinfer_tools::common::blob::AlignedBlob;
-use tinyinfer_tools::common::slots::{SlotImage, FLASH_PAGE};
+use tinyinfer_tools::common::slots::FLASH_PAGE;
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("tinyinfer-slots-{}-{name}", std::process::id()));
@@ -135,6 +135,7 @@ fn export_writes_a_slot_image_the_device_selects() {
 #[cfg(feature = "flash")]
 #[test]
 fn flash_dry_run_plans_the_inactive_slot_from_a_dump() {
+    use tinyinfer_tools::common::slots::SlotImage;
     let d = scratch("flash");
     let golden =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/crc_fixed/seed-golden-0");

@@ -133,7 +133,7 @@ impl SlotImage {
 #[cfg(test)]
 #[path = "../../../tests/golden/tiny.rs"]
 #[allow(dead_code)]
-mod tiny;
+pub(crate) mod tiny;
 
 #[cfg(test)]
 mod tests {

@@ -520,17 +520,11 @@ pub fn run(a: &FlashArgs) -> Result<()> {
     Ok(())
 }
 
-/// The core's golden model, for the tests.
-#[cfg(test)]
-#[path = "../../../tests/golden/tiny.rs"]
-#[allow(dead_code)]
-mod tiny;
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use super::tiny;
+    use crate::common::slots::tiny;
 
     /// NOR flash as the nRF52840 has it: pages erase to 0xFF, a write only
     /// clears bits, and a 32-bit word is written at most twice between
