@@ -405,6 +405,8 @@ fn dirac_bit_exact_on_qemu_under_the_nrf_budget() {
     // connected and LM matrix kernels, 2x fewer instructions per DiracNet
     // inference), and the masked conv of PixelCNN scoring: 67,364 bytes
     // measured (59,808 before, at 99537b4).
+    // A/B model slots (selection, two CRCs, slot report lines): 69,128
+    // bytes measured (67,324 before, at 07ad178); the limit still holds.
     let arena = r["arena_bytes"].as_u64().unwrap();
     let ram = r["ram_bytes"].as_u64().unwrap();
     assert!(ram <= arena + 8 * 1024, "RAM {ram} > arena {arena} + 8 KB");
