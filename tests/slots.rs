@@ -194,3 +194,29 @@ fn each_fault_has_its_typed_state() {
     );
     assert!(e.slotted());
 }
+
+/// The fuzz corpus's slotted seeds (`fuzz/corpus/model/seed-slots-*`:
+/// mode byte 10, i.e. 1 KB pages, then two 1 KB slots, written by an
+/// independent encoder) boot what they were written to boot, so the `model`
+/// target starts from partitions that reach a booted slot.
+#[test]
+fn fuzz_seeds_boot_their_slot() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/model/");
+    for (name, want) in [
+        ("seed-slots-b", (Slot::B, 1)),
+        ("seed-slots-ab", (Slot::A, 2)),
+    ] {
+        let data = std::fs::read(format!("{dir}{name}")).unwrap();
+        let (&mode, rest) = data.split_first().unwrap();
+        let mut words = vec![0u32; rest.len().div_ceil(4)];
+        bytes(&mut words)[..rest.len()].copy_from_slice(rest);
+        let p = &bytemuck::cast_slice::<u32, u8>(&words)[..rest.len()];
+        let b = select(p, 32 << ((mode >> 1) % 8)).unwrap();
+        assert_eq!(
+            (b.source, b.sequence),
+            (Source::Slot(want.0), want.1),
+            "{name}"
+        );
+        assert_eq!(b.image, golden(), "{name}");
+    }
+}
