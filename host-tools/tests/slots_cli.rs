@@ -175,3 +175,17 @@ fn flash_dry_run_plans_the_inactive_slot_from_a_dump() {
     let (ok, err) = plan(&dump[..4096], &[]);
     assert!(!ok && err.contains("expected 786432"), "{err}");
 }
+
+/// clap's own consistency checks (ids named in `requires`, `conflicts_with`,
+/// `required_unless_present_any`) run only in debug builds of the CLI:
+/// run them here on the commands whose flags the slots added.
+#[test]
+fn slot_flags_are_consistent() {
+    use clap::{Args, Command};
+    tinyinfer_tools::families::ExportArgs::augment_args(Command::new("export")).debug_assert();
+    #[cfg(feature = "flash")]
+    tinyinfer_tools::device::flash::FlashArgs::augment_args(Command::new("flash")).debug_assert();
+    #[cfg(feature = "simulate")]
+    tinyinfer_tools::device::simulate::SimulateArgs::augment_args(Command::new("simulate"))
+        .debug_assert();
+}
