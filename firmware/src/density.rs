@@ -71,6 +71,10 @@ fn read_request<H: HostLink>(host: &mut H) -> Result<Request, LinkError> {
 }
 
 /// Runs the density mode; `image` is scratch for one image.
+///
+/// Never inlined: its locals then take stack only while this mode runs,
+/// not in the app's `main` frame during a classifier's inference.
+#[inline(never)]
 pub fn run<C: CycleCounter, H: HostLink>(
     counter: &mut C,
     host: &mut H,

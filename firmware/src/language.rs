@@ -154,6 +154,10 @@ impl TextOut {
 }
 
 /// Runs the language-model mode; `prompt` is scratch for the request's prompt.
+///
+/// Never inlined: its locals then take stack only while this mode runs,
+/// not in the app's `main` frame during a classifier's inference.
+#[inline(never)]
 pub fn run<C: CycleCounter, H: HostLink>(
     counter: &mut C,
     host: &mut H,

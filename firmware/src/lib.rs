@@ -7,7 +7,8 @@
 //!
 //! 1. reads the MODEL flash partition ([`mem::model_partition`], found
 //!    through the linker symbols `__model_start`/`__model_end` of the
-//!    board's `memory-<board>.x`) and checks it with the core's
+//!    board's `memory-<board>.x`), picks the newest complete and valid of
+//!    its two A/B slots ([`slots`]) and checks it with the core's
 //!    [`Model::new_checked`]. A bad, truncated or erased partition gives a
 //!    typed [`Error`](tinyinfer::Error), logged and turned into a distinct
 //!    [`status`] code: never a HardFault, never a read past the partition;
@@ -66,6 +67,7 @@ pub mod kernel_check;
 pub mod language;
 pub mod mem;
 pub mod report;
+pub mod slots;
 pub mod status;
 
 use embedded_hal::delay::DelayNs;
@@ -181,7 +183,12 @@ where
     C: CycleCounter,
     H: HostLink,
 {
-    let checked = match Model::new_checked(partition) {
+    // The A/B slot to boot (or a legacy blob at the partition start).
+    let image = match slots::boot_image(partition) {
+        Ok(image) => image,
+        Err(outcome) => return outcome,
+    };
+    let checked = match Model::new_checked(image) {
         Ok(m) => m,
         Err(e) => return Outcome::Model(e),
     };

@@ -14,6 +14,7 @@
 //! | 3 | panic |
 //! | 4 | HardFault |
 //! | 5 | host link (semihosting file) error during evaluation |
+//! | 6 | no valid model: the partition holds A/B slots and neither is complete and valid |
 //! | 10 | `Error::TooShort` |
 //! | 11 | `Error::Erased`: no model, the partition is erased |
 //! | 12 | `Error::BadMagic` |
@@ -39,7 +40,8 @@
 use tinyinfer::Error;
 
 pub use tinyinfer::link::status::{
-    error_code, HARDFAULT, HOST_IO, NO_SELFTEST, OTHER_MODEL_ERROR, PANIC, PASS, SELFTEST_FAILED,
+    error_code, HARDFAULT, HOST_IO, NO_SELFTEST, NO_VALID_MODEL, OTHER_MODEL_ERROR, PANIC, PASS,
+    SELFTEST_FAILED,
 };
 
 /// How a run ended.
@@ -55,6 +57,8 @@ pub enum Outcome {
     Model(Error),
     /// Evaluation over the host link failed.
     HostIo,
+    /// The partition holds A/B slots and neither is complete and valid ([`crate::slots`]).
+    NoValidModel,
 }
 
 impl Outcome {
@@ -65,6 +69,7 @@ impl Outcome {
             Outcome::SelfTestFailed => SELFTEST_FAILED,
             Outcome::NoSelfTest => NO_SELFTEST,
             Outcome::HostIo => HOST_IO,
+            Outcome::NoValidModel => NO_VALID_MODEL,
             Outcome::Model(e) => error_code(e),
         }
     }

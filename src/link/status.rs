@@ -8,6 +8,7 @@
 //! | 3 | panic |
 //! | 4 | HardFault |
 //! | 5 | host link error during evaluation |
+//! | 6 | no valid model: the partition holds slots, and neither slot (nor a legacy blob) is valid ([`slots`](super::slots)) |
 //! | 10–29 | the model was refused or failed: one code per [`Error`] variant ([`error_code`]) |
 //! | 39 | an [`Error`] variant newer than this table |
 
@@ -25,6 +26,11 @@ pub const PANIC: u8 = 3;
 pub const HARDFAULT: u8 = 4;
 /// A host link error (semihosting files) during evaluation.
 pub const HOST_IO: u8 = 5;
+/// No valid model: the MODEL partition holds A/B slots and neither is
+/// complete and valid, nor is its start a valid legacy blob. (An erased or
+/// legacy partition without a model ends with the blob's error instead,
+/// e.g. 11 for an erased one.)
+pub const NO_VALID_MODEL: u8 = 6;
 /// An [`Error`] variant newer than this table.
 pub const OTHER_MODEL_ERROR: u8 = 39;
 
@@ -65,6 +71,7 @@ pub fn meaning(code: u8) -> Option<&'static str> {
         PANIC => "panic",
         HARDFAULT => "HardFault",
         HOST_IO => "host link error during evaluation",
+        NO_VALID_MODEL => "no valid model: neither model slot is complete and valid",
         10 => "model refused: too short",
         11 => "model refused: erased partition (no model)",
         12 => "model refused: bad magic",
@@ -140,10 +147,11 @@ mod tests {
             PANIC,
             HARDFAULT,
             HOST_IO,
+            NO_VALID_MODEL,
             OTHER_MODEL_ERROR,
         ] {
             assert!(meaning(c).is_some());
         }
-        assert_eq!(meaning(6), None);
+        assert_eq!(meaning(7), None);
     }
 }

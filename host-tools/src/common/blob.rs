@@ -165,43 +165,57 @@ fn refuse_special(path: &Path) -> Result<()> {
 }
 
 /// Intel HEX of `bytes` placed at `base` (extended linear address records, 16 data bytes a line).
+///
+/// # Errors
+/// An image that runs past the 32-bit address space.
 pub fn intel_hex(bytes: &[u8], base: u32) -> Result<String> {
+    intel_hex_segments(&[(base, bytes)])
+}
+
+/// Intel HEX of several segments, each at its address, in the order given
+/// (a slot image: the model, then its trailer at the slot's end).
+///
+/// # Errors
+/// A segment that runs past the 32-bit address space.
+pub fn intel_hex_segments(segments: &[(u32, &[u8])]) -> Result<String> {
     use ihex::Record;
-    let end = base as u64 + bytes.len() as u64;
-    if end > 1u64 << 32 {
-        bail!(
-            "image of {} bytes at {base:#x} does not fit a 32-bit address space",
-            bytes.len()
-        );
-    }
     let mut records = Vec::new();
     let mut upper = None;
-    for (i, chunk) in bytes.chunks(16).enumerate() {
-        let addr = base as u64 + (i * 16) as u64;
-        let hi = (addr >> 16) as u16;
-        if upper != Some(hi) {
-            records.push(Record::ExtendedLinearAddress(hi));
-            upper = Some(hi);
+    for &(base, bytes) in segments {
+        let end = base as u64 + bytes.len() as u64;
+        if end > 1u64 << 32 {
+            bail!(
+                "image of {} bytes at {base:#x} does not fit a 32-bit address space",
+                bytes.len()
+            );
         }
-        // A 16-byte chunk at a 16-aligned-from-base address may straddle a 64 KiB boundary.
-        let lo = (addr & 0xFFFF) as usize;
-        if lo + chunk.len() > 0x1_0000 {
-            let split = 0x1_0000 - lo;
-            records.push(Record::Data {
-                offset: lo as u16,
-                value: chunk[..split].to_vec(),
-            });
-            records.push(Record::ExtendedLinearAddress(hi + 1));
-            upper = Some(hi + 1);
-            records.push(Record::Data {
-                offset: 0,
-                value: chunk[split..].to_vec(),
-            });
-        } else {
-            records.push(Record::Data {
-                offset: lo as u16,
-                value: chunk.to_vec(),
-            });
+        for (i, chunk) in bytes.chunks(16).enumerate() {
+            let addr = base as u64 + (i * 16) as u64;
+            let hi = (addr >> 16) as u16;
+            if upper != Some(hi) {
+                records.push(Record::ExtendedLinearAddress(hi));
+                upper = Some(hi);
+            }
+            // A 16-byte chunk at a 16-aligned-from-base address may straddle a 64 KiB boundary.
+            let lo = (addr & 0xFFFF) as usize;
+            if lo + chunk.len() > 0x1_0000 {
+                let split = 0x1_0000 - lo;
+                records.push(Record::Data {
+                    offset: lo as u16,
+                    value: chunk[..split].to_vec(),
+                });
+                records.push(Record::ExtendedLinearAddress(hi + 1));
+                upper = Some(hi + 1);
+                records.push(Record::Data {
+                    offset: 0,
+                    value: chunk[split..].to_vec(),
+                });
+            } else {
+                records.push(Record::Data {
+                    offset: lo as u16,
+                    value: chunk.to_vec(),
+                });
+            }
         }
     }
     records.push(Record::EndOfFile);

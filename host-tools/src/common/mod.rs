@@ -23,4 +23,5 @@ pub mod data;
 pub mod inspect;
 pub mod metrics;
 pub mod parallel;
+pub mod slots;
 pub mod trainer;

@@ -23,6 +23,8 @@ use tinyinfer::format::{self, Model};
 use crate::common::blob::{check_output_path, intel_hex, parse_addr, write_atomic, AlignedBlob};
 use crate::common::checkpoint;
 use crate::common::inspect::{inspect_graph, Inspect};
+use crate::common::slots::{self, parse_slot, SlotImage};
+use tinyinfer::link::slots::Slot;
 
 /// What a family does for the commands every family answers.
 pub trait Family: Sync {
@@ -122,6 +124,21 @@ pub struct ExportArgs {
     /// Flash address of the model partition for the HEX image.
     #[arg(long, value_parser = parse_addr, default_value = "0x00040000")]
     pub base: u32,
+    /// Emit an A/B slot image instead of a bare partition image: `--hex` gets
+    /// the model at this slot's address and its trailer at the slot's end, and
+    /// `--slot-bin` the whole slot (docs/reliability.md).
+    #[arg(long, value_parser = parse_slot, requires = "sequence", value_name = "a|b")]
+    pub slot: Option<Slot>,
+    /// The slot image's sequence number (higher boots first; `tinyinfer flash` uses the active one's + 1).
+    #[arg(long, requires = "slot", value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub sequence: Option<u32>,
+    /// Write the whole slot (model, erased fill, trailer) to this binary, to be
+    /// loaded at the slot's address.
+    #[arg(long, requires = "slot", value_name = "FILE")]
+    pub slot_bin: Option<PathBuf>,
+    /// Bytes of the MODEL partition, which `--slot` splits in two.
+    #[arg(long, value_parser = parse_addr, default_value = "0x000C0000")]
+    pub partition_len: u32,
 }
 
 /// A family's exported blob, before it is written.
@@ -173,21 +190,51 @@ pub fn export(a: &ExportArgs) -> Result<Exported> {
     if let Some(hex) = &a.hex {
         check_output_path(hex).context("--hex")?;
     }
+    if let Some(bin) = &a.slot_bin {
+        check_output_path(bin).context("--slot-bin")?;
+    }
+    if a.slot.is_some() {
+        ensure!(
+            a.hex.is_some() || a.slot_bin.is_some(),
+            "--slot needs --hex or --slot-bin to write the slot image to"
+        );
+        slots::layout(a.partition_len).context("--partition-len")?;
+    }
     let family = family_of_checkpoint(a)?;
     let ex = family.export(a)?;
     // The core must accept what we wrote before anything reaches disk.
     AlignedBlob::new(&ex.blob)
         .model()
         .context("exported model fails the core's checks (exporter bug)")?;
-    let hex = match &a.hex {
-        Some(path) => Some((path, intel_hex(&ex.blob, a.base).context("--base")?)),
-        None => None,
+    let slot = match (a.slot, a.sequence) {
+        (Some(slot), Some(seq)) => {
+            Some(SlotImage::new(&ex.blob, a.base, a.partition_len, slot, seq).context("--slot")?)
+        }
+        _ => None,
+    };
+    let hex = match (&a.hex, &slot) {
+        (Some(path), Some(s)) => Some((path, s.hex().context("--base")?)),
+        (Some(path), None) => Some((path, intel_hex(&ex.blob, a.base).context("--base")?)),
+        (None, _) => None,
     };
     write_atomic(&a.out, &ex.blob).with_context(|| format!("writing {}", a.out.display()))?;
     eprintln!("wrote {} ({})", a.out.display(), ex.details);
     if let Some((path, text)) = hex {
         write_atomic(path, text.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let (Some(s), Some(path)) = (&slot, &a.slot_bin) {
+        write_atomic(path, &s.bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(s) = &slot {
+        eprintln!(
+            "slot {} image, sequence {}: {} bytes of model at {:#010x}, trailer at {:#010x}",
+            s.slot.name(),
+            s.sequence,
+            s.image_len,
+            s.addr,
+            s.trailer_addr()
+        );
     }
     Ok(ex)
 }

@@ -47,12 +47,13 @@ use crate::common::data::{self, Split};
 use link::{check_classifier, check_density, check_language, eval_input, sample_request};
 use qemu::{decode_defmt, run_qemu};
 use report::parse_report;
+use tinyinfer::link::slots::Slot;
 
 /// Arguments of `tinyinfer simulate`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct SimulateArgs {
     /// The `.tinf` model to load into the MODEL partition.
-    #[arg(value_name = "MODEL.tinf", required_unless_present = "empty_partition")]
+    #[arg(value_name = "MODEL.tinf", required_unless_present_any = ["empty_partition", "slot_a", "slot_b"])]
     pub model: Option<PathBuf>,
     /// Use this built `qemu` firmware ELF instead of building `firmware/`.
     #[arg(long, value_name = "ELF")]
@@ -82,8 +83,16 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub unchecked: bool,
     /// Load nothing: the partition stays erased (0x00 on QEMU).
-    #[arg(long, conflicts_with_all = ["model", "eval"])]
+    #[arg(long, conflicts_with_all = ["model", "eval", "slot_a", "slot_b"])]
     pub empty_partition: bool,
+    /// Load this file as is at slot A's address (a slot image of `export --slot a
+    /// --slot-bin`, or a damaged one to test the device's fallback; docs/reliability.md).
+    /// MODEL.tinf, if given, is loaded at the partition start, which is slot A's.
+    #[arg(long, value_name = "FILE", conflicts_with = "model")]
+    pub slot_a: Option<PathBuf>,
+    /// Load this file as is at slot B's address (the second half of the partition).
+    #[arg(long, value_name = "FILE")]
+    pub slot_b: Option<PathBuf>,
     /// Density models: seed of the first sampled image (PCG32, as `tinyinfer sample`);
     /// language models: the seed of the generation.
     #[arg(long, default_value_t = 0)]
@@ -187,6 +196,30 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
         );
     }
 
+    // Slot images, loaded as given at their slot's address (the device judges them).
+    let mut slot_images = Vec::new();
+    for (slot, path) in [(Slot::A, &a.slot_a), (Slot::B, &a.slot_b)] {
+        let Some(path) = path else { continue };
+        let l = crate::common::slots::layout(info.model_len)
+            .context("the firmware's MODEL partition")?;
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("reading slot image {}", path.display()))?;
+        ensure!(
+            !bytes.is_empty() && bytes.len() <= l.slot_len(),
+            "{} is {} bytes; slot {} holds {} bytes at {:#x}",
+            path.display(),
+            bytes.len(),
+            slot.name(),
+            l.slot_len(),
+            info.model_start as usize + l.offset(slot)
+        );
+        slot_images.push((
+            format!("slot-{}.bin", slot.name()),
+            bytes,
+            info.model_start + l.offset(slot) as u32,
+        ));
+    }
+
     let work = tempfile::Builder::new()
         .prefix("tinyinfer-simulate-")
         .tempdir()
@@ -236,6 +269,7 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
         &elf_path,
         blob.as_ref(),
         info.model_start,
+        &slot_images,
         work.path(),
         timeout,
     )?;

@@ -14,8 +14,9 @@ use crate::common::blob::AlignedBlob;
 pub const QEMU_ENV: &str = "TINYINFER_QEMU";
 
 /// Runs `elf` on QEMU in the working directory `work` (where the device's
-/// semihosting files are), with `blob` loaded at `model_start`, stopped after
-/// `timeout` seconds. Returns QEMU's output and its wall-clock seconds.
+/// semihosting files are), with `blob` loaded at `model_start` and each of
+/// `images` (file name in `work`, bytes, address) at its address, stopped
+/// after `timeout` seconds. Returns QEMU's output and its wall-clock seconds.
 ///
 /// `-icount shift=0,align=off,sleep=off` makes SysTick count instructions
 /// deterministically.
@@ -26,6 +27,7 @@ pub fn run_qemu(
     elf: &Path,
     blob: Option<&AlignedBlob>,
     model_start: u32,
+    images: &[(String, Vec<u8>, u32)],
     work: &Path,
     timeout: u64,
 ) -> Result<(Output, f64)> {
@@ -45,6 +47,11 @@ pub fn run_qemu(
         cmd.arg("-device").arg(format!(
             "loader,file=model.bin,addr={model_start:#x},force-raw=on"
         ));
+    }
+    for (name, bytes, addr) in images {
+        std::fs::write(work.join(name), bytes).with_context(|| format!("writing {name}"))?;
+        cmd.arg("-device")
+            .arg(format!("loader,file={name},addr={addr:#x},force-raw=on"));
     }
     cmd.current_dir(work).stdin(Stdio::null());
     let t0 = Instant::now();

@@ -65,8 +65,17 @@ pub struct SimReport {
     pub exit_code: Option<i32>,
     /// What the exit status means.
     pub exit_meaning: String,
-    /// The model error the device logged, if it refused the model.
+    /// The model error the device logged, if it refused the model
+    /// (`NoValidModel` when neither A/B slot is valid).
     pub device_error: Option<String>,
+    /// The A/B slot the device booted: `a`, `b`, or `legacy` (a bare blob at the partition start).
+    pub model_slot: Option<String>,
+    /// Its sequence number (0 for a legacy blob).
+    pub model_sequence: Option<u32>,
+    /// Slot A's state as the device saw it (`valid, sequence N`, or why not, e.g. `Incomplete`).
+    pub slot_a: Option<String>,
+    /// Slot B's state.
+    pub slot_b: Option<String>,
     /// Self-test passed (None: the device did not run one).
     pub selftest_passed: Option<bool>,
     /// Self-test cases that matched.
@@ -382,6 +391,24 @@ pub(super) fn parse_report(lines: &[Line], r: &mut SimReport) -> Result<()> {
                     r.macs_per_instruction = Some(ratio(m, mean));
                 }
             }
+            "model slot {}: valid, sequence {}" | "model slot {}: {}" => {
+                let state = match l.key.as_str() {
+                    "model slot {}: {}" => v.get(1).cloned().unwrap_or_default(),
+                    _ => format!("valid, sequence {}", num::<u32>(v, 1)?),
+                };
+                match v.first().map(String::as_str) {
+                    Some("a") => r.slot_a = Some(state),
+                    Some("b") => r.slot_b = Some(state),
+                    _ => {}
+                }
+            }
+            "model slot: booting {}, sequence {}, {} bytes" => {
+                r.model_slot = v.first().cloned();
+                r.model_sequence = Some(num(v, 1)?);
+            }
+            "model slot: no valid model in either slot" => {
+                r.device_error = Some("NoValidModel".into());
+            }
             "done: model refused: {} (exit status {})" => {
                 r.device_error = v.first().cloned();
             }
@@ -408,6 +435,14 @@ pub fn summary(r: &SimReport) -> String {
         r.exit_code.map_or("-".into(), |c| c.to_string()),
         r.exit_meaning
     );
+    if let Some(slot) = &r.model_slot {
+        s += &format!(
+            "model slot       {slot} (sequence {}); slot a: {}, slot b: {}\n",
+            opt(r.model_sequence.map(u64::from)),
+            r.slot_a.as_deref().unwrap_or("-"),
+            r.slot_b.as_deref().unwrap_or("-")
+        );
+    }
     if let (Some(ok), Some(n)) = (r.selftest_matched, r.selftest_cases) {
         s += &format!("self-test        {ok}/{n} cases bit-exact\n");
     }
@@ -576,6 +611,8 @@ mod tests {
             "lm_hidden",
             "generated_text",
             "instructions_per_token",
+            "model_slot",
+            "model_sequence",
         ] {
             assert!(v.get(key).is_some(), "--json lacks {key}");
         }

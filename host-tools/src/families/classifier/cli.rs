@@ -65,6 +65,10 @@ fn pipeline(a: &PipelineArgs) -> Result<()> {
         selftest: a.selftest,
         hex: Some(hex),
         base: DEFAULT_HEX_BASE,
+        slot: None,
+        sequence: None,
+        slot_bin: None,
+        partition_len: crate::common::slots::DEFAULT_PARTITION_LEN,
     })?;
     let report_path = model.with_extension("eval.json");
     let r = eval(
