@@ -264,7 +264,7 @@ mod tests {
         let e = decode_resume(&longer, p).unwrap_err().to_string();
         assert!(e.contains("after its checksum"), "{e}");
         let mut flipped = bytes.clone();
-        flipped[10] ^= 1;
+        flipped[20] ^= 1; // inside the JSON part
         let e = decode_resume(&flipped, p).unwrap_err().to_string();
         assert!(e.contains("CRC-32"), "{e}");
         let dir = tempfile::tempdir().unwrap();

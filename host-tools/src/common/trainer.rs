@@ -88,24 +88,42 @@ pub trait TrainerArgs: Sync {
     fn epochs(&self) -> usize;
 }
 
-/// Checks `args` (its own checks, then `--stop-after` against `--epochs`),
-/// then runs `train` on them in a pool of `--threads`.
+/// Checks `args` ([`check_flags`]), then runs `train` on them in a pool of
+/// `--threads`.
 ///
 /// # Errors
-/// Bad flags, or `train`'s error.
-pub fn train_with<A: TrainerArgs, S: Send>(
+/// Bad flags, a bad resume checkpoint, or `train`'s error.
+pub fn train_with<A: TrainerArgs + Serialize, S: Send>(
+    family: &str,
     args: &A,
     train: impl FnOnce(&A) -> Result<S> + Send,
 ) -> Result<S> {
+    check_flags(family, args)?;
+    with_threads(args.run_flags().threads, || train(args))
+}
+
+/// Checks a trainer's flags: its own checks, `--stop-after` against
+/// `--epochs`, and the `--resume` checkpoint of `family` against the flags
+/// (its file, family, format, flags and epoch; everything but what needs the
+/// data), so that a bad one is refused before any data is read.
+///
+/// # Errors
+/// The first flag at fault, or what is wrong with the resume checkpoint.
+pub fn check_flags<A: TrainerArgs + Serialize>(family: &str, args: &A) -> Result<()> {
     args.validate()?;
-    if let Some(n) = args.run_flags().stop_after {
+    let run = args.run_flags();
+    if let Some(n) = run.stop_after {
         ensure!(
             (1..=args.epochs()).contains(&n),
             "--stop-after must be between 1 and --epochs ({}), got {n}",
             args.epochs()
         );
     }
-    with_threads(args.run_flags().threads, || train(args))
+    if let Some(path) = &run.resume {
+        let args_json = serde_json::to_value(args)?;
+        read_resume_meta::<serde_json::Value>(path, family, &args_json, args.epochs(), None)?;
+    }
+    Ok(())
 }
 
 /// The generator of every random draw of epoch `epoch` (1-based) of a run
@@ -286,7 +304,7 @@ where
             family,
             &args_json,
             args.epochs(),
-            steps_per_epoch,
+            Some(steps_per_epoch),
         )?),
         None => None,
     };
@@ -325,13 +343,14 @@ where
 
 type Resumed<H> = (PathBuf, ResumeMeta<H>, ResumeParts);
 
-/// Reads a resume checkpoint and checks its JSON part against this command.
-fn read_resume_meta<H: DeserializeOwned + Clone>(
+/// Reads a resume checkpoint and checks its JSON part against this command
+/// (and its step against `steps_per_epoch`, when the data is known).
+fn read_resume_meta<H: DeserializeOwned>(
     path: &Path,
     family: &str,
     args: &serde_json::Value,
     epochs: usize,
-    steps_per_epoch: usize,
+    steps_per_epoch: Option<usize>,
 ) -> Result<Resumed<H>> {
     let (file, parts) = checkpoint::read_resume(path, family)?;
     let f = file.display();
@@ -353,13 +372,15 @@ fn read_resume_meta<H: DeserializeOwned + Clone>(
         meta.epoch < epochs,
         "{f}: the run has already trained all {epochs} epochs; nothing to resume"
     );
-    ensure!(
-        meta.step == meta.epoch * steps_per_epoch,
-        "{f}: {} steps after {} epochs, but the data gives {steps_per_epoch} steps per epoch: \
-         the training data differs from the run's",
-        meta.step,
-        meta.epoch
-    );
+    if let Some(steps) = steps_per_epoch {
+        ensure!(
+            meta.step == meta.epoch * steps,
+            "{f}: {} steps after {} epochs, but the data gives {steps} steps per epoch: \
+             the training data differs from the run's",
+            meta.step,
+            meta.epoch
+        );
+    }
     Ok((file, meta, parts))
 }
 
@@ -670,9 +691,93 @@ pub fn tensor_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .expect("f32 tensor data")
 }
 
+/// What the trainers' resume tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::{Path, PathBuf};
+
+    use anyhow::Result;
+
+    use crate::common::checkpoint::{decode_resume, encode_resume, RESUME_FILE};
+
+    /// Trains one run three ways with `train(out, stop_after, resume)`: whole
+    /// (`a`), stopped after epoch 1 then resumed (`b`), and whole again (`c`).
+    /// Asserts that every one of `files` is byte-identical in the three
+    /// directories, that the stopped run wrote none of `finals`, and that no
+    /// temporary file is left. Returns the directory holding `a`, `b`, `c`.
+    pub fn assert_resume_equal(
+        files: &[&str],
+        finals: &[&str],
+        train: impl Fn(&Path, Option<usize>, Option<PathBuf>) -> Result<()>,
+    ) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let [a, b, c] = ["a", "b", "c"].map(|n| dir.path().join(n));
+        train(&a, None, None).unwrap();
+        train(&b, Some(1), None).unwrap();
+        for f in finals {
+            assert!(!b.join(f).exists(), "the stopped run wrote {f}");
+        }
+        train(&b, None, Some(b.join(RESUME_FILE))).unwrap();
+        train(&c, None, None).unwrap();
+        for f in files {
+            let want = std::fs::read(a.join(f)).unwrap();
+            assert!(
+                want == std::fs::read(b.join(f)).unwrap(),
+                "{f}: the resumed run differs from the uninterrupted one"
+            );
+            assert!(
+                want == std::fs::read(c.join(f)).unwrap(),
+                "{f}: the same command gave other bytes"
+            );
+        }
+        for d in [&a, &b, &c] {
+            for e in std::fs::read_dir(d).unwrap() {
+                let name = e.unwrap().file_name().to_string_lossy().to_string();
+                assert!(!name.starts_with('.'), "left behind: {name}");
+            }
+        }
+        dir
+    }
+
+    /// Writes the resume checkpoint `from` to `to` with `edit` applied to its JSON part.
+    pub fn edit_resume(from: &Path, to: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+        let mut parts = decode_resume(&std::fs::read(from).unwrap(), from).unwrap();
+        let mut meta: serde_json::Value = serde_json::from_str(&parts.meta).unwrap();
+        edit(&mut meta);
+        parts.meta = meta.to_string();
+        std::fs::write(to, encode_resume(&parts)).unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epoch_generators_depend_on_seed_and_epoch_only() {
+        use rand::Rng;
+        let draw = |seed, epoch| epoch_rng(seed, epoch).random::<u64>();
+        assert_eq!(draw(3, 2), draw(3, 2));
+        assert_ne!(draw(3, 2), draw(3, 1));
+        assert_ne!(draw(3, 2), draw(2, 2));
+    }
+
+    #[test]
+    fn resume_flags_must_match_except_free_ones() {
+        let saved = serde_json::json!({"lr": 0.4, "widths": [8, 16], "out": "a", "threads": 0});
+        let p = Path::new("r.ckpt");
+        let same = serde_json::json!({"lr": 0.4, "widths": [8, 16], "out": "b", "threads": 2});
+        assert!(same_flags(&saved, &same, p).is_ok());
+        let other = serde_json::json!({"lr": 0.1, "widths": [8, 32], "out": "a", "threads": 0});
+        let e = same_flags(&saved, &other, p).unwrap_err().to_string();
+        assert!(
+            e.contains("--lr 0.1 (the run had 0.4), --widths [8,32] (the run had [8,16])"),
+            "{e}"
+        );
+        let more = serde_json::json!({"lr": 0.4, "widths": [8, 16], "k": 4});
+        let e = same_flags(&saved, &more, p).unwrap_err().to_string();
+        assert!(e.contains("--k 4 (the run had (not given))"), "{e}");
+    }
 
     #[test]
     fn limits_cut_only_when_given() {

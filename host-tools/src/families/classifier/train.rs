@@ -255,7 +255,7 @@ fn optimizer(args: &TrainArgs, model: &DiracNet) -> ModuleOptimizer {
 /// # Errors
 /// Bad flags, missing data, or I/O errors writing checkpoints.
 pub fn run(args: &TrainArgs) -> Result<TrainSummary> {
-    train_with(args, train)
+    train_with(super::NAME, args, train)
 }
 
 fn train(args: &TrainArgs) -> Result<TrainSummary> {

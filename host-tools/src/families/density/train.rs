@@ -221,7 +221,7 @@ pub fn float_test_nll(final_json: &Path, images: &[u8]) -> Result<f64> {
 /// # Errors
 /// Bad flags, missing data, divergence, or I/O errors writing checkpoints.
 pub fn run(args: &PixelCnnArgs) -> Result<PixelCnnSummary> {
-    train_with(args, train)
+    train_with(super::NAME, args, train)
 }
 
 fn train(args: &PixelCnnArgs) -> Result<PixelCnnSummary> {

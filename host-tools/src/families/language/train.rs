@@ -42,8 +42,9 @@ use super::float::{HeadKind, LmF};
 use super::model::{Dropouts, LmConfig, LmModel};
 use crate::common::data::shared_data_dir;
 use crate::common::trainer::{
-    ensure_at_least, ensure_limit, ensure_positive, limited, log_lines, open_run, resumed_note,
-    train_with, warmup_cosine, write_json, EpochProgress, Opened, RunFlags, TrainerArgs,
+    check_flags, ensure_at_least, ensure_limit, ensure_positive, limited, log_lines, open_run,
+    resumed_note, train_with, warmup_cosine, write_json, EpochProgress, Opened, RunFlags,
+    TrainerArgs,
 };
 
 /// Optimiser.
@@ -467,7 +468,7 @@ fn clip_global(grads: &mut GradientsParams, ids: &(Vec<ParamId>, Vec<ParamId>), 
 /// # Errors
 /// Bad flags, missing data, divergence, or I/O errors writing checkpoints.
 pub fn run(args: &TrainLmArgs) -> Result<LmSummary> {
-    args.validate()?;
+    check_flags(super::NAME, args)?;
     let dir = shared_data_dir(args.data.as_deref());
     let corpus = args
         .dataset
@@ -481,7 +482,7 @@ pub fn run(args: &TrainLmArgs) -> Result<LmSummary> {
 /// # Errors
 /// As [`run`].
 pub fn run_on(args: &TrainLmArgs, corpus: Corpus) -> Result<LmSummary> {
-    train_with(args, |a| train(a, corpus))
+    train_with(super::NAME, args, |a| train(a, corpus))
 }
 
 /// Keeps freed memory in the process instead of returning every large buffer to the
