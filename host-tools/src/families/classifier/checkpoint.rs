@@ -4,7 +4,9 @@
 //!
 //! * `epoch-NNN.bpk` + `epoch-NNN.json` after every epoch,
 //! * `final.bpk` + `final.json` at the end (the same weights as the last epoch),
-//! * `train.json`: the flags, the model configuration, per-epoch statistics and the summary.
+//! * `train.json`: the flags, the model configuration, per-epoch statistics and the summary,
+//! * `resume.ckpt` after every epoch: what `--resume` continues from
+//!   ([`crate::common::trainer`]).
 //!
 //! A `.bpk` is burn's burnpack record of the module parameters (including the
 //! batch-norm running statistics); the `.json` next to it (same stem) is a

@@ -1,5 +1,6 @@
 //! Training the PixelCNN on binarized MNIST: Adam, linear warm-up then cosine decay,
-//! seeded shuffling, per-epoch checkpoints (`epoch-N.json`) and validation NLL.
+//! seeded shuffling, per-epoch checkpoints (`epoch-N.json`, and `resume.ckpt` for
+//! `--resume`) and validation NLL.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -344,29 +345,16 @@ fn train(args: &PixelCnnArgs) -> Result<PixelCnnSummary> {
         history.push(stats);
         session.save(&model, &optim, epoch, t, &history)?;
     }
-    if session.stops_early() {
-        session.report_stop(history.len());
-        let last = history.last().map_or(f64::NAN, |h| h.valid_nll_nats);
-        return Ok(PixelCnnSummary {
-            float_valid_nll_nats: last,
-            valid_images: valid.len(),
-            float_test_nll_nats: f64::NAN,
-            test_images: 0,
-            params,
-            epochs: history.len(),
-            seconds: start.elapsed().as_secs_f64(),
-            images_per_second: train_images as f64 / train_secs.max(1e-9),
-            train_images: train_set.len(),
-            config: cfg,
-            args: serde_json::to_value(args)?,
-            final_json: args.out.join(format!("epoch-{}.json", history.len())),
-            history,
-        });
-    }
-
+    // With --stop-after the run is not over: no final model, test or summary.json.
+    let finished = !session.stops_early();
     let eval_model = model.valid();
-    let final_json = args.out.join("final.json");
-    eval_model.to_float().save_json(&final_json)?;
+    let final_json = if finished {
+        let path = args.out.join("final.json");
+        eval_model.to_float().save_json(&path)?;
+        path
+    } else {
+        args.out.join(format!("epoch-{}.json", history.len()))
+    };
     let float_valid = history.last().map_or(f64::NAN, |h| h.valid_nll_nats);
     let float_test = if test.is_empty() {
         f64::NAN
@@ -395,6 +383,10 @@ fn train(args: &PixelCnnArgs) -> Result<PixelCnnSummary> {
         history,
         final_json: final_json.clone(),
     };
+    if !finished {
+        session.report_stop(summary.epochs);
+        return Ok(summary);
+    }
     write_json(&args.out.join("summary.json"), &summary)?;
     println!(
         "done: {} epochs in {:.0} s, {:.1} img/s; valid {:.3} / test {:.3} nats; {}",

@@ -24,7 +24,10 @@
 //!
 //! # Output of `tinyinfer train-lm --out DIR`
 //! * `DIR/epoch-N.json` after every complete epoch and `DIR/final.json` ([`LmF`]),
-//! * `DIR/summary.json` ([`LmSummary`]).
+//! * `DIR/summary.json` ([`LmSummary`]),
+//! * `DIR/resume.ckpt` after every complete epoch: what `--resume` continues from
+//!   ([`crate::common::trainer`]). A run with `--max-minutes` cannot be resumed: its
+//!   schedule follows wall time.
 
 use std::path::PathBuf;
 use std::time::Instant;
