@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use common::{bin, run};
 use tinyinfer_tools::common::checkpoint::{encode_resume, ResumeParts};
+use tinyinfer_tools::common::trainer::default_args;
+use tinyinfer_tools::families::classifier::TrainArgs;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -121,7 +123,10 @@ fn every_command_refuses_bad_input_cleanly() {
     let cut_ckpt = resume("cut.ckpt", "density", "{}");
     let bytes = std::fs::read(&cut_ckpt).unwrap();
     std::fs::write(&cut_ckpt, &bytes[..bytes.len() - 40]).unwrap();
-    let flags_ckpt = resume("flags.ckpt", "classifier", r#"{"widths":[4,8],"epochs":5}"#);
+    // The flags of `train --widths 4,8`, as the trainer stores them.
+    let mut flags = serde_json::to_value(default_args::<TrainArgs>()).unwrap();
+    flags["widths"] = serde_json::json!([4, 8]);
+    let flags_ckpt = resume("flags.ckpt", "classifier", &flags.to_string());
 
     let args = |a: &str| a.split(' ').map(String::from).collect::<Vec<_>>();
     let with = |mut v: Vec<String>, p: &str| {
@@ -153,7 +158,7 @@ fn every_command_refuses_bad_input_cleanly() {
                 args(&format!("train --widths 8,16 --out {} --resume", out("r4"))),
                 &flags_ckpt,
             ),
-            "--widths [8,16] (the run had [4,8])",
+            "flags differ from the run's: --widths [8,16] (the run had [4,8]). A resumed",
         ),
         (
             with(
@@ -168,6 +173,16 @@ fn every_command_refuses_bad_input_cleanly() {
         (
             args(&format!("train --stop-after 6 --out {}", out("r6"))),
             "--stop-after must be between 1 and --epochs (5)",
+        ),
+        (
+            with(
+                args(&format!(
+                    "train --widths 4,8 --stop-after 1 --out {} --resume",
+                    out("r7")
+                )),
+                &flags_ckpt,
+            ),
+            "flags.ckpt is already at epoch 1",
         ),
         // Nonexistent paths and wrong file types.
         (vec!["inspect".into(), missing.clone()], "missing.tinf"),

@@ -121,7 +121,16 @@ pub fn check_flags<A: TrainerArgs + Serialize>(family: &str, args: &A) -> Result
     }
     if let Some(path) = &run.resume {
         let args_json = serde_json::to_value(args)?;
-        read_resume_meta::<serde_json::Value>(path, family, &args_json, args.epochs(), None)?;
+        let (file, meta, _) =
+            read_resume_meta::<serde_json::Value>(path, family, &args_json, args.epochs(), None)?;
+        if let Some(n) = run.stop_after {
+            ensure!(
+                n > meta.epoch,
+                "--stop-after {n}: {} is already at epoch {}",
+                file.display(),
+                meta.epoch
+            );
+        }
     }
     Ok(())
 }
