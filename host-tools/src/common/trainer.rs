@@ -267,18 +267,10 @@ pub struct Session {
     pub resumed_from: Option<PathBuf>,
 }
 
-/// What [`open_run`] returns: the session, the model, its optimizer, and the
-/// history of the epochs already trained.
-pub struct Opened<M, H> {
-    /// The session.
-    pub session: Session,
-    /// The model (initialised, or restored from the resume checkpoint).
-    pub model: M,
-    /// The optimizer (fresh, or with its restored state).
-    pub optim: ModuleOptimizer,
-    /// Statistics of the epochs trained before this process (empty unless resumed).
-    pub history: Vec<H>,
-}
+/// What [`open_run`] returns: the session, the model (initialised, or
+/// restored), its optimizer (fresh, or with its restored state), and the
+/// statistics of the epochs trained before this process (empty unless resumed).
+pub type Opened<M, H> = (Session, M, ModuleOptimizer, Vec<H>);
 
 /// Opens a run of `family` in `out`: seeds the backend, builds the model
 /// (`build` draws from `StdRng::seed_from_u64(seed)` on the autodiff device)
@@ -331,23 +323,19 @@ where
         }
     };
     create_out_dir(out)?;
-    Ok(Opened {
-        session: Session {
-            family,
-            out: out.to_path_buf(),
-            args: args_json,
-            seed: run.seed,
-            epochs: args.epochs(),
-            stop_after: run.stop_after,
-            first_epoch,
-            step,
-            device: ad,
-            resumed_from,
-        },
-        model,
-        optim,
-        history,
-    })
+    let session = Session {
+        family,
+        out: out.to_path_buf(),
+        args: args_json,
+        seed: run.seed,
+        epochs: args.epochs(),
+        stop_after: run.stop_after,
+        first_epoch,
+        step,
+        device: ad,
+        resumed_from,
+    };
+    Ok((session, model, optim, history))
 }
 
 type Resumed<H> = (PathBuf, ResumeMeta<H>, ResumeParts);

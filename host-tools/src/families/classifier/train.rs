@@ -26,8 +26,7 @@ use crate::common::data::{
 use crate::common::metrics::calibration_metrics;
 use crate::common::trainer::{
     ensure_at_least, ensure_limit, ensure_positive, limited, open_run, resumed_note, step_progress,
-    tensor_vec, train_with, warmup_cosine, write_json, EpochProgress, Opened, RunFlags,
-    TrainerArgs,
+    tensor_vec, train_with, warmup_cosine, write_json, EpochProgress, RunFlags, TrainerArgs,
 };
 
 /// Flags of the `train` subcommand.
@@ -282,12 +281,7 @@ fn train(args: &TrainArgs) -> Result<TrainSummary> {
     let total = steps * args.epochs;
     let warmup = (total / 50).min(steps);
 
-    let Opened {
-        session,
-        mut model,
-        mut optim,
-        mut history,
-    } = open_run(
+    let (session, mut model, mut optim, mut history) = open_run(
         super::NAME,
         args,
         &args.out,

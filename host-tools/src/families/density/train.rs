@@ -18,8 +18,8 @@ use super::model::{PixelCnn, PixelCnnConfig};
 use crate::common::data::shared_data_dir;
 use crate::common::trainer::{
     ensure_at_least, ensure_limit, ensure_positive, limited, log_lines, open_run, resumed_note,
-    step_progress, tensor_vec, train_with, warmup_cosine, write_json, EpochProgress, Opened,
-    RunFlags, TrainerArgs,
+    step_progress, tensor_vec, train_with, warmup_cosine, write_json, EpochProgress, RunFlags,
+    TrainerArgs,
 };
 
 /// Flags of `tinyinfer train-pixelcnn`.
@@ -249,12 +249,7 @@ fn train(args: &PixelCnnArgs) -> Result<PixelCnnSummary> {
     let total = steps * args.epochs;
     let warmup = (total / 100).clamp(1, steps);
 
-    let Opened {
-        session,
-        mut model,
-        mut optim,
-        mut history,
-    } = open_run(
+    let (session, mut model, mut optim, mut history) = open_run(
         super::NAME,
         args,
         &args.out,

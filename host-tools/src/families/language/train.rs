@@ -46,8 +46,7 @@ use super::model::{Dropouts, LmConfig, LmModel};
 use crate::common::data::shared_data_dir;
 use crate::common::trainer::{
     check_flags, ensure_at_least, ensure_limit, ensure_positive, limited, log_lines, open_run,
-    resumed_note, train_with, warmup_cosine, write_json, EpochProgress, Opened, RunFlags,
-    TrainerArgs,
+    resumed_note, train_with, warmup_cosine, write_json, EpochProgress, RunFlags, TrainerArgs,
 };
 
 /// Optimiser.
@@ -529,12 +528,7 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
     );
     let seg_per_epoch = (cols - 1).div_ceil(args.bptt);
     let wd = (args.weight_decay > 0.0).then(|| WeightDecayConfig::new(args.weight_decay as f32));
-    let Opened {
-        session,
-        mut model,
-        mut optim,
-        mut history,
-    } = open_run(
+    let (session, mut model, mut optim, mut history) = open_run(
         super::NAME,
         args,
         &args.out,
