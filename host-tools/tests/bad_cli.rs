@@ -175,6 +175,10 @@ fn every_command_refuses_bad_input_cleanly() {
             "--stop-after must be between 1 and --epochs (5)",
         ),
         (
+            args(&format!("pipeline --stop-after 2 --out {}", out("r8"))),
+            "pipeline exports the finished run",
+        ),
+        (
             with(
                 args(&format!(
                     "train --widths 4,8 --stop-after 1 --out {} --resume",
