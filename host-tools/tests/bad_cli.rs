@@ -11,6 +11,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{bin, run};
+use tinyinfer_tools::common::checkpoint::{encode_resume, ResumeParts};
+use tinyinfer_tools::common::trainer::default_args;
+use tinyinfer_tools::families::classifier::TrainArgs;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -102,8 +105,89 @@ fn every_command_refuses_bad_input_cleanly() {
     }
     let idx = s(&idx);
     let out = |n: &str| s(&d.join(n));
+    // Resume checkpoints: another family's, one cut short, one of other flags.
+    let resume = |name: &str, family: &str, args: &str| {
+        let meta = format!(
+            r#"{{"family":"{family}","format":"tinyinfer-resume-v1","epoch":1,"step":1,"args":{args},"history":[{{}}]}}"#
+        );
+        let bytes = encode_resume(&ResumeParts {
+            meta,
+            model: vec![0; 64],
+            optim: vec![0; 64],
+        });
+        let path = d.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        s(&path)
+    };
+    let density_ckpt = resume("density.ckpt", "density", "{}");
+    let cut_ckpt = resume("cut.ckpt", "density", "{}");
+    let bytes = std::fs::read(&cut_ckpt).unwrap();
+    std::fs::write(&cut_ckpt, &bytes[..bytes.len() - 40]).unwrap();
+    // The flags of `train --widths 4,8`, as the trainer stores them.
+    let mut flags = serde_json::to_value(default_args::<TrainArgs>()).unwrap();
+    flags["widths"] = serde_json::json!([4, 8]);
+    let flags_ckpt = resume("flags.ckpt", "classifier", &flags.to_string());
 
+    let args = |a: &str| a.split(' ').map(String::from).collect::<Vec<_>>();
+    let with = |mut v: Vec<String>, p: &str| {
+        v.push(p.to_string());
+        v
+    };
     let table: Vec<(Vec<String>, &str)> = vec![
+        // Bad --resume checkpoints and resume flags: refused before any data is read.
+        (
+            with(args(&format!("train --out {} --resume", out("r1"))), &text),
+            "not a resume checkpoint",
+        ),
+        (
+            with(
+                args(&format!("train-lm --out {} --resume", out("r2"))),
+                &density_ckpt,
+            ),
+            "is a density checkpoint, not a language one",
+        ),
+        (
+            with(
+                args(&format!("train-pixelcnn --out {} --resume", out("r3"))),
+                &cut_ckpt,
+            ),
+            "truncated",
+        ),
+        (
+            with(
+                args(&format!("train --widths 8,16 --out {} --resume", out("r4"))),
+                &flags_ckpt,
+            ),
+            "flags differ from the run's: --widths [8,16] (the run had [4,8]). A resumed",
+        ),
+        (
+            with(
+                args(&format!(
+                    "train-lm --max-minutes 1 --out {} --resume",
+                    out("r5")
+                )),
+                &flags_ckpt,
+            ),
+            "--max-minutes",
+        ),
+        (
+            args(&format!("train --stop-after 6 --out {}", out("r6"))),
+            "--stop-after must be between 1 and --epochs (5)",
+        ),
+        (
+            args(&format!("pipeline --stop-after 2 --out {}", out("r8"))),
+            "pipeline exports the finished run",
+        ),
+        (
+            with(
+                args(&format!(
+                    "train --widths 4,8 --stop-after 1 --out {} --resume",
+                    out("r7")
+                )),
+                &flags_ckpt,
+            ),
+            "flags.ckpt is already at epoch 1",
+        ),
         // Nonexistent paths and wrong file types.
         (vec!["inspect".into(), missing.clone()], "missing.tinf"),
         (vec!["inspect".into(), text.clone()], "magic"),
@@ -369,7 +453,10 @@ fn every_command_refuses_bad_input_cleanly() {
     let inputs = [
         "absurd.json",
         "corrupt.json",
+        "cut.ckpt",
+        "density.ckpt",
         "empty.json",
+        "flags.ckpt",
         "idx",
         "lm.json",
         "nan.json",

@@ -4,7 +4,9 @@
 //!
 //! * `epoch-NNN.bpk` + `epoch-NNN.json` after every epoch,
 //! * `final.bpk` + `final.json` at the end (the same weights as the last epoch),
-//! * `train.json`: the flags, the model configuration, per-epoch statistics and the summary.
+//! * `train.json`: the flags, the model configuration, per-epoch statistics and the summary,
+//! * `resume.ckpt` after every epoch: what `--resume` continues from
+//!   ([`crate::common::trainer`]).
 //!
 //! A `.bpk` is burn's burnpack record of the module parameters (including the
 //! batch-norm running statistics); the `.json` next to it (same stem) is a
@@ -26,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use super::float::{normalize, FoldedNet};
 use super::fold::fold;
 use super::model::{DiracNet, ModelConfig};
+use crate::common::blob::write_atomic;
 use crate::common::checkpoint;
 use crate::common::trainer::tensor_vec;
 
@@ -58,16 +61,22 @@ pub fn checkpoint_files(checkpoint: &Path) -> (PathBuf, PathBuf) {
     (bpk, json)
 }
 
-/// Writes `model` (its validation view) and its sidecar to `bpk` / `bpk.with_extension("json")`.
+/// Writes `model` (its validation view) and its sidecar to `bpk` / `bpk.with_extension("json")`,
+/// each atomically.
 pub fn save_checkpoint(model: &DiracNet, bpk: &Path, meta: &CheckpointMeta) -> Result<()> {
-    model
+    let bytes = model
         .valid()
-        .save_file(bpk)
+        .into_record()
+        .into_bytes()
         .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| format!("writing checkpoint {}", bpk.display()))?;
+        .with_context(|| format!("serializing checkpoint {}", bpk.display()))?;
+    write_atomic(bpk, &bytes).with_context(|| format!("writing checkpoint {}", bpk.display()))?;
     let json = bpk.with_extension("json");
-    std::fs::write(&json, checkpoint::to_json_pretty(super::NAME, meta)?)
-        .with_context(|| format!("writing {}", json.display()))?;
+    write_atomic(
+        &json,
+        checkpoint::to_json_pretty(super::NAME, meta)?.as_bytes(),
+    )
+    .with_context(|| format!("writing {}", json.display()))?;
     Ok(())
 }
 

@@ -39,15 +39,21 @@ impl Command {
     /// Whatever the subcommand fails with.
     pub fn run(&self) -> Result<()> {
         match self {
-            Command::Train(a) => {
-                run(a).map(|s| println!("final checkpoint: {}", s.checkpoint.display()))
-            }
+            Command::Train(a) => run(a).map(|s| {
+                if !a.run.stops_early(a.epochs) {
+                    println!("final checkpoint: {}", s.checkpoint.display());
+                }
+            }),
             Command::Pipeline(a) => pipeline(a),
         }
     }
 }
 
 fn pipeline(a: &PipelineArgs) -> Result<()> {
+    anyhow::ensure!(
+        !a.train.run.stops_early(a.train.epochs),
+        "pipeline exports the finished run: --stop-after is for `train` (then `pipeline --resume`)"
+    );
     let t0 = Instant::now();
     let summary = run(&a.train)?;
     let train_secs = t0.elapsed().as_secs_f64();

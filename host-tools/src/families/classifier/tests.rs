@@ -296,6 +296,67 @@ fn smoke_train_checkpoint_and_fold() {
     assert_eq!(s.test_accuracy, s2.test_accuracy);
 }
 
+/// Resuming: two epochs in one go, or one epoch (`--stop-after 1`) and then
+/// `--resume`, give the same checkpoint bytes; so does the same command
+/// twice (SGD and AdamW, augmentation and mixup on, 2 threads). A resume
+/// checkpoint whose weights do not fit its flags is refused, with no output.
+#[test]
+fn resume_equals_the_uninterrupted_run() {
+    use crate::common::trainer::testing::{assert_resume_equal, edit_resume};
+    use std::path::Path;
+    if fmnist().is_none() {
+        return;
+    }
+    let args = |out: &Path, optimizer: OptimizerKind| TrainArgs {
+        out: out.to_path_buf(),
+        epochs: 2,
+        batch_size: 32,
+        optimizer,
+        lr: if optimizer == OptimizerKind::Sgd {
+            0.1
+        } else {
+            3e-3
+        },
+        augment: true,
+        widths: vec![4, 8],
+        depth: 1,
+        train_limit: Some(128),
+        test_limit: Some(50),
+        run: RunFlags {
+            quiet: true,
+            threads: 2,
+            ..default_args::<TrainArgs>().run
+        },
+        ..default_args::<TrainArgs>()
+    };
+    for optimizer in [OptimizerKind::Sgd, OptimizerKind::Adamw] {
+        let dir = assert_resume_equal(
+            &["epoch-001.bpk", "epoch-002.bpk", "final.bpk"],
+            &["final.bpk", "train.json"],
+            |out, stop_after, resume| {
+                let mut a = args(out, optimizer);
+                a.run.stop_after = stop_after;
+                a.run.resume = resume;
+                run(&a).map(|_| ())
+            },
+        );
+        // The same flags over a checkpoint of other shapes: refused, no output.
+        let bad = dir.path().join("bad.ckpt");
+        edit_resume(&dir.path().join("b/resume.ckpt"), &bad, |m| {
+            m["args"]["widths"] = serde_json::json!([4, 16]);
+            m["args"]["epochs"] = serde_json::json!(3);
+        });
+        let out = dir.path().join("x");
+        let mut a = args(&out, optimizer);
+        a.widths = vec![4, 16];
+        a.epochs = 3;
+        a.run.resume = Some(bad);
+        let e = format!("{:#}", run(&a).unwrap_err());
+        assert!(e.contains("does not match the model"), "{e}");
+        assert!(!out.exists(), "a refused resume created {}", out.display());
+    }
+}
+
 /// Finite-difference check of the autodiff gradients through the Dirac parametrization,
 /// batch norm (train mode), pooling and the soft-target loss.
 #[test]

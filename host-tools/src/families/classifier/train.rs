@@ -7,15 +7,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
-use burn::module::{Module, ParamGroup};
+use burn::module::{Module, ParamGroup, ParamId, RunningState};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Tensor, TensorData};
-use rand::rngs::StdRng;
+use burn::tensor::{Tensor, TensorData};
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{model_logits, save_checkpoint, CheckpointMeta, CHECKPOINT_FORMAT};
@@ -27,7 +25,7 @@ use crate::common::data::{
 };
 use crate::common::metrics::calibration_metrics;
 use crate::common::trainer::{
-    create_out_dir, ensure_at_least, ensure_limit, ensure_positive, limited, step_progress,
+    ensure_at_least, ensure_limit, ensure_positive, limited, open_run, resumed_note, step_progress,
     tensor_vec, train_with, warmup_cosine, write_json, EpochProgress, RunFlags, TrainerArgs,
 };
 
@@ -111,6 +109,10 @@ impl TrainerArgs for TrainArgs {
     fn run_flags(&self) -> &RunFlags {
         &self.run
     }
+
+    fn epochs(&self) -> usize {
+        self.epochs
+    }
 }
 
 impl TrainArgs {
@@ -133,13 +135,13 @@ pub enum OptimizerKind {
 /// What [`run`] reports.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainSummary {
-    /// The final checkpoint (`<out>/final.bpk`).
+    /// The final checkpoint (`<out>/final.bpk`; with --stop-after, the last epoch's).
     pub checkpoint: PathBuf,
     /// Trainable parameters of the (unfolded) model.
     pub params: usize,
     /// Parameters after folding (weights + biases).
     pub folded_params: usize,
-    /// Epochs trained.
+    /// Epochs trained (by this process and the runs it resumed).
     pub epochs: usize,
     /// Wall-clock seconds for the whole run (training, evaluation, checkpoints).
     pub wall_seconds: f64,
@@ -195,6 +197,21 @@ fn argmax(row: &[f32]) -> usize {
         .0
 }
 
+/// Gives the batch norms' running statistics fixed ids (burn draws them at
+/// random, and a `.bpk` stores them): with [`crate::common::trainer::stable_ids`]
+/// for the parameters, the same weights give the same checkpoint bytes.
+fn stable_running_ids(mut model: DiracNet) -> DiracNet {
+    let mut next = 1u64 << 32;
+    let bns = std::iter::once(&mut model.stem_bn).chain(model.blocks.iter_mut().map(|b| &mut b.bn));
+    for bn in bns {
+        for state in [&mut bn.running_mean, &mut bn.running_var] {
+            *state = RunningState::with_id(ParamId::from(next), state.value());
+            next += 1;
+        }
+    }
+    model
+}
+
 /// The optimizer: no weight decay by default, and a parameter group with weight decay for
 /// the conv and FC weights only.
 fn optimizer(args: &TrainArgs, model: &DiracNet) -> ModuleOptimizer {
@@ -237,7 +254,7 @@ fn optimizer(args: &TrainArgs, model: &DiracNet) -> ModuleOptimizer {
 /// # Errors
 /// Bad flags, missing data, or I/O errors writing checkpoints.
 pub fn run(args: &TrainArgs) -> Result<TrainSummary> {
-    train_with(args, train)
+    train_with(super::NAME, args, train)
 }
 
 fn train(args: &TrainArgs) -> Result<TrainSummary> {
@@ -259,36 +276,38 @@ fn train(args: &TrainArgs) -> Result<TrainSummary> {
         "need at least 2 training images, have {}",
         train.len()
     );
-    create_out_dir(&args.out)?;
-
-    let device = Device::flex();
-    device.seed(args.run.seed);
-    let ad = device.clone().autodiff();
-    let mut rng = StdRng::seed_from_u64(args.run.seed);
-    let mut model = DiracNet::new(&cfg, &mut rng, &ad);
-    let params = model.num_params();
-    let folded_params = fold(&model).params();
-
-    let mut optim = optimizer(args, &model);
-
     let bs = args.batch_size.min(train.len());
     let steps = train.len() / bs;
     let total = steps * args.epochs;
     let warmup = (total / 50).min(steps);
+
+    let (session, mut model, mut optim, mut history) = open_run(
+        super::NAME,
+        args,
+        &args.out,
+        steps,
+        |rng, device| stable_running_ids(DiracNet::new(&cfg, rng, device)),
+        |model| optimizer(args, model),
+    )?;
+    let ad = session.device.clone();
+    let params = model.num_params();
+    let folded_params = fold(&model).params();
     let threads = rayon::current_num_threads();
     println!(
         "DiracNet widths {:?} depth {}: {params} parameters ({folded_params} folded); {} train / {} test images; \
-         {} epochs x {steps} steps of {bs}; {:?} lr {} wd {} mixup alpha {} augment {}; seed {}; {threads} threads",
-        cfg.widths, cfg.depth, train.len(), test.len(), args.epochs, args.optimizer, args.lr, args.weight_decay, args.mixup_alpha, args.augment, args.run.seed
+         {} epochs x {steps} steps of {bs}; {:?} lr {} wd {} mixup alpha {} augment {}; seed {}; {threads} threads{}",
+        cfg.widths, cfg.depth, train.len(), test.len(), args.epochs, args.optimizer, args.lr, args.weight_decay, args.mixup_alpha, args.augment, args.run.seed,
+        resumed_note(&session)
     );
 
-    let mut history: Vec<EpochStats> = Vec::new();
-    let mut order: Vec<usize> = (0..train.len()).collect();
     let (mut train_images, mut train_secs) = (0usize, 0f64);
-    let mut t = 0usize;
+    let mut t = session.step;
     let mut last = (0.0, 0.0, 0.0);
-    for epoch in 1..=args.epochs {
+    let mut checkpoint = args.out.join("final.bpk");
+    for epoch in session.epochs_here() {
         let epoch_start = Instant::now();
+        let mut rng = session.epoch_rng(epoch);
+        let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut rng);
         let pb = EpochProgress::new(epoch, args.epochs, steps, args.run.quiet, false);
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
@@ -370,6 +389,7 @@ fn train(args: &TrainArgs) -> Result<TrainSummary> {
             stats.images_per_second,
             stats.seconds
         );
+        history.push(stats);
         let meta = CheckpointMeta {
             format: CHECKPOINT_FORMAT.into(),
             model: cfg.clone(),
@@ -377,22 +397,21 @@ fn train(args: &TrainArgs) -> Result<TrainSummary> {
             test_accuracy: Some(acc),
             train: serde_json::to_value(args)?,
         };
-        save_checkpoint(
-            &eval_model,
-            &args.out.join(format!("epoch-{epoch:03}.bpk")),
-            &meta,
-        )?;
+        let epoch_file = args.out.join(format!("epoch-{epoch:03}.bpk"));
+        save_checkpoint(&eval_model, &epoch_file, &meta)?;
+        checkpoint = epoch_file;
         if epoch == args.epochs {
-            save_checkpoint(&eval_model, &args.out.join("final.bpk"), &meta)?;
+            checkpoint = args.out.join("final.bpk");
+            save_checkpoint(&eval_model, &checkpoint, &meta)?;
         }
-        history.push(stats);
+        session.save(&model, &optim, epoch, t, &history)?;
     }
 
     let summary = TrainSummary {
-        checkpoint: args.out.join("final.bpk"),
+        checkpoint,
         params,
         folded_params,
-        epochs: args.epochs,
+        epochs: history.len(),
         wall_seconds: start.elapsed().as_secs_f64(),
         images_per_second: train_images as f64 / train_secs.max(1e-9),
         test_accuracy: last.0,
@@ -401,6 +420,10 @@ fn train(args: &TrainArgs) -> Result<TrainSummary> {
         test_images: test.len(),
         history,
     };
+    if session.stops_early() {
+        session.report_stop(summary.epochs);
+        return Ok(summary);
+    }
     let report =
         serde_json::json!({ "args": args, "model": cfg, "pixels": PIXELS, "summary": summary });
     write_json(&args.out.join("train.json"), &report)?;

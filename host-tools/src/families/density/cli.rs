@@ -77,9 +77,11 @@ impl Command {
     /// Whatever the subcommand fails with.
     pub fn run(&self) -> Result<()> {
         match self {
-            Command::TrainPixelcnn(a) => {
-                run(a).map(|s| println!("final model: {}", s.final_json.display()))
-            }
+            Command::TrainPixelcnn(a) => run(a).map(|s| {
+                if !a.run.stops_early(a.epochs) {
+                    println!("final model: {}", s.final_json.display());
+                }
+            }),
             Command::Sample(a) => sample(a),
             Command::Anomaly(a) => anomaly_cmd(a),
         }

@@ -458,6 +458,59 @@ fn training_smoke_loss_decreases() {
     assert!(run(&bad).is_err());
 }
 
+/// Resuming: three epochs in one go, or stopped after each of the first two
+/// and resumed, give the same checkpoints byte for byte; so does the same
+/// command twice. Another family's resume checkpoint is refused.
+#[test]
+fn resume_equals_the_uninterrupted_run() {
+    use crate::common::trainer::testing::{assert_resume_equal, edit_resume};
+    let args = |out: &Path| PixelCnnArgs {
+        out: out.to_path_buf(),
+        epochs: 3,
+        batch: 16,
+        channels: 8,
+        hidden: 6,
+        blocks: 1,
+        first_kernel: 5,
+        head: 8,
+        train_limit: Some(64),
+        valid_limit: Some(16),
+        no_test: true,
+        run: RunFlags {
+            quiet: true,
+            threads: 2,
+            ..default_args::<PixelCnnArgs>().run
+        },
+        ..default_args::<PixelCnnArgs>()
+    };
+    let dir = assert_resume_equal(
+        &["epoch-1.json", "epoch-2.json", "epoch-3.json", "final.json"],
+        &["final.json", "summary.json"],
+        |out, stop_after, resume| {
+            let mut a = args(out);
+            a.run.resume = resume;
+            a.run.stop_after = stop_after;
+            if stop_after.is_none() && a.run.resume.is_some() {
+                // Stop once more in the middle: epoch 2, then 3.
+                a.run.stop_after = Some(2);
+                run(&a)?;
+                a.run.stop_after = None;
+            }
+            run(&a).map(|_| ())
+        },
+    );
+    let other = dir.path().join("other.ckpt");
+    edit_resume(&dir.path().join("b/resume.ckpt"), &other, |m| {
+        m["family"] = serde_json::json!("language");
+    });
+    let out = dir.path().join("x");
+    let mut a = args(&out);
+    a.run.resume = Some(other);
+    let e = format!("{:#}", run(&a).unwrap_err());
+    assert!(e.contains("language checkpoint, not a density one"), "{e}");
+    assert!(!out.exists());
+}
+
 /// Issue 16: `sample` on a 3×8 model said "no images to draw" (the grid
 /// assumed square images). A rectangular grid: 3 images of 3×8, 2 columns,
 /// zoom 2 → (2·(8·2+1)+1) × (2·(3·2+1)+1) = 35 × 15 pixels.

@@ -1,16 +1,15 @@
 //! Training the PixelCNN on binarized MNIST: Adam, linear warm-up then cosine decay,
-//! seeded shuffling, per-epoch checkpoints (`epoch-N.json`) and validation NLL.
+//! seeded shuffling, per-epoch checkpoints (`epoch-N.json`, and `resume.ckpt` for
+//! `--resume`) and validation NLL.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::data::{load_binarized_mnist, BinImages, BinSplit, PIXELS};
@@ -18,7 +17,7 @@ use super::float::PixelCnnF;
 use super::model::{PixelCnn, PixelCnnConfig};
 use crate::common::data::shared_data_dir;
 use crate::common::trainer::{
-    create_out_dir, ensure_at_least, ensure_limit, ensure_positive, limited, log_lines,
+    ensure_at_least, ensure_limit, ensure_positive, limited, log_lines, open_run, resumed_note,
     step_progress, tensor_vec, train_with, warmup_cosine, write_json, EpochProgress, RunFlags,
     TrainerArgs,
 };
@@ -90,6 +89,10 @@ impl TrainerArgs for PixelCnnArgs {
     fn run_flags(&self) -> &RunFlags {
         &self.run
     }
+
+    fn epochs(&self) -> usize {
+        self.epochs
+    }
 }
 
 impl PixelCnnArgs {
@@ -155,7 +158,7 @@ pub struct PixelCnnSummary {
     pub args: serde_json::Value,
     /// Per-epoch statistics.
     pub history: Vec<EpochStats>,
-    /// The final model (`<out>/final.json`).
+    /// The final model (`<out>/final.json`; with --stop-after, the last epoch's).
     pub final_json: PathBuf,
 }
 
@@ -219,7 +222,7 @@ pub fn float_test_nll(final_json: &Path, images: &[u8]) -> Result<f64> {
 /// # Errors
 /// Bad flags, missing data, divergence, or I/O errors writing checkpoints.
 pub fn run(args: &PixelCnnArgs) -> Result<PixelCnnSummary> {
-    train_with(args, train)
+    train_with(super::NAME, args, train)
 }
 
 fn train(args: &PixelCnnArgs) -> Result<PixelCnnSummary> {
@@ -236,42 +239,43 @@ fn train(args: &PixelCnnArgs) -> Result<PixelCnnSummary> {
         args.valid_limit,
         BinImages::take,
     );
-    let test = if args.no_test {
+    let test = if args.no_test || args.run.stops_early(args.epochs) {
         BinImages::default()
     } else {
         load_binarized_mnist(&dir, BinSplit::Test).context("loading the test set")?
     };
-    create_out_dir(&args.out)?;
-
-    let device = Device::flex();
-    device.seed(args.run.seed);
-    let ad = device.clone().autodiff();
-    let mut rng = StdRng::seed_from_u64(args.run.seed);
-    let mut model = PixelCnn::new(&cfg, &mut rng, &ad);
-    let params = model.to_float().params();
-    let mut optim: ModuleOptimizer = AdamConfig::new().init();
-
     let bs = args.batch.min(train_set.len());
     let steps = train_set.len() / bs;
     let total = steps * args.epochs;
     let warmup = (total / 100).clamp(1, steps);
+
+    let (session, mut model, mut optim, mut history) = open_run(
+        super::NAME,
+        args,
+        &args.out,
+        steps,
+        |rng, device| PixelCnn::new(&cfg, rng, device),
+        |_| AdamConfig::new().init(),
+    )?;
+    let ad = session.device.clone();
+    let params = model.to_float().params();
     let threads = rayon::current_num_threads();
     println!(
         "PixelCNN C {} h {} blocks {} kernel {} first {} head {}: {params} parameters; {} train / {} valid / {} test images; \
-         {} epochs x {steps} steps of {bs}; Adam lr {}; seed {}; {threads} threads; data {}",
+         {} epochs x {steps} steps of {bs}; Adam lr {}; seed {}; {threads} threads; data {}{}",
         cfg.channels, cfg.hidden, cfg.blocks, cfg.kernel, cfg.first_kernel, cfg.head,
-        train_set.len(), valid.len(), test.len(), args.epochs, args.lr, args.run.seed, dir.display()
+        train_set.len(), valid.len(), test.len(), args.epochs, args.lr, args.run.seed, dir.display(),
+        resumed_note(&session)
     );
 
     let lines = log_lines(args.run.quiet);
-    let mut order: Vec<usize> = (0..train_set.len()).collect();
-    let mut history = Vec::new();
     let (mut train_images, mut train_secs) = (0usize, 0f64);
-    let mut t = 0usize;
+    let mut t = session.step;
     let mut batch_px = Vec::with_capacity(bs * PIXELS);
-    for epoch in 1..=args.epochs {
+    for epoch in session.epochs_here() {
         let epoch_start = Instant::now();
-        order.shuffle(&mut rng);
+        let mut order: Vec<usize> = (0..train_set.len()).collect();
+        order.shuffle(&mut session.epoch_rng(epoch));
         let pb = EpochProgress::new(epoch, args.epochs, steps, args.run.quiet, lines);
         let (mut loss_sum, mut seen) = (0f64, 0usize);
         let mut lr = args.lr;
@@ -334,11 +338,18 @@ fn train(args: &PixelCnnArgs) -> Result<PixelCnnSummary> {
             ckpt.display()
         );
         history.push(stats);
+        session.save(&model, &optim, epoch, t, &history)?;
     }
-
+    // With --stop-after the run is not over: no final model, test or summary.json.
+    let finished = !session.stops_early();
     let eval_model = model.valid();
-    let final_json = args.out.join("final.json");
-    eval_model.to_float().save_json(&final_json)?;
+    let final_json = if finished {
+        let path = args.out.join("final.json");
+        eval_model.to_float().save_json(&path)?;
+        path
+    } else {
+        args.out.join(format!("epoch-{}.json", history.len()))
+    };
     let float_valid = history.last().map_or(f64::NAN, |h| h.valid_nll_nats);
     let float_test = if test.is_empty() {
         f64::NAN
@@ -358,7 +369,7 @@ fn train(args: &PixelCnnArgs) -> Result<PixelCnnSummary> {
         float_test_nll_nats: float_test,
         test_images: test.len(),
         params,
-        epochs: args.epochs,
+        epochs: history.len(),
         seconds: start.elapsed().as_secs_f64(),
         images_per_second: train_images as f64 / train_secs.max(1e-9),
         train_images: train_set.len(),
@@ -367,6 +378,10 @@ fn train(args: &PixelCnnArgs) -> Result<PixelCnnSummary> {
         history,
         final_json: final_json.clone(),
     };
+    if !finished {
+        session.report_stop(summary.epochs);
+        return Ok(summary);
+    }
     write_json(&args.out.join("summary.json"), &summary)?;
     println!(
         "done: {} epochs in {:.0} s, {:.1} img/s; valid {:.3} / test {:.3} nats; {}",

@@ -69,9 +69,11 @@ impl Command {
     /// Whatever the subcommand fails with.
     pub fn run(&self) -> Result<()> {
         match self {
-            Command::TrainLm(a) => {
-                run(a).map(|s| println!("final model: {}", s.final_json.display()))
-            }
+            Command::TrainLm(a) => run(a).map(|s| {
+                if !a.run.stops_early(a.epochs) {
+                    println!("final model: {}", s.final_json.display());
+                }
+            }),
             Command::Generate(a) => generate_cmd(a),
             Command::Rank(a) => rank(a),
         }

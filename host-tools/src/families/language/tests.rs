@@ -17,6 +17,70 @@ fn data_dir() -> std::path::PathBuf {
     shared_data_dir(None)
 }
 
+/// Resuming: two epochs in one go, or one (`--stop-after 1`) and then
+/// `--resume`, give the same checkpoints byte for byte (Adam and SGD with
+/// clipping and weight decay, MoS, every dropout on, 2 threads); so does the
+/// same command twice. A checkpoint of the same flags but another training
+/// stream (other steps per epoch) is refused, and so is `--max-minutes`.
+#[test]
+fn resume_equals_the_uninterrupted_run() {
+    use super::train::Optim;
+    use crate::common::trainer::testing::{assert_resume_equal, edit_resume};
+    let args = |out: &Path, optimizer: Optim| TrainLmArgs {
+        out: out.to_path_buf(),
+        head: HeadKind::Mos,
+        k: Some(2),
+        emb: 8,
+        hidden: vec![12],
+        bptt: 10,
+        batch: 4,
+        epochs: 2,
+        optimizer,
+        weight_decay: 1e-4,
+        dropout_in: 0.1,
+        dropout_out: 0.1,
+        dropout_latent: 0.1,
+        dropout_emb: 0.1,
+        dropout_weight: 0.1,
+        no_test: true,
+        run: RunFlags {
+            quiet: true,
+            threads: 2,
+            ..default_args::<TrainLmArgs>().run
+        },
+        ..default_args()
+    };
+    for optimizer in [Optim::Adam, Optim::Sgd] {
+        let dir = assert_resume_equal(
+            &["epoch-1.json", "epoch-2.json", "final.json"],
+            &["final.json", "summary.json"],
+            |out, stop_after, resume| {
+                let mut a = args(out, optimizer);
+                a.run.stop_after = stop_after;
+                a.run.resume = resume;
+                run_on(&a, tiny_corpus()).map(|_| ())
+            },
+        );
+        let out = dir.path().join("x");
+        let mut a = args(&out, optimizer);
+        let mut short = tiny_corpus();
+        short.train.truncate(short.train.len() / 2);
+        // Same flags, half the stream: the steps per epoch disagree.
+        let wrong = dir.path().join("wrong.ckpt");
+        edit_resume(&dir.path().join("b/resume.ckpt"), &wrong, |m| {
+            m["epoch"] = serde_json::json!(1);
+            m["history"] = serde_json::json!([m["history"][0].clone()]);
+        });
+        a.run.resume = Some(wrong);
+        let e = format!("{:#}", run_on(&a, short).unwrap_err());
+        assert!(e.contains("the training data differs"), "{e}");
+        a.max_minutes = Some(1.0);
+        let e = format!("{:#}", run_on(&a, tiny_corpus()).unwrap_err());
+        assert!(e.contains("--max-minutes"), "{e}");
+        assert!(!out.exists());
+    }
+}
+
 #[test]
 fn ptb_counts() {
     let c = load_ptb(&data_dir()).expect("PTB in the shared data directory");
@@ -261,6 +325,7 @@ fn training_reduces_the_loss() {
                 seed: 0,
                 threads: 1,
                 quiet: true,
+                ..default_args::<TrainLmArgs>().run
             },
             ..default_args()
         };

@@ -24,7 +24,10 @@
 //!
 //! # Output of `tinyinfer train-lm --out DIR`
 //! * `DIR/epoch-N.json` after every complete epoch and `DIR/final.json` ([`LmF`]),
-//! * `DIR/summary.json` ([`LmSummary`]).
+//! * `DIR/summary.json` ([`LmSummary`]),
+//! * `DIR/resume.ckpt` after every complete epoch: what `--resume` continues from
+//!   ([`crate::common::trainer`]). A run with `--max-minutes` cannot be resumed: its
+//!   schedule follows wall time.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -33,10 +36,8 @@ use anyhow::{ensure, Context, Result};
 use burn::module::{Module, ParamId};
 
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
 use burn::tensor::{Device, Tensor};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::data::{start_token, Corpus, Dataset};
@@ -44,8 +45,8 @@ use super::float::{HeadKind, LmF};
 use super::model::{Dropouts, LmConfig, LmModel};
 use crate::common::data::shared_data_dir;
 use crate::common::trainer::{
-    create_out_dir, ensure_at_least, ensure_limit, ensure_positive, limited, log_lines, train_with,
-    warmup_cosine, write_json, EpochProgress, RunFlags, TrainerArgs,
+    check_flags, ensure_at_least, ensure_limit, ensure_positive, limited, log_lines, open_run,
+    resumed_note, train_with, warmup_cosine, write_json, EpochProgress, RunFlags, TrainerArgs,
 };
 
 /// Optimiser.
@@ -198,12 +199,21 @@ impl TrainerArgs for TrainLmArgs {
                 m.is_finite() && m > 0.0,
                 "--max-minutes must be positive, got {m}"
             );
+            ensure!(
+                self.run.resume.is_none(),
+                "--max-minutes ties the learning-rate schedule to wall time, so a resumed run \
+                 could not continue it: resume without it (and split long runs with --stop-after)"
+            );
         }
         self.config(2).validate()
     }
 
     fn run_flags(&self) -> &RunFlags {
         &self.run
+    }
+
+    fn epochs(&self) -> usize {
+        self.epochs
     }
 }
 
@@ -460,7 +470,7 @@ fn clip_global(grads: &mut GradientsParams, ids: &(Vec<ParamId>, Vec<ParamId>), 
 /// # Errors
 /// Bad flags, missing data, divergence, or I/O errors writing checkpoints.
 pub fn run(args: &TrainLmArgs) -> Result<LmSummary> {
-    args.validate()?;
+    check_flags(super::NAME, args)?;
     let dir = shared_data_dir(args.data.as_deref());
     let corpus = args
         .dataset
@@ -474,7 +484,7 @@ pub fn run(args: &TrainLmArgs) -> Result<LmSummary> {
 /// # Errors
 /// As [`run`].
 pub fn run_on(args: &TrainLmArgs, corpus: Corpus) -> Result<LmSummary> {
-    train_with(args, |a| train(a, corpus))
+    train_with(super::NAME, args, |a| train(a, corpus))
 }
 
 /// Keeps freed memory in the process instead of returning every large buffer to the
@@ -516,30 +526,33 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
         "{} training tokens are too few for --batch {bs}",
         corpus.train.len()
     );
-    create_out_dir(&args.out)?;
-
-    let device = Device::flex();
-    device.seed(args.run.seed);
-    let ad = device.clone().autodiff();
-    let mut rng = StdRng::seed_from_u64(args.run.seed);
+    let seg_per_epoch = (cols - 1).div_ceil(args.bptt);
+    let wd = (args.weight_decay > 0.0).then(|| WeightDecayConfig::new(args.weight_decay as f32));
+    let (session, mut model, mut optim, mut history) = open_run(
+        super::NAME,
+        args,
+        &args.out,
+        seg_per_epoch,
+        |rng, device| {
+            let mut m = LmModel::new(&cfg, corpus.level, corpus.vocab.clone(), rng, device);
+            m.init_unigram_bias(&corpus.train);
+            m
+        },
+        |_| match args.optimizer {
+            Optim::Adam => AdamConfig::new()
+                .with_epsilon(1e-8)
+                .with_weight_decay(wd)
+                .init(),
+            Optim::Sgd => SgdConfig::new().with_weight_decay(wd).init(),
+        },
+    )?;
     let start_tok = corpus.start_token();
-    let mut model = LmModel::new(&cfg, corpus.level, corpus.vocab.clone(), &mut rng, &ad);
-    model.init_unigram_bias(&corpus.train);
     let params = cfg.params();
     let ids = model.param_ids();
-    let wd = (args.weight_decay > 0.0).then(|| WeightDecayConfig::new(args.weight_decay as f32));
-    let mut optim: ModuleOptimizer = match args.optimizer {
-        Optim::Adam => AdamConfig::new()
-            .with_epsilon(1e-8)
-            .with_weight_decay(wd)
-            .init(),
-        Optim::Sgd => SgdConfig::new().with_weight_decay(wd).init(),
-    };
     let drop = args.dropouts();
     let base_lr = args.lr();
     let clip = args.clip();
 
-    let seg_per_epoch = (cols - 1).div_ceil(args.bptt);
     let total = seg_per_epoch * args.epochs;
     let warmup = args.warmup.unwrap_or((total / 100).clamp(1, 300)).max(1);
     let threads = rayon::current_num_threads();
@@ -552,7 +565,7 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
     println!(
         "LM {} {} K {} d {} H {hs}: {params} parameters; {} train / {} valid / {} test tokens, V {}; \
          {} epochs x {seg_per_epoch} steps of {bs} x {}; {:?} lr {base_lr} clip {clip} warm-up {warmup}; \
-         dropout {:?}; seed {}; {threads} threads; data {}",
+         dropout {:?}; seed {}; {threads} threads; data {}{}",
         args.dataset.name(),
         cfg.head.name(),
         cfg.k,
@@ -566,18 +579,19 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
         args.optimizer,
         drop,
         args.run.seed,
-        shared_data_dir(args.data.as_deref()).display()
+        shared_data_dir(args.data.as_deref()).display(),
+        resumed_note(&session)
     );
 
     let lines = log_lines(args.run.quiet);
-    let mut history = Vec::new();
     let (mut all_tokens, mut all_secs) = (0usize, 0f64);
-    let mut step = 0usize;
+    let mut step = session.step;
     let mut stopped = false;
-    let mut epochs_run = 0;
-    for epoch in 1..=args.epochs {
+    let mut epochs_run = history.len();
+    for epoch in session.epochs_here() {
         epochs_run = epoch;
         let epoch_start = Instant::now();
+        let mut rng = session.epoch_rng(epoch);
         let pb = EpochProgress::new(epoch, args.epochs, seg_per_epoch, args.run.quiet, lines);
         let (mut loss_sum, mut seen) = (0f64, 0usize);
         let mut lr = base_lr;
@@ -678,15 +692,23 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
         if stopped {
             break;
         }
+        session.save(&model, &optim, epoch, step, &history)?;
     }
-
+    // With --stop-after the run is not over: no final model, test or summary.json.
+    let finished = !session.stops_early();
     let eval_model = model.valid();
-    let f = eval_model.to_float();
-    f.validate().context("the trained model")?;
-    let final_json = args.out.join("final.json");
-    f.save(&final_json)?;
+    let final_json = if finished {
+        let f = eval_model.to_float();
+        f.validate().context("the trained model")?;
+        let path = args.out.join("final.json");
+        f.save(&path)?;
+        path
+    } else {
+        args.out.join(format!("epoch-{epochs_run}.json"))
+    };
     let valid_ppl = history.last().map_or(f64::NAN, |h| h.valid_ppl);
-    let (test_ppl, test_secs) = if args.no_test {
+    let no_test = args.no_test || !finished;
+    let (test_ppl, test_secs) = if no_test {
         (f64::NAN, 0.0)
     } else {
         let t0 = Instant::now();
@@ -713,7 +735,7 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
         valid_ppl,
         valid_tokens: valid.len(),
         test_ppl,
-        test_tokens: if args.no_test { 0 } else { corpus.test.len() },
+        test_tokens: if no_test { 0 } else { corpus.test.len() },
         test_seconds: test_secs,
         epochs: epochs_run,
         stopped_by_time: stopped,
@@ -726,6 +748,10 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
         history,
         final_json: final_json.clone(),
     };
+    if !finished {
+        session.report_stop(epochs_run);
+        return Ok(summary);
+    }
     write_json(&args.out.join("summary.json"), &summary)?;
     println!(
         "done: {} epoch(s){} in {:.0} s, {:.0} tok/s; valid ppl {:.2}, test ppl {:.2}; {}",
