@@ -26,8 +26,9 @@
 
 #![cfg(all(feature = "simulate", feature = "flash"))]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use serde_json::Value;
 use tinyinfer::format::{
@@ -36,7 +37,7 @@ use tinyinfer::format::{
 use tinyinfer::models::Classifier;
 use tinyinfer_tools::common::blob::{intel_hex, AlignedBlob};
 use tinyinfer_tools::device::simulate::{
-    self, build_firmware, build_firmware_with_arena, elf_info, App,
+    self, build_firmware, build_firmware_with, build_firmware_with_arena, elf_info, App,
 };
 
 mod common;
@@ -52,16 +53,11 @@ const NRF_MODEL_LEN: u32 = 0x000C_0000;
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
 fn elf(app: App) -> PathBuf {
-    static ELFS: [OnceLock<PathBuf>; 4] = [
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-    ];
-    let i = app as usize;
-    ELFS[i]
-        .get_or_init(|| {
-            let _g = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    static ELFS: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let _g = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut elfs = ELFS.lock().unwrap_or_else(|e| e.into_inner());
+    elfs.entry(app.name())
+        .or_insert_with(|| {
             build_firmware(&simulate::firmware_dir(None), app)
                 .unwrap_or_else(|e| panic!("building the {} firmware: {e:#}", app.name()))
         })
@@ -81,6 +77,7 @@ fn simulate(app: App, args: &[&str]) -> (bool, Value) {
     let mut cmd = common::bin();
     cmd.arg("simulate")
         .args(args)
+        .args(["--board", app.board.bin])
         .arg("--elf")
         .arg(&elf)
         .arg("--json");
@@ -157,7 +154,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
 fn selftest_passes_on_qemu_and_reports_figures() {
     let dir = scratch();
     let blob = write(dir.path(), "golden.tinf", &golden_with_selftest());
-    let (ok, r) = simulate(App::Qemu, &[&blob]);
+    let (ok, r) = simulate(App::QEMU, &[&blob]);
     assert!(ok, "simulate failed: {r:#}");
     assert_eq!(r["exit_code"], 0);
     assert_eq!(r["selftest_passed"], true);
@@ -175,7 +172,7 @@ fn selftest_passes_on_qemu_and_reports_figures() {
     }
     assert!(r["macs_per_instruction"].as_f64().unwrap() > 0.0);
     // Deterministic: SysTick under -icount counts the same instructions every run.
-    let (_, again) = simulate(App::Qemu, &[&blob]);
+    let (_, again) = simulate(App::QEMU, &[&blob]);
     assert_eq!(
         r["instructions_per_inference"], again["instructions_per_inference"],
         "instruction counts differ between two runs"
@@ -208,7 +205,7 @@ fn bad_blobs_give_documented_exit_statuses() {
     ];
     for (name, bytes, code) in cases {
         let path = write(dir.path(), name, &bytes);
-        let (ok, r) = simulate(App::Qemu, &[&path, "--unchecked"]);
+        let (ok, r) = simulate(App::QEMU, &[&path, "--unchecked"]);
         assert!(!ok, "{name}: simulate must fail");
         assert_eq!(r["exit_code"], code, "{name}: {r:#}");
         assert!(
@@ -218,14 +215,14 @@ fn bad_blobs_give_documented_exit_statuses() {
     }
 
     // Nothing loaded at all: QEMU's partition is 0x00.
-    let (ok, r) = simulate(App::Qemu, &["--empty-partition"]);
+    let (ok, r) = simulate(App::QEMU, &["--empty-partition"]);
     assert!(!ok);
     assert_eq!(r["exit_code"], 11, "{r:#}");
     assert_eq!(r["device_error"], "Erased");
 
     // A valid model without a self-test is run but not vouched for.
     let plain = write(dir.path(), "plain.tinf", &tiny::MODEL.0);
-    let (ok, r) = simulate(App::Qemu, &[&plain]);
+    let (ok, r) = simulate(App::QEMU, &[&plain]);
     assert!(!ok);
     assert_eq!(r["exit_code"], 2, "{r:#}");
     assert!(r["instructions_per_inference"].as_u64().unwrap() > 0);
@@ -236,7 +233,7 @@ fn bad_blobs_give_documented_exit_statuses() {
         .arg("simulate")
         .arg(&path)
         .arg("--elf")
-        .arg(elf(App::Qemu))
+        .arg(elf(App::QEMU))
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -245,7 +242,7 @@ fn bad_blobs_give_documented_exit_statuses() {
 
 #[test]
 fn nrf_budget_link_runs_the_selftest() {
-    let e = elf(App::QemuNrfBudget);
+    let e = elf(App::QEMU_NRF_BUDGET);
     let info = elf_info(&std::fs::read(&e).unwrap()).unwrap();
     assert_eq!(info.model_start, NRF_MODEL_BASE);
     assert_eq!(info.model_len, NRF_MODEL_LEN);
@@ -253,7 +250,7 @@ fn nrf_budget_link_runs_the_selftest() {
     assert!(info.flash_bytes <= NRF_MODEL_BASE as u64);
     let dir = scratch();
     let blob = write(dir.path(), "golden.tinf", &golden_with_selftest());
-    let (ok, r) = simulate(App::QemuNrfBudget, &[&blob]);
+    let (ok, r) = simulate(App::QEMU_NRF_BUDGET, &[&blob]);
     assert!(ok, "{r:#}");
     assert_eq!(r["memory_map"], "memory-qemu-nrf-budget.x");
     assert_eq!(r["partition_address"], NRF_MODEL_BASE);
@@ -266,7 +263,7 @@ fn nrf_budget_link_runs_the_selftest() {
 
 #[test]
 fn nrf52840_dk_app_builds_and_flash_targets_its_partition() {
-    let e = elf(App::Nrf52840Dk);
+    let e = elf(App::NRF52840_DK);
     let info = elf_info(&std::fs::read(&e).unwrap()).unwrap();
     assert_eq!(info.model_start, NRF_MODEL_BASE);
     assert_eq!(info.model_len, NRF_MODEL_LEN);
@@ -374,7 +371,7 @@ fn dirac_bit_exact_on_qemu_under_the_nrf_budget() {
     let dir = scratch();
     let model = tiny_dirac(dir.path());
     let (ok, r) = simulate(
-        App::QemuNrfBudget,
+        App::QEMU_NRF_BUDGET,
         &[model.to_str().unwrap(), "--eval", "200"],
     );
     assert!(ok, "{r:#}");
@@ -417,7 +414,7 @@ fn dirac_full_test_set_bit_exact() {
         Some(p) => PathBuf::from(p),
         None => tiny_dirac(dir.path()),
     };
-    let (ok, r) = simulate(App::Qemu, &[model.to_str().unwrap(), "--eval"]);
+    let (ok, r) = simulate(App::QEMU, &[model.to_str().unwrap(), "--eval"]);
     assert!(ok, "{r:#}");
     assert_eq!(r["eval_images"], 10_000);
     assert_eq!(r["matches_host"], true);
@@ -443,7 +440,7 @@ fn pixelcnn_nll_and_samples_are_bit_exact_on_qemu() {
 
     // The default 25 KB arena holds only the ring-of-rows plan: streaming path.
     assert!(dm.arena_len() > 25 * 1024 && dm.sample_arena_len() < 25 * 1024);
-    let (ok, r) = simulate(App::Qemu, &[&model, "--samples", "2", "--seed", "7"]);
+    let (ok, r) = simulate(App::QEMU, &[&model, "--samples", "2", "--seed", "7"]);
     assert!(ok, "{r:#}");
     assert_eq!(r["scoring_path"], "streaming");
     assert_eq!(r["nll_matches_host"], true, "{r:#}");
@@ -458,7 +455,7 @@ fn pixelcnn_nll_and_samples_are_bit_exact_on_qemu() {
         let _g = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         build_firmware_with_arena(
             &simulate::firmware_dir(None),
-            App::QemuNrfBudget,
+            App::QEMU_NRF_BUDGET,
             Some(dm.arena_len()),
         )
         .unwrap()
@@ -546,7 +543,7 @@ fn language_model_generates_the_host_text_on_qemu() {
 
     let run = |seed: u64| {
         let (ok, r) = simulate(
-            App::Qemu,
+            App::QEMU,
             &[
                 &path,
                 "--prompt",
@@ -615,7 +612,7 @@ fn language_model_prompt_outside_the_vocabulary_is_a_typed_error() {
     let dir = scratch();
     let path = write(dir.path(), "lm.tinf", &random_char_lm(2, 16, 12));
     // '~' has no token: the device refuses at its byte offset, status 29.
-    let (ok, r) = simulate(App::Qemu, &[&path, "--prompt", "abc~", "--tokens", "8"]);
+    let (ok, r) = simulate(App::QEMU, &[&path, "--prompt", "abc~", "--tokens", "8"]);
     assert!(!ok);
     assert_eq!(r["exit_code"], 29, "{r:#}");
     assert_eq!(r["device_error"], "BadInput(3)", "{r:#}");
@@ -637,7 +634,7 @@ fn language_model_prompt_outside_the_vocabulary_is_a_typed_error() {
     };
     let small = {
         let _g = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        build_firmware_with_arena(&simulate::firmware_dir(None), App::Qemu, Some(lm_arena / 2))
+        build_firmware_with_arena(&simulate::firmware_dir(None), App::QEMU, Some(lm_arena / 2))
             .unwrap()
     };
     let out = common::bin()
@@ -666,17 +663,20 @@ fn language_model_prompt_outside_the_vocabulary_is_a_typed_error() {
 fn stack_overflow_faults_cleanly_under_flip_link() {
     let dir = scratch();
     let blob = write(dir.path(), "golden.tinf", &golden_with_selftest());
-    let (ok, r) = simulate(App::QemuNrfBudget, &[&blob]);
+    let (ok, r) = simulate(App::QEMU_NRF_BUDGET, &[&blob]);
     assert!(ok, "{r:#}");
     let arena = r["firmware_arena_bytes"].as_u64().unwrap() as usize;
     let region = r["stack_region_bytes"].as_u64().unwrap() as usize;
     let starved = arena + region - 512;
     let elf = {
         let _g = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        build_firmware_with_arena(
+        // The link refuses to leave the stack less than the board's
+        // reserve (16 KB): lower it to build the starved app on purpose.
+        build_firmware_with(
             &simulate::firmware_dir(None),
-            App::QemuNrfBudget,
+            App::QEMU_NRF_BUDGET,
             Some(starved),
+            Some(0),
         )
         .unwrap()
     };
@@ -697,9 +697,9 @@ fn stack_overflow_faults_cleanly_under_flip_link() {
 fn classifier_only_app_is_smaller_and_refuses_other_families() {
     let dir = scratch();
     let golden = write(dir.path(), "golden.tinf", &golden_with_selftest());
-    let (ok, small) = simulate(App::QemuClassifierOnly, &[&golden]);
+    let (ok, small) = simulate(App::QEMU_CLASSIFIER_ONLY, &[&golden]);
     assert!(ok, "{small:#}");
-    let (ok, full) = simulate(App::QemuNrfBudget, &[&golden]);
+    let (ok, full) = simulate(App::QEMU_NRF_BUDGET, &[&golden]);
     assert!(ok, "{full:#}");
     let (s, f) = (
         small["firmware_flash_bytes"].as_u64().unwrap(),
@@ -712,7 +712,7 @@ fn classifier_only_app_is_smaller_and_refuses_other_families() {
     // The fuzz corpus's 28×28 PixelCNN (a real exported model).
     let density =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/crc_fixed/seed-density-checked");
-    let (ok, r) = simulate(App::QemuClassifierOnly, &[density.to_str().unwrap()]);
+    let (ok, r) = simulate(App::QEMU_CLASSIFIER_ONLY, &[density.to_str().unwrap()]);
     assert!(!ok);
     assert_eq!(r["exit_code"], 18, "{r:#}");
     let log = r["log"].to_string();

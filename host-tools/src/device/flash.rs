@@ -2,9 +2,13 @@
 //! with the probe-rs library, verifies it by reading it back, and resets the
 //! board so the firmware checks and runs the new model.
 //!
-//! The app is flashed separately (`cargo run --release` in `firmware/`); the
-//! two never overwrite each other because the partition lies outside the
-//! app's FLASH region (firmware/memory-nrf52840-dk.x).
+//! `--board NAME` (default `nrf52840-dk`) takes the probe-rs chip and the
+//! MODEL partition from the board table (firmware/boards.rs) and the board's
+//! memory map; `--chip`, `--base` and `--partition-len` override them.
+//!
+//! The app is flashed separately (`cargo run --release --bin BOARD` in
+//! `firmware/`); the two never overwrite each other because the partition
+//! lies outside the app's FLASH region.
 //!
 //! Everything short of touching a probe — the blob passes the core's checks,
 //! the chip is known to probe-rs, the partition lies in the chip's flash and
@@ -21,6 +25,7 @@ use probe_rs::probe::DebugProbeSelector;
 use probe_rs::{MemoryInterface, Permissions};
 
 use crate::common::blob::{parse_addr, AlignedBlob, DEFAULT_HEX_BASE};
+use crate::device::boards;
 
 /// MODEL partition of the nRF52840-DK (firmware/memory-nrf52840-dk.x).
 pub const NRF52840_DK_MODEL_BASE: u32 = DEFAULT_HEX_BASE;
@@ -33,15 +38,19 @@ pub struct FlashArgs {
     /// The `.tinf` model to write.
     #[arg(value_name = "MODEL.tinf")]
     pub model: PathBuf,
-    /// Target chip, as probe-rs names it.
-    #[arg(long, default_value = "nRF52840_xxAA")]
-    pub chip: String,
-    /// Flash address of the MODEL partition (firmware/memory-<board>.x).
-    #[arg(long, value_parser = parse_addr, default_value = "0x00040000")]
-    pub base: u32,
-    /// Bytes of the MODEL partition: the blob must fit.
-    #[arg(long, value_parser = parse_addr, default_value = "0x40000")]
-    pub partition_len: u32,
+    /// The board (firmware/boards.rs): nrf52840-dk, nucleo-l4r5zi. Gives the chip and
+    /// the MODEL partition.
+    #[arg(long, value_name = "NAME", default_value = "nrf52840-dk")]
+    pub board: String,
+    /// Target chip, as probe-rs names it (default: the board's).
+    #[arg(long)]
+    pub chip: Option<String>,
+    /// Flash address of the MODEL partition (default: the board's, firmware/memory-<board>.x).
+    #[arg(long, value_parser = parse_addr)]
+    pub base: Option<u32>,
+    /// Bytes of the MODEL partition: the blob must fit (default: the board's).
+    #[arg(long, value_parser = parse_addr)]
+    pub partition_len: Option<u32>,
     /// Which probe, as VID:PID[:SERIAL], when several are attached.
     #[arg(long, value_name = "VID:PID[:SERIAL]")]
     pub probe: Option<String>,
@@ -61,6 +70,8 @@ pub struct FlashPlan {
     pub region: std::ops::Range<u64>,
     /// The probe-rs target name.
     pub chip: String,
+    /// Bytes of the MODEL partition.
+    pub partition_len: u32,
 }
 
 /// Checks everything that can be checked without a probe.
@@ -69,26 +80,41 @@ pub struct FlashPlan {
 /// A blob the core refuses, an unknown chip, a partition outside the chip's
 /// flash or not page-aligned, a blob larger than the partition.
 pub fn plan(a: &FlashArgs) -> Result<FlashPlan> {
+    let board = boards::find(&a.board)?;
+    let chip = match (&a.chip, board.chip) {
+        (Some(c), _) => c.clone(),
+        (None, Some(c)) => c.to_string(),
+        (None, None) => bail!(
+            "{} is simulated, not flashed: run a model on it with `tinyinfer simulate --board {}`",
+            board.bin,
+            board.bin
+        ),
+    };
+    let (board_base, board_len) = boards::model_partition(board)?;
+    let (base, partition_len) = (
+        a.base.unwrap_or(board_base),
+        a.partition_len.unwrap_or(board_len),
+    );
     let blob = AlignedBlob::read(&a.model)?;
     blob.model()
         .with_context(|| format!("refusing to flash {}", a.model.display()))?;
     let bytes = blob.bytes().to_vec();
     ensure!(
-        bytes.len() as u64 <= a.partition_len as u64,
-        "{} is {} bytes; the MODEL partition holds {} (--partition-len)",
+        bytes.len() as u64 <= partition_len as u64,
+        "{} is {} bytes; the MODEL partition of {} holds {} (--partition-len)",
         a.model.display(),
         bytes.len(),
-        a.partition_len
+        board.bin,
+        partition_len
     );
     ensure!(
-        a.base.is_multiple_of(4096),
-        "--base {:#x} is not on a 4 KiB flash page boundary",
-        a.base
+        base.is_multiple_of(4096),
+        "--base {base:#x} is not on a 4 KiB flash page boundary"
     );
     let target = Registry::from_builtin_families()
-        .get_target_by_name(&a.chip)
-        .with_context(|| format!("probe-rs does not know the chip {:?} (--chip)", a.chip))?;
-    let (lo, hi) = (a.base as u64, a.base as u64 + a.partition_len as u64);
+        .get_target_by_name(&chip)
+        .with_context(|| format!("probe-rs does not know the chip {chip:?} (--chip)"))?;
+    let (lo, hi) = (base as u64, base as u64 + partition_len as u64);
     let region = target
         .memory_map
         .iter()
@@ -99,16 +125,14 @@ pub fn plan(a: &FlashArgs) -> Result<FlashPlan> {
             _ => None,
         })
         .with_context(|| {
-            format!(
-                "the partition {lo:#x}..{hi:#x} is not inside the flash of {}",
-                a.chip
-            )
+            format!("the partition {lo:#x}..{hi:#x} is not inside the flash of {chip}")
         })?;
     Ok(FlashPlan {
         bytes,
-        base: a.base,
+        base,
         region,
-        chip: a.chip.clone(),
+        chip,
+        partition_len,
     })
 }
 
@@ -120,12 +144,14 @@ pub fn plan(a: &FlashArgs) -> Result<FlashPlan> {
 pub fn run(a: &FlashArgs) -> Result<()> {
     let p = plan(a)?;
     eprintln!(
-        "{}: {} bytes -> {} flash at {:#010x}..{:#010x} (region {:#x}..{:#x})",
+        "{}: {} bytes -> {} ({}) flash at {:#010x}..{:#010x} (MODEL partition {} bytes; flash region {:#x}..{:#x})",
         a.model.display(),
         p.bytes.len(),
+        a.board,
         p.chip,
         p.base,
         p.base as usize + p.bytes.len(),
+        p.partition_len,
         p.region.start,
         p.region.end
     );

@@ -53,6 +53,10 @@ pub struct SimReport {
     pub model: Option<PathBuf>,
     /// The firmware ELF run.
     pub elf: PathBuf,
+    /// QEMU's `-machine`.
+    pub qemu_machine: String,
+    /// The CPU, for people (`Cortex-M4F`).
+    pub cpu: String,
     /// Board named by the firmware.
     pub board: Option<String>,
     /// Linker memory map of the ELF.
@@ -403,6 +407,12 @@ pub(super) fn ratio(a: u64, b: u64) -> f64 {
 pub fn summary(r: &SimReport) -> String {
     let mut s = String::new();
     let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+    s += &format!(
+        "board            {} on QEMU {} ({})\n",
+        r.board.as_deref().unwrap_or("-"),
+        r.qemu_machine,
+        r.cpu
+    );
     s += &format!(
         "exit status {} ({})\n",
         r.exit_code.map_or("-".into(), |c| c.to_string()),
