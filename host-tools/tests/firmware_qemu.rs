@@ -1,9 +1,11 @@
-//! Simulated inference tests: the firmware's `qemu` app on QEMU's mps2-an386
-//! (Cortex-M4F), driven through `tinyinfer simulate`, plus the builds and
-//! flash plans that need no hardware.
+//! Simulated inference tests: the firmware app on QEMU's mps2-an386
+//! (Cortex-M4F) and the other CPU profiles of firmware/boards.rs (mps2-an385
+//! M3, mps2-an505 M33, microbit M0), driven through `tinyinfer simulate`,
+//! plus the builds and flash plans that need no hardware.
 //!
-//! Needs Debian's `qemu-system-arm`, the `thumbv7em-none-eabihf` Rust
-//! target and Fashion-MNIST (`dataset-fashion-mnist`). Without them these
+//! Needs Debian's `qemu-system-arm`, the `thumbv7em-none-eabihf`,
+//! `thumbv7m-none-eabi`, `thumbv8m.main-none-eabihf` and `thumbv6m-none-eabi`
+//! Rust targets and Fashion-MNIST (`dataset-fashion-mnist`). Without them these
 //! tests fail with a message naming what is missing; none is skipped.
 //!
 //! - the self-test passes on QEMU (golden model with a self-test section);
@@ -12,6 +14,9 @@
 //!   of firmware/src/status.rs;
 //! - instruction counts are deterministic;
 //! - the qemu app links and runs under the nRF52840 budget map;
+//! - the four CPU profiles run the bench DiracNets bit-exact with the host;
+//!   a board built for the wrong target fails to link, naming the right one;
+//! - the nucleo-l4r5zi app builds and `flash --board` targets its partition;
 //! - the nrf52840-dk app builds, its MODEL partition is where `export --hex`
 //!   and `flash` put the blob, and `flash` without a probe fails clearly;
 //! - a real DiracNet (trained for one short epoch, exported with the CLI)
@@ -36,6 +41,7 @@ use tinyinfer::format::{
 };
 use tinyinfer::models::Classifier;
 use tinyinfer_tools::common::blob::{intel_hex, AlignedBlob};
+use tinyinfer_tools::device::boards;
 use tinyinfer_tools::device::simulate::{
     self, build_firmware, build_firmware_with, build_firmware_with_arena, elf_info, App,
 };
@@ -717,4 +723,132 @@ fn classifier_only_app_is_smaller_and_refuses_other_families() {
     assert_eq!(r["exit_code"], 18, "{r:#}");
     let log = r["log"].to_string();
     assert!(log.contains("without the driver for density"), "{log}");
+}
+
+fn bench_model(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/bench")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Issue 15: the four QEMU CPU profiles (Cortex-M4F, M3, M33, M0), each
+/// built for its own target from its board file, run the self-test, the
+/// per-layer benchmark and 50 test images bit-exact with the host core:
+/// the committed bench DiracNet, and on the micro:bit (16 KB RAM) the
+/// largest DiracNet that fits, `diracnet-micro.tinf`.
+#[test]
+fn four_cpu_profiles_run_the_bench_models_bit_exact() {
+    let bench = bench_model("diracnet-bench.tinf");
+    let micro = bench_model("diracnet-micro.tinf");
+    for (board, model, cpu) in [
+        ("mps2-an386", &bench, "Cortex-M4F"),
+        ("mps2-an385", &bench, "Cortex-M3"),
+        ("mps2-an505", &bench, "Cortex-M33"),
+        ("microbit", &micro, "Cortex-M0"),
+    ] {
+        let app = App::all(boards::find(board).unwrap());
+        let (ok, r) = simulate(app, &[model, "--eval", "50"]);
+        assert!(ok, "{board}: {r:#}");
+        assert_eq!(r["board"], board);
+        assert_eq!(r["qemu_machine"], board);
+        assert_eq!(r["cpu"], cpu);
+        assert_eq!(r["selftest_passed"], true, "{board}");
+        assert_eq!(r["selftest_cases"], 16, "{board}");
+        assert_eq!(r["layers"].as_array().unwrap().len(), 11, "{board}");
+        assert!(r["instructions_per_inference"].as_u64().unwrap() > 0);
+        assert_eq!(r["eval_images"], 50, "{board}");
+        assert_eq!(
+            r["matches_host"], true,
+            "{board}: device and host differ: {r:#}"
+        );
+        assert_eq!(r["mismatched_images"], 0, "{board}");
+    }
+    // The bench model's 25,088-byte arena does not fit the micro:bit's: a
+    // typed refusal (ArenaTooSmall, status 25) before anything runs.
+    let (ok, r) = simulate(App::all(boards::find("microbit").unwrap()), &[&bench]);
+    assert!(!ok);
+    assert_eq!(r["exit_code"], 25, "{r:#}");
+}
+
+/// Issue 15: the board layer refuses what would link wrong: a board built
+/// for another target fails at link time naming the target to use, and
+/// `simulate`/`flash` refuse boards they cannot run, naming the ones they can.
+#[test]
+fn boards_refuse_the_wrong_target_and_the_wrong_command() {
+    let out = {
+        let _g = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .current_dir(simulate::firmware_dir(None))
+            .args(["build", "--release", "--no-default-features"])
+            .args(["--features", "semihosting", "--bin", "microbit"])
+            .args(["--target", "thumbv7em-none-eabihf"])
+            .env_remove("TINYINFER_ARENA_BYTES")
+            .env_remove("TINYINFER_STACK_RESERVE")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("board microbit (Cortex-M0) is built for thumbv6m-none-eabi"),
+        "{err}"
+    );
+
+    let bench = bench_model("diracnet-bench.tinf");
+    let out = common::bin()
+        .args(["simulate", &bench, "--board", "nucleo-l4r5zi"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("tinyinfer flash --board nucleo-l4r5zi"),
+        "{err}"
+    );
+    let out = common::bin()
+        .args(["simulate", &bench, "--board", "mps2-an999"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("unknown board") && err.contains("microbit"),
+        "{err}"
+    );
+
+    // flash --board knows each real board's chip and partition (no probe touched).
+    let out = common::bin()
+        .args(["flash", &bench, "--board", "nucleo-l4r5zi", "--dry-run"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("STM32L4R5ZITx") && err.contains("0x08040000"),
+        "{err}"
+    );
+    let out = common::bin()
+        .args(["flash", &bench, "--board", "microbit", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+/// Issue 15: the NUCLEO-L4R5ZI app links under its memory map: code in
+/// bank 1 of its flash, the MODEL partition where `flash --board` writes.
+#[test]
+fn nucleo_l4r5zi_app_builds_and_flash_targets_its_partition() {
+    let e = elf(App::all(boards::find("nucleo-l4r5zi").unwrap()));
+    let info = elf_info(&std::fs::read(&e).unwrap()).unwrap();
+    let (base, len) = boards::model_partition(boards::find("nucleo-l4r5zi").unwrap()).unwrap();
+    assert_eq!((info.model_start, info.model_len), (base, len));
+    assert_eq!(base, 0x0804_0000);
+    assert!(info.flash_bytes <= 256 * 1024);
 }
