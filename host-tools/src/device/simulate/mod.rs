@@ -292,6 +292,13 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
         ..SimReport::default()
     };
     parse_report(&lines, &mut r)?;
+    // The nRF52840's CPU is a Cortex-M4F: estimate its time for the M4F's count.
+    if board.cpu == "Cortex-M4F" {
+        r.estimated_ms_at_64mhz = r
+            .classifier
+            .instructions_per_inference
+            .map(|n| n as f64 / 64_000.0);
+    }
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !stderr.trim().is_empty() {
         r.log.push(format!("(qemu stderr) {}", stderr.trim()));

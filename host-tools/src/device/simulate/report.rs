@@ -79,6 +79,11 @@ pub struct SimReport {
     pub selftest_cases: Option<u32>,
     /// MACs per instruction.
     pub macs_per_instruction: Option<f64>,
+    /// An estimate, on Cortex-M4F boards only: the milliseconds one
+    /// inference's instructions would take on an nRF52840 at 64 MHz at one
+    /// cycle per instruction (loads, taken branches and flash wait states
+    /// make real cycles higher).
+    pub estimated_ms_at_64mhz: Option<f64>,
     /// Stack high-water mark (painted stack).
     pub stack_high_water_bytes: Option<u32>,
     /// Stack region bytes.
@@ -448,6 +453,12 @@ pub fn summary(r: &SimReport) -> String {
         r.macs_per_instruction,
     ) {
         s += &format!("inference        {n} instructions, {m:.3} MACs/instruction\n");
+        if let Some(ms) = r.estimated_ms_at_64mhz {
+            s += &format!(
+                "                 ≈ {ms:.0} ms on an nRF52840 at 64 MHz (estimate: one cycle per \
+                 instruction; loads, branches and wait states cost more)\n"
+            );
+        }
     }
     if let Some(n) = r.density.instructions_per_scored_image {
         s += &format!(
