@@ -10,9 +10,17 @@ set -euo pipefail
 # written, a closed descriptor) must not reach rustc's probes, which read "-".
 exec </dev/null
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh data
-# The smallest tool: without `simulate` (QEMU, defmt) and `flash` (probe-rs).
-cargo build --release -p tinyinfer-tools --no-default-features
+if [ "${ON_BOARD:-0}" = 1 ]; then
+  # The board run below: QEMU, the Cortex-M targets, flip-link, and the tool
+  # with `simulate`, built once (a second build with other features would
+  # rebuild much of its dependency tree).
+  bash scripts/setup.sh
+  cargo build --release -p tinyinfer-tools --no-default-features --features simulate
+else
+  bash scripts/setup.sh data
+  # The smallest tool: without `simulate` (QEMU, defmt) and `flash` (probe-rs).
+  cargo build --release -p tinyinfer-tools --no-default-features
+fi
 # lr 0.4 without augmentation measured best for short schedules (docs/training.md).
 ./target/release/tinyinfer pipeline --epochs "${EPOCHS:-4}" --lr 0.4 --augment false --out runs/diracnet "$@"
 
@@ -24,7 +32,5 @@ cargo build --release -p tinyinfer-tools --no-default-features
 # flip-link, and builds the tool with `simulate` and the firmware, which the
 # 15-minute cold budget of the default run does not cover (docs/firmware.md).
 if [ "${ON_BOARD:-0}" = 1 ]; then
-  bash scripts/setup.sh
-  cargo build --release -p tinyinfer-tools --no-default-features --features simulate
   ./target/release/tinyinfer simulate runs/diracnet/model.tinf --nrf-budget --eval "${BOARD_IMAGES:-300}"
 fi
