@@ -10,7 +10,7 @@
 #   TINYINFER_CHECK_SEED=7 TINYINFER_CHECK_CASES=2000 bash firmware/kernel-check.sh
 set -euo pipefail
 cd "$(dirname "$0")"
-cargo build --release --no-default-features --features qemu --bin kernel-check
+cargo build --release --no-default-features --features semihosting --bin kernel-check --target thumbv7em-none-eabihf
 elf=target/thumbv7em-none-eabihf/release/kernel-check
 set +e
 timeout --kill-after=5 "${KERNEL_CHECK_TIMEOUT:-600}" qemu-system-arm \

@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# Lints of the firmware workspace (its own target, so the root workspace's
-# fmt/clippy steps do not reach it): rustfmt, and clippy -D warnings for each
-# board build. The QEMU tests themselves (self-test, bad blobs, nRF budget,
-# nrf52840-dk build, bit-exact DiracNet) are host-tools/tests/firmware_qemu.rs,
-# which `cargo test --workspace` at the root runs.
+# Lints and builds of the firmware workspace (its own target, so the root
+# workspace's fmt/clippy steps do not reach it): rustfmt, clippy -D warnings
+# for every board of boards.rs on its own target, and full builds (links
+# included: memory map, RAM check, target check) of the real boards' apps.
+# The QEMU runs themselves (self-test and benchmark on the four CPU
+# profiles, bad blobs, nRF budget, bit-exact DiracNet, ...) are
+# host-tools/tests/firmware_qemu.rs, which `cargo test --workspace` at the
+# root runs.
 set -euo pipefail
 cd "$(dirname "$0")"
 cargo fmt -- --check # this package only (--all would reach the root workspace through the path dependency)
-cargo clippy --release --no-default-features --features qemu,density,language -- -D warnings
-cargo clippy --release --no-default-features --features qemu,nrf-budget,density,language -- -D warnings
+sh="--no-default-features --features semihosting"
+# mps2-an386 (Cortex-M4F): the app, its nRF-budget link, the DSP kernel check.
+cargo clippy --release $sh,density,language --bin mps2-an386 --bin mps2-an386-nrf-budget --bin kernel-check -- -D warnings
 # The classifier-only app (no density or language driver).
-cargo clippy --release --no-default-features --features qemu,nrf-budget -- -D warnings
-cargo clippy --release -- -D warnings # nrf52840-dk (the default feature)
-echo "firmware: fmt and clippy clean for qemu, qemu+nrf-budget (all drivers and classifier-only), nrf52840-dk"
+cargo clippy --release $sh --bin mps2-an386-nrf-budget -- -D warnings
+# The other QEMU CPU profiles, each on its target.
+cargo clippy --release $sh,density,language --bin mps2-an385 --target thumbv7m-none-eabi -- -D warnings
+cargo clippy --release $sh,density,language --bin mps2-an505 --target thumbv8m.main-none-eabihf -- -D warnings
+cargo clippy --release $sh,density,language --bin microbit --target thumbv6m-none-eabi -- -D warnings
+# The real boards over RTT (the default features): lints, then the linked apps.
+cargo clippy --release --bin nrf52840-dk --bin nucleo-l4r5zi -- -D warnings
+cargo build --release --bin nrf52840-dk --bin nucleo-l4r5zi
+echo "firmware: fmt and clippy clean for every board (mps2-an386 + nrf-budget + classifier-only, mps2-an385, mps2-an505, microbit, nrf52840-dk, nucleo-l4r5zi); real-board apps link"

@@ -374,7 +374,12 @@ fn masked_case(d: &mut Draw, scratch: &mut [u8], p: &ConvParams, mask: Mask) -> 
     // (the whole input as its ring of rows), equals the whole-map conv.
     t.got.fill(0x55u8 as i8);
     let oc = p.out_c;
-    for (px, out) in t.got.chunks_mut(oc.max(1)).enumerate().take(p.out_h * p.out_w) {
+    for (px, out) in t
+        .got
+        .chunks_mut(oc.max(1))
+        .enumerate()
+        .take(p.out_h * p.out_w)
+    {
         let (y, x) = (px / p.out_w, px % p.out_w);
         let r = arm::conv2d_pixel(
             p, mask, t.input, p.in_h, y, x, t.weights, t.bias, t.mult, t.shift, out,

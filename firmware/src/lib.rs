@@ -34,39 +34,49 @@
 //! firmware computes nothing the exporter could have: it only checks the
 //! blob and runs it.
 //!
-//! Features pick the board, exactly one of `qemu` and `nrf52840-dk`;
-//! `nrf-budget` links the qemu app under nRF52840 limits. The classifier
+//! A board is one file, `src/bin/<board>.rs` (name, clock, LED or none,
+//! transport, arena), plus its memory map and one line in the board table
+//! [`boards`] (`firmware/boards.rs`, shared with `build.rs` and host-tools).
+//! Features pick the *transport*, exactly one: `semihosting` ([`semihosted`]:
+//! QEMU, exit codes, SysTick instruction counts, host files) or `rtt`
+//! ([`rtt`]: defmt-rtt, panic-probe, the DWT cycle counter). The classifier
 //! driver is always in; `density` and `language` add theirs (both default):
 //! a classifier-only app leaves them out of flash, and refuses a model of a
 //! family it was built without (`WrongFamily`, status 18).
 //!
-//! Unsafe code lives in [`mem`] (linker symbols, the static arena, the
-//! painted stack); the bins add only the `unsafe fn HardFault` signature
-//! cortex-m-rt requires and, on QEMU, one write to the FPGA LED register.
+//! Unsafe code lives in [`mem`] (linker symbols, the static buffers, the
+//! painted stack) and [`mmio`] (device registers); the board files add only
+//! their register addresses, each behind a `// SAFETY:` note.
 #![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-#[cfg(all(feature = "qemu", feature = "nrf52840-dk"))]
+#[cfg(all(feature = "semihosting", feature = "rtt"))]
 compile_error!(
-    "features `qemu` and `nrf52840-dk` pick different boards: build the qemu app with \
-     `--no-default-features --features qemu` (or `cargo qemu`)"
+    "features `semihosting` and `rtt` are two transports: build a semihosted board with \
+     `--no-default-features --features semihosting` (see firmware/boards.rs)"
 );
-#[cfg(not(any(feature = "qemu", feature = "nrf52840-dk")))]
-compile_error!("pick a board: feature `qemu` or `nrf52840-dk`");
-#[cfg(all(feature = "nrf-budget", not(feature = "qemu")))]
-compile_error!("feature `nrf-budget` links the qemu app under nRF52840 limits: it needs `qemu`");
+#[cfg(not(any(feature = "semihosting", feature = "rtt")))]
+compile_error!("pick a transport: feature `semihosting` (QEMU) or `rtt` (a board with a probe)");
 
 pub mod bench;
+#[allow(missing_docs)]
+#[path = "../boards.rs"]
+pub mod boards;
 #[cfg(feature = "density")]
 pub mod density;
 pub mod eval;
-#[cfg(feature = "qemu")]
+#[cfg(all(feature = "semihosting", tinyinfer_dsp))]
 pub mod kernel_check;
 #[cfg(feature = "language")]
 pub mod language;
 pub mod mem;
+pub mod mmio;
 pub mod report;
+#[cfg(feature = "rtt")]
+pub mod rtt;
+#[cfg(feature = "semihosting")]
+pub mod semihosted;
 pub mod slots;
 pub mod status;
 
@@ -83,16 +93,28 @@ pub use bench::{CycleCounter, LayerBench};
 pub use eval::{HostLink, LinkError, NoHost};
 pub use status::Outcome;
 
-/// Arena bytes the firmware declares statically: at least the DiracNet
-/// model's arena (`tinyinfer inspect MODEL.tinf` prints it; 25,088 bytes for
-/// widths 16,32,64 on 28×28 inputs). Override at build time with the
-/// environment variable `TINYINFER_ARENA_BYTES`.
-pub const ARENA_BYTES: usize = match option_env!("TINYINFER_ARENA_BYTES") {
-    Some(s) => parse_usize(s),
-    None => 25 * 1024,
-};
+pub use mem::Buffers;
 
-/// Largest model input (raw pixels) the firmware buffers for evaluation.
+/// The arena a board declares, `default` bytes, unless the build sets the
+/// environment variable `TINYINFER_ARENA_BYTES` (as `tinyinfer simulate` does
+/// for the model it runs). DiracNet (widths 16,32,64 on 28×28 inputs) needs
+/// 25,088 bytes (`tinyinfer inspect MODEL.tinf` prints a model's arena).
+/// Whether the statics fit the board's RAM is checked at link time
+/// (`build.rs`).
+pub const fn arena_bytes(default: usize) -> usize {
+    let n = match option_env!("TINYINFER_ARENA_BYTES") {
+        Some(s) => parse_usize(s),
+        None => default,
+    };
+    assert!(
+        n > 0 && n % 4 == 0,
+        "the arena must be a positive multiple of 4 bytes"
+    );
+    n
+}
+
+/// The evaluation input buffer the boards declare: the largest model input
+/// (raw pixels) or language-model prompt the firmware takes.
 pub const MAX_INPUT_BYTES: usize = 1024;
 
 const fn parse_usize(s: &str) -> usize {
@@ -111,26 +133,26 @@ const fn parse_usize(s: &str) -> usize {
     n
 }
 
-const _: () = assert!(
-    ARENA_BYTES > 0 && ARENA_BYTES % 4 == 0,
-    "arena must be a positive multiple of 4"
-);
-
 /// What the app is running on, for the report.
 #[derive(Clone, Copy, Debug)]
 pub struct BoardInfo {
-    /// Board name (`qemu-mps2-an386`, `nrf52840-dk`).
+    /// Board name, its bin's: `mps2-an386`, `nrf52840-dk`.
     pub name: &'static str,
     /// The linker memory map the app was built with.
     pub memory_map: &'static str,
 }
 
 impl BoardInfo {
-    /// This build's board, named by the caller, with the memory map build.rs chose.
-    pub const fn new(name: &'static str) -> Self {
-        BoardInfo {
-            name,
-            memory_map: env!("TINYINFER_MEMORY_MAP"),
+    /// The board of the bin `bin` (pass `env!("CARGO_BIN_NAME")`), with the
+    /// memory map of its line in [`boards::BOARDS`]. A bin without a line
+    /// fails to compile (and `build.rs` names it).
+    pub const fn new(bin: &'static str) -> Self {
+        match boards::board(bin) {
+            Some(b) => BoardInfo {
+                name: b.bin,
+                memory_map: b.memory_map,
+            },
+            None => panic!("this bin has no line in the board table, firmware/boards.rs"),
         }
     }
 }
@@ -148,7 +170,7 @@ pub struct Hardware<L, D, C> {
 /// Checks the model partition, runs the self-test, the benchmark and the
 /// host's evaluation, and reports all of it over defmt.
 ///
-/// `arena` is the static arena ([`mem::take_buffers`]), `input` a scratch
+/// `arena` is the static arena ([`Buffers::take`]), `input` a scratch
 /// buffer for evaluation images.
 pub fn run<L, D, C, H>(
     board: BoardInfo,

@@ -1,5 +1,5 @@
 //! Memory laid out by the linker script: the MODEL partition, the static
-//! arena, the painted stack. The firmware's only unsafe code lives here,
+//! buffers (each board declares its own [`Buffers`]), the painted stack. The firmware's only unsafe code lives here,
 //! each use behind a safe function with a `// SAFETY:` note.
 //!
 //! Symbols used (from `memory-<board>.x` and cortex-m-rt's `link.x`):
@@ -16,10 +16,9 @@
 //! stack region is the top of RAM; the measurements hold either way.
 #![allow(unsafe_code)]
 
+use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, Ordering};
-
-use crate::{ARENA_BYTES, MAX_INPUT_BYTES};
 
 extern "C" {
     static __model_start: u8;
@@ -54,28 +53,73 @@ pub fn model_partition() -> &'static [u8] {
     unsafe { core::slice::from_raw_parts(ptr::with_exposed_provenance::<u8>(start), len) }
 }
 
-#[repr(C, align(4))]
-struct Buffers {
-    arena: [u8; ARENA_BYTES],
-    input: [u8; MAX_INPUT_BYTES],
+/// Takes `flag` if nobody has: true once, false afterwards.
+///
+/// Armv6-M (Cortex-M0/M0+) has no atomic read-modify-write
+/// (`AtomicBool::swap`), so the load and the store run with interrupts off:
+/// on these single-core chips nothing else can run between them.
+fn take_once(flag: &AtomicBool) -> bool {
+    cortex_m::interrupt::free(|_| {
+        if flag.load(Ordering::Relaxed) {
+            false
+        } else {
+            flag.store(true, Ordering::Relaxed);
+            true
+        }
+    })
 }
 
-static mut BUFFERS: Buffers = Buffers {
-    arena: [0; ARENA_BYTES],
-    input: [0; MAX_INPUT_BYTES],
-};
-static TAKEN: AtomicBool = AtomicBool::new(false);
+#[repr(C, align(4))]
+struct Inner<const A: usize, const I: usize> {
+    arena: [u8; A],
+    input: [u8; I],
+}
 
-/// The static arena (`ARENA_BYTES`, 4-byte aligned) and the input buffer
-/// (`MAX_INPUT_BYTES`): `Some` once, `None` afterwards.
-pub fn take_buffers() -> Option<(&'static mut [u8], &'static mut [u8])> {
-    if TAKEN.swap(true, Ordering::AcqRel) {
-        return None;
+/// A board's static arena (`A` bytes, 4-byte aligned) and evaluation input
+/// buffer (`I` bytes), in `.bss`. A board file declares one:
+///
+/// ```ignore
+/// static BUFFERS: Buffers<{ arena_bytes(25 * 1024) }, MAX_INPUT_BYTES> = Buffers::new();
+/// ```
+///
+/// and the link fails if they leave the stack too little of the board's
+/// RAM (`build.rs`).
+pub struct Buffers<const A: usize, const I: usize> {
+    inner: UnsafeCell<Inner<A, I>>,
+    taken: AtomicBool,
+}
+
+// SAFETY: the buffers are reachable only through `take`, which hands out
+// the one mutable reference once (`take_once`), so sharing the static
+// between contexts shares no access.
+unsafe impl<const A: usize, const I: usize> Sync for Buffers<A, I> {}
+
+impl<const A: usize, const I: usize> Buffers<A, I> {
+    /// Zeroed buffers (placed in `.bss`).
+    #[allow(clippy::new_without_default)] // a static needs a const constructor
+    pub const fn new() -> Self {
+        Buffers {
+            inner: UnsafeCell::new(Inner {
+                arena: [0; A],
+                input: [0; I],
+            }),
+            taken: AtomicBool::new(false),
+        }
     }
-    // SAFETY: the flag above lets exactly one caller through, so this is the
-    // only reference to BUFFERS ever made.
-    let b = unsafe { &mut *ptr::addr_of_mut!(BUFFERS) };
-    Some((&mut b.arena, &mut b.input))
+
+    /// The arena and the input buffer: `Some` once, `None` afterwards.
+    // The once-flag makes the mutable references unique: the shared
+    // `&'static self` hands out no other access to the buffers.
+    #[allow(clippy::mut_from_ref)]
+    pub fn take(&'static self) -> Option<(&'static mut [u8], &'static mut [u8])> {
+        if !take_once(&self.taken) {
+            return None;
+        }
+        // SAFETY: `take_once` lets exactly one caller through, so this is the
+        // only reference to the buffers ever made.
+        let b = unsafe { &mut *self.inner.get() };
+        Some((&mut b.arena, &mut b.input))
+    }
 }
 
 /// Bytes of [`take_scratch`]'s buffer.
@@ -91,7 +135,7 @@ static SCRATCH_TAKEN: AtomicBool = AtomicBool::new(false);
 /// (test tensors): `Some` once, `None` afterwards. Apps that never call it
 /// do not link it (the linker drops the unused section).
 pub fn take_scratch() -> Option<&'static mut [u8]> {
-    if SCRATCH_TAKEN.swap(true, Ordering::AcqRel) {
+    if !take_once(&SCRATCH_TAKEN) {
         return None;
     }
     // SAFETY: the flag above lets exactly one caller through, so this is the

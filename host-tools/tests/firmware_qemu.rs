@@ -1,9 +1,11 @@
-//! Simulated inference tests: the firmware's `qemu` app on QEMU's mps2-an386
-//! (Cortex-M4F), driven through `tinyinfer simulate`, plus the builds and
-//! flash plans that need no hardware.
+//! Simulated inference tests: the firmware app on QEMU's mps2-an386
+//! (Cortex-M4F) and the other CPU profiles of firmware/boards.rs (mps2-an385
+//! M3, mps2-an505 M33, microbit M0), driven through `tinyinfer simulate`,
+//! plus the builds and flash plans that need no hardware.
 //!
-//! Needs Debian's `qemu-system-arm`, the `thumbv7em-none-eabihf` Rust
-//! target and Fashion-MNIST (`dataset-fashion-mnist`). Without them these
+//! Needs Debian's `qemu-system-arm`, the `thumbv7em-none-eabihf`,
+//! `thumbv7m-none-eabi`, `thumbv8m.main-none-eabihf` and `thumbv6m-none-eabi`
+//! Rust targets and Fashion-MNIST (`dataset-fashion-mnist`). Without them these
 //! tests fail with a message naming what is missing; none is skipped.
 //!
 //! - the self-test passes on QEMU (golden model with a self-test section);
@@ -12,6 +14,9 @@
 //!   of firmware/src/status.rs;
 //! - instruction counts are deterministic;
 //! - the qemu app links and runs under the nRF52840 budget map;
+//! - the four CPU profiles run the bench DiracNets bit-exact with the host;
+//!   a board built for the wrong target fails to link, naming the right one;
+//! - the nucleo-l4r5zi app builds and `flash --board` targets its partition;
 //! - the nrf52840-dk app builds, its MODEL partition is where `export --hex`
 //!   and `flash` put the blob, and `flash` without a probe fails clearly;
 //! - a real DiracNet (trained for one short epoch, exported with the CLI)
@@ -28,8 +33,9 @@
 
 #![cfg(all(feature = "simulate", feature = "flash"))]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use serde_json::Value;
 use tinyinfer::format::{
@@ -39,8 +45,9 @@ use tinyinfer::link::slots::{Slot, TRAILER_LEN};
 use tinyinfer::models::Classifier;
 use tinyinfer_tools::common::blob::{intel_hex, AlignedBlob};
 use tinyinfer_tools::common::slots::SlotImage;
+use tinyinfer_tools::device::boards;
 use tinyinfer_tools::device::simulate::{
-    self, build_firmware, build_firmware_with_arena, elf_info, App,
+    self, build_firmware, build_firmware_with, build_firmware_with_arena, elf_info, App,
 };
 
 mod common;
@@ -56,16 +63,11 @@ const NRF_MODEL_LEN: u32 = 0x000C_0000;
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
 fn elf(app: App) -> PathBuf {
-    static ELFS: [OnceLock<PathBuf>; 4] = [
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-    ];
-    let i = app as usize;
-    ELFS[i]
-        .get_or_init(|| {
-            let _g = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    static ELFS: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let _g = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut elfs = ELFS.lock().unwrap_or_else(|e| e.into_inner());
+    elfs.entry(app.name())
+        .or_insert_with(|| {
             build_firmware(&simulate::firmware_dir(None), app)
                 .unwrap_or_else(|e| panic!("building the {} firmware: {e:#}", app.name()))
         })
@@ -85,6 +87,7 @@ fn simulate(app: App, args: &[&str]) -> (bool, Value) {
     let mut cmd = common::bin();
     cmd.arg("simulate")
         .args(args)
+        .args(["--board", app.board.bin])
         .arg("--elf")
         .arg(&elf)
         .arg("--json");
@@ -161,7 +164,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
 fn selftest_passes_on_qemu_and_reports_figures() {
     let dir = scratch();
     let blob = write(dir.path(), "golden.tinf", &golden_with_selftest());
-    let (ok, r) = simulate(App::Qemu, &[&blob]);
+    let (ok, r) = simulate(App::QEMU, &[&blob]);
     assert!(ok, "simulate failed: {r:#}");
     assert_eq!(r["exit_code"], 0);
     assert_eq!(r["selftest_passed"], true);
@@ -179,7 +182,7 @@ fn selftest_passes_on_qemu_and_reports_figures() {
     }
     assert!(r["macs_per_instruction"].as_f64().unwrap() > 0.0);
     // Deterministic: SysTick under -icount counts the same instructions every run.
-    let (_, again) = simulate(App::Qemu, &[&blob]);
+    let (_, again) = simulate(App::QEMU, &[&blob]);
     assert_eq!(
         r["instructions_per_inference"], again["instructions_per_inference"],
         "instruction counts differ between two runs"
@@ -212,7 +215,7 @@ fn bad_blobs_give_documented_exit_statuses() {
     ];
     for (name, bytes, code) in cases {
         let path = write(dir.path(), name, &bytes);
-        let (ok, r) = simulate(App::Qemu, &[&path, "--unchecked"]);
+        let (ok, r) = simulate(App::QEMU, &[&path, "--unchecked"]);
         assert!(!ok, "{name}: simulate must fail");
         assert_eq!(r["exit_code"], code, "{name}: {r:#}");
         assert!(
@@ -222,14 +225,14 @@ fn bad_blobs_give_documented_exit_statuses() {
     }
 
     // Nothing loaded at all: QEMU's partition is 0x00.
-    let (ok, r) = simulate(App::Qemu, &["--empty-partition"]);
+    let (ok, r) = simulate(App::QEMU, &["--empty-partition"]);
     assert!(!ok);
     assert_eq!(r["exit_code"], 11, "{r:#}");
     assert_eq!(r["device_error"], "Erased");
 
     // A valid model without a self-test is run but not vouched for.
     let plain = write(dir.path(), "plain.tinf", &tiny::MODEL.0);
-    let (ok, r) = simulate(App::Qemu, &[&plain]);
+    let (ok, r) = simulate(App::QEMU, &[&plain]);
     assert!(!ok);
     assert_eq!(r["exit_code"], 2, "{r:#}");
     assert!(r["instructions_per_inference"].as_u64().unwrap() > 0);
@@ -240,7 +243,7 @@ fn bad_blobs_give_documented_exit_statuses() {
         .arg("simulate")
         .arg(&path)
         .arg("--elf")
-        .arg(elf(App::Qemu))
+        .arg(elf(App::QEMU))
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -249,7 +252,7 @@ fn bad_blobs_give_documented_exit_statuses() {
 
 #[test]
 fn nrf_budget_link_runs_the_selftest() {
-    let e = elf(App::QemuNrfBudget);
+    let e = elf(App::QEMU_NRF_BUDGET);
     let info = elf_info(&std::fs::read(&e).unwrap()).unwrap();
     assert_eq!(info.model_start, NRF_MODEL_BASE);
     assert_eq!(info.model_len, NRF_MODEL_LEN);
@@ -257,7 +260,7 @@ fn nrf_budget_link_runs_the_selftest() {
     assert!(info.flash_bytes <= NRF_MODEL_BASE as u64);
     let dir = scratch();
     let blob = write(dir.path(), "golden.tinf", &golden_with_selftest());
-    let (ok, r) = simulate(App::QemuNrfBudget, &[&blob]);
+    let (ok, r) = simulate(App::QEMU_NRF_BUDGET, &[&blob]);
     assert!(ok, "{r:#}");
     assert_eq!(r["memory_map"], "memory-qemu-nrf-budget.x");
     assert_eq!(r["partition_address"], NRF_MODEL_BASE);
@@ -270,7 +273,7 @@ fn nrf_budget_link_runs_the_selftest() {
 
 #[test]
 fn nrf52840_dk_app_builds_and_flash_targets_its_partition() {
-    let e = elf(App::Nrf52840Dk);
+    let e = elf(App::NRF52840_DK);
     let info = elf_info(&std::fs::read(&e).unwrap()).unwrap();
     assert_eq!(info.model_start, NRF_MODEL_BASE);
     assert_eq!(info.model_len, NRF_MODEL_LEN);
@@ -378,7 +381,7 @@ fn dirac_bit_exact_on_qemu_under_the_nrf_budget() {
     let dir = scratch();
     let model = tiny_dirac(dir.path());
     let (ok, r) = simulate(
-        App::QemuNrfBudget,
+        App::QEMU_NRF_BUDGET,
         &[model.to_str().unwrap(), "--eval", "200"],
     );
     assert!(ok, "{r:#}");
@@ -428,7 +431,7 @@ fn dirac_full_test_set_bit_exact() {
         Some(p) => PathBuf::from(p),
         None => tiny_dirac(dir.path()),
     };
-    let (ok, r) = simulate(App::Qemu, &[model.to_str().unwrap(), "--eval"]);
+    let (ok, r) = simulate(App::QEMU, &[model.to_str().unwrap(), "--eval"]);
     assert!(ok, "{r:#}");
     assert_eq!(r["eval_images"], 10_000);
     assert_eq!(r["matches_host"], true);
@@ -454,7 +457,7 @@ fn pixelcnn_nll_and_samples_are_bit_exact_on_qemu() {
 
     // The default 25 KB arena holds only the ring-of-rows plan: streaming path.
     assert!(dm.arena_len() > 25 * 1024 && dm.sample_arena_len() < 25 * 1024);
-    let (ok, r) = simulate(App::Qemu, &[&model, "--samples", "2", "--seed", "7"]);
+    let (ok, r) = simulate(App::QEMU, &[&model, "--samples", "2", "--seed", "7"]);
     assert!(ok, "{r:#}");
     assert_eq!(r["scoring_path"], "streaming");
     assert_eq!(r["nll_matches_host"], true, "{r:#}");
@@ -469,7 +472,7 @@ fn pixelcnn_nll_and_samples_are_bit_exact_on_qemu() {
         let _g = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         build_firmware_with_arena(
             &simulate::firmware_dir(None),
-            App::QemuNrfBudget,
+            App::QEMU_NRF_BUDGET,
             Some(dm.arena_len()),
         )
         .unwrap()
@@ -557,7 +560,7 @@ fn language_model_generates_the_host_text_on_qemu() {
 
     let run = |seed: u64| {
         let (ok, r) = simulate(
-            App::Qemu,
+            App::QEMU,
             &[
                 &path,
                 "--prompt",
@@ -626,7 +629,7 @@ fn language_model_prompt_outside_the_vocabulary_is_a_typed_error() {
     let dir = scratch();
     let path = write(dir.path(), "lm.tinf", &random_char_lm(2, 16, 12));
     // '~' has no token: the device refuses at its byte offset, status 29.
-    let (ok, r) = simulate(App::Qemu, &[&path, "--prompt", "abc~", "--tokens", "8"]);
+    let (ok, r) = simulate(App::QEMU, &[&path, "--prompt", "abc~", "--tokens", "8"]);
     assert!(!ok);
     assert_eq!(r["exit_code"], 29, "{r:#}");
     assert_eq!(r["device_error"], "BadInput(3)", "{r:#}");
@@ -648,7 +651,7 @@ fn language_model_prompt_outside_the_vocabulary_is_a_typed_error() {
     };
     let small = {
         let _g = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        build_firmware_with_arena(&simulate::firmware_dir(None), App::Qemu, Some(lm_arena / 2))
+        build_firmware_with_arena(&simulate::firmware_dir(None), App::QEMU, Some(lm_arena / 2))
             .unwrap()
     };
     let out = common::bin()
@@ -677,17 +680,20 @@ fn language_model_prompt_outside_the_vocabulary_is_a_typed_error() {
 fn stack_overflow_faults_cleanly_under_flip_link() {
     let dir = scratch();
     let blob = write(dir.path(), "golden.tinf", &golden_with_selftest());
-    let (ok, r) = simulate(App::QemuNrfBudget, &[&blob]);
+    let (ok, r) = simulate(App::QEMU_NRF_BUDGET, &[&blob]);
     assert!(ok, "{r:#}");
     let arena = r["firmware_arena_bytes"].as_u64().unwrap() as usize;
     let region = r["stack_region_bytes"].as_u64().unwrap() as usize;
     let starved = arena + region - 512;
     let elf = {
         let _g = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        build_firmware_with_arena(
+        // The link refuses to leave the stack less than the board's
+        // reserve (16 KB): lower it to build the starved app on purpose.
+        build_firmware_with(
             &simulate::firmware_dir(None),
-            App::QemuNrfBudget,
+            App::QEMU_NRF_BUDGET,
             Some(starved),
+            Some(0),
         )
         .unwrap()
     };
@@ -708,9 +714,9 @@ fn stack_overflow_faults_cleanly_under_flip_link() {
 fn classifier_only_app_is_smaller_and_refuses_other_families() {
     let dir = scratch();
     let golden = write(dir.path(), "golden.tinf", &golden_with_selftest());
-    let (ok, small) = simulate(App::QemuClassifierOnly, &[&golden]);
+    let (ok, small) = simulate(App::QEMU_CLASSIFIER_ONLY, &[&golden]);
     assert!(ok, "{small:#}");
-    let (ok, full) = simulate(App::QemuNrfBudget, &[&golden]);
+    let (ok, full) = simulate(App::QEMU_NRF_BUDGET, &[&golden]);
     assert!(ok, "{full:#}");
     let (s, f) = (
         small["firmware_flash_bytes"].as_u64().unwrap(),
@@ -723,7 +729,7 @@ fn classifier_only_app_is_smaller_and_refuses_other_families() {
     // The fuzz corpus's 28×28 PixelCNN (a real exported model).
     let density =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/crc_fixed/seed-density-checked");
-    let (ok, r) = simulate(App::QemuClassifierOnly, &[density.to_str().unwrap()]);
+    let (ok, r) = simulate(App::QEMU_CLASSIFIER_ONLY, &[density.to_str().unwrap()]);
     assert!(!ok);
     assert_eq!(r["exit_code"], 18, "{r:#}");
     let log = r["log"].to_string();
@@ -750,7 +756,7 @@ fn slot_image(app: App, slot: Slot, sequence: u32) -> SlotImage {
 /// status. Unloaded memory reads 0x00 on QEMU: a cut write's missing bytes.
 #[test]
 fn ab_slots_survive_cut_and_corrupted_flashes_on_qemu() {
-    let app = App::QemuNrfBudget;
+    let app = App::QEMU_NRF_BUDGET;
     let dir = scratch();
     let valid = |slot, seq| slot_image(app, slot, seq).bytes;
     let g = golden_with_selftest();
@@ -934,4 +940,135 @@ fn ab_slots_survive_cut_and_corrupted_flashes_on_qemu() {
         );
     }
     eprintln!("{table}");
+}
+
+fn bench_model(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/bench")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Issue 15: the four QEMU CPU profiles (Cortex-M4F, M3, M33, M0), each
+/// built for its own target from its board file, run the self-test, the
+/// per-layer benchmark and 50 test images bit-exact with the host core:
+/// the committed bench DiracNet, and on the micro:bit (16 KB RAM) the
+/// largest DiracNet that fits, `diracnet-micro.tinf`.
+#[test]
+fn four_cpu_profiles_run_the_bench_models_bit_exact() {
+    let bench = bench_model("diracnet-bench.tinf");
+    let micro = bench_model("diracnet-micro.tinf");
+    for (board, model, cpu) in [
+        ("mps2-an386", &bench, "Cortex-M4F"),
+        ("mps2-an385", &bench, "Cortex-M3"),
+        ("mps2-an505", &bench, "Cortex-M33"),
+        ("microbit", &micro, "Cortex-M0"),
+    ] {
+        let app = App::all(boards::find(board).unwrap());
+        let (ok, r) = simulate(app, &[model, "--eval", "50"]);
+        assert!(ok, "{board}: {r:#}");
+        assert_eq!(r["board"], board);
+        assert_eq!(r["qemu_machine"], board);
+        assert_eq!(r["cpu"], cpu);
+        assert_eq!(r["selftest_passed"], true, "{board}");
+        assert_eq!(r["selftest_cases"], 16, "{board}");
+        assert_eq!(r["layers"].as_array().unwrap().len(), 11, "{board}");
+        assert!(r["instructions_per_inference"].as_u64().unwrap() > 0);
+        assert_eq!(r["eval_images"], 50, "{board}");
+        assert_eq!(
+            r["matches_host"], true,
+            "{board}: device and host differ: {r:#}"
+        );
+        assert_eq!(r["mismatched_images"], 0, "{board}");
+    }
+    // The bench model's 25,088-byte arena does not fit the micro:bit's: a
+    // typed refusal (ArenaTooSmall, status 25) before anything runs.
+    let (ok, r) = simulate(App::all(boards::find("microbit").unwrap()), &[&bench]);
+    assert!(!ok);
+    assert_eq!(r["exit_code"], 25, "{r:#}");
+}
+
+/// Issue 15: the board layer refuses what would link wrong: a board built
+/// for another target fails at link time naming the target to use, and
+/// `simulate`/`flash` refuse boards they cannot run, naming the ones they can.
+#[test]
+fn boards_refuse_the_wrong_target_and_the_wrong_command() {
+    let out = {
+        let _g = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .current_dir(simulate::firmware_dir(None))
+            .args(["build", "--release", "--no-default-features"])
+            .args(["--features", "semihosting", "--bin", "microbit"])
+            .args(["--target", "thumbv7em-none-eabihf"])
+            .env_remove("TINYINFER_ARENA_BYTES")
+            .env_remove("TINYINFER_STACK_RESERVE")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("board microbit (Cortex-M0) is built for thumbv6m-none-eabi"),
+        "{err}"
+    );
+
+    let bench = bench_model("diracnet-bench.tinf");
+    let out = common::bin()
+        .args(["simulate", &bench, "--board", "nucleo-l4r5zi"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("tinyinfer flash --board nucleo-l4r5zi"),
+        "{err}"
+    );
+    let out = common::bin()
+        .args(["simulate", &bench, "--board", "mps2-an999"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("unknown board") && err.contains("microbit"),
+        "{err}"
+    );
+
+    // flash --board knows each real board's chip and partition (no probe
+    // touched); the NUCLEO's partition checks out against probe-rs's map of
+    // its chip, and the A/B slot trailer writer, which only the nRF52's
+    // NVMC has so far, is what refuses it.
+    let out = common::bin()
+        .args(["flash", &bench, "--board", "nucleo-l4r5zi", "--dry-run"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("STM32L4R5ZITx") && err.contains("0x08040000") && err.contains("NVMC"),
+        "{err}"
+    );
+    let out = common::bin()
+        .args(["flash", &bench, "--board", "microbit", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+/// Issue 15: the NUCLEO-L4R5ZI app links under its memory map: code in
+/// bank 1 of its flash, the MODEL partition where `flash --board` writes.
+#[test]
+fn nucleo_l4r5zi_app_builds_and_flash_targets_its_partition() {
+    let e = elf(App::all(boards::find("nucleo-l4r5zi").unwrap()));
+    let info = elf_info(&std::fs::read(&e).unwrap()).unwrap();
+    let (base, len) = boards::model_partition(boards::find("nucleo-l4r5zi").unwrap()).unwrap();
+    assert_eq!((info.model_start, info.model_len), (base, len));
+    assert_eq!(base, 0x0804_0000);
+    assert!(info.flash_bytes <= 256 * 1024);
 }

@@ -18,6 +18,13 @@
 //! A cut during 2 leaves the slot without a trailer, and during 3 without
 //! its complete marker: the firmware boots the other slot.
 //!
+//! `--board NAME` (default `nrf52840-dk`) takes the probe-rs chip and the
+//! MODEL partition from the board table (firmware/boards.rs) and the board's
+//! memory map; `--chip`, `--base` and `--partition-len` override them.
+//! The trailer's word writes go through the nRF52 NVMC, so boards with
+//! another flash controller (the NUCLEO-L4R5ZI) are refused until theirs is
+//! written.
+//!
 //! The app is flashed separately (`cargo run --release` in `firmware/`); the
 //! two never overwrite each other because the partition lies outside the
 //! app's FLASH region (firmware/memory-nrf52840-dk.x).
@@ -43,6 +50,7 @@ use tinyinfer::link::slots::{self, Slot, SlotLayout, Source, MARKER_OFFSET, RESE
 
 use crate::common::blob::{parse_addr, AlignedBlob, DEFAULT_HEX_BASE};
 use crate::common::slots::{layout, parse_slot, SlotImage, DEFAULT_PARTITION_LEN, FLASH_PAGE};
+use crate::device::boards;
 
 /// MODEL partition of the nRF52840-DK (firmware/memory-nrf52840-dk.x).
 pub const NRF52840_DK_MODEL_BASE: u32 = DEFAULT_HEX_BASE;
@@ -62,15 +70,19 @@ pub struct FlashArgs {
     /// The `.tinf` model to write.
     #[arg(value_name = "MODEL.tinf")]
     pub model: PathBuf,
-    /// Target chip, as probe-rs names it.
-    #[arg(long, default_value = "nRF52840_xxAA")]
-    pub chip: String,
-    /// Flash address of the MODEL partition (firmware/memory-<board>.x).
-    #[arg(long, value_parser = parse_addr, default_value = "0x00040000")]
-    pub base: u32,
-    /// Bytes of the MODEL partition (firmware/memory-<board>.x), split in two slots.
-    #[arg(long, value_parser = parse_addr, default_value = "0xC0000")]
-    pub partition_len: u32,
+    /// The board (firmware/boards.rs): nrf52840-dk, nucleo-l4r5zi. Gives the chip and
+    /// the MODEL partition.
+    #[arg(long, value_name = "NAME", default_value = "nrf52840-dk")]
+    pub board: String,
+    /// Target chip, as probe-rs names it (default: the board's).
+    #[arg(long)]
+    pub chip: Option<String>,
+    /// Flash address of the MODEL partition (default: the board's, firmware/memory-<board>.x).
+    #[arg(long, value_parser = parse_addr)]
+    pub base: Option<u32>,
+    /// Bytes of the MODEL partition, split in two slots (default: the board's).
+    #[arg(long, value_parser = parse_addr)]
+    pub partition_len: Option<u32>,
     /// Write this slot instead of the inactive one (overwriting the active
     /// slot leaves no fallback while it is written).
     #[arg(long, value_parser = parse_slot, value_name = "a|b")]
@@ -109,34 +121,44 @@ pub struct FlashPlan {
 /// a partition outside the chip's flash, not page-aligned or not two whole
 /// slots, a blob larger than a slot.
 pub fn plan(a: &FlashArgs) -> Result<FlashPlan> {
+    let board = boards::find(&a.board)?;
+    let chip = match (&a.chip, board.chip) {
+        (Some(c), _) => c.clone(),
+        (None, Some(c)) => c.to_string(),
+        (None, None) => bail!(
+            "{} is simulated, not flashed: run a model on it with `tinyinfer simulate --board {}`",
+            board.bin,
+            board.bin
+        ),
+    };
+    let (board_base, board_len) = boards::model_partition(board)?;
+    let (base, partition_len) = (
+        a.base.unwrap_or(board_base),
+        a.partition_len.unwrap_or(board_len),
+    );
     let blob = AlignedBlob::read(&a.model)?;
     blob.model()
         .with_context(|| format!("refusing to flash {}", a.model.display()))?;
     let bytes = blob.bytes().to_vec();
-    let l = layout(a.partition_len).context("--partition-len")?;
+    let l = layout(partition_len).context("--partition-len")?;
     ensure!(
         bytes.len() <= l.max_image_len(),
-        "{} is {} bytes; a slot of the {:#x}-byte MODEL partition holds {} (--partition-len)",
+        "{} is {} bytes; a slot of the {:#x}-byte MODEL partition of {} holds {} (--partition-len)",
         a.model.display(),
         bytes.len(),
-        a.partition_len,
+        partition_len,
+        board.bin,
         l.max_image_len()
     );
     ensure!(
-        (a.base as usize).is_multiple_of(FLASH_PAGE),
+        (base as usize).is_multiple_of(FLASH_PAGE),
         "--base {:#x} is not on a 4 KiB flash page boundary",
-        a.base
-    );
-    ensure!(
-        a.chip.to_ascii_lowercase().starts_with("nrf52"),
-        "the slot trailer is written word by word through the nRF52 NVMC; {:?} is not an \
-         nRF52 chip (--chip)",
-        a.chip
+        base
     );
     let target = Registry::from_builtin_families()
-        .get_target_by_name(&a.chip)
-        .with_context(|| format!("probe-rs does not know the chip {:?} (--chip)", a.chip))?;
-    let (lo, hi) = (a.base as u64, a.base as u64 + a.partition_len as u64);
+        .get_target_by_name(&chip)
+        .with_context(|| format!("probe-rs does not know the chip {:?} (--chip)", chip))?;
+    let (lo, hi) = (base as u64, base as u64 + partition_len as u64);
     let region = target
         .memory_map
         .iter()
@@ -149,15 +171,24 @@ pub fn plan(a: &FlashArgs) -> Result<FlashPlan> {
         .with_context(|| {
             format!(
                 "the partition {lo:#x}..{hi:#x} is not inside the flash of {}",
-                a.chip
+                chip
             )
         })?;
+    // Last, so that every other check has run: the partition is known
+    // good on this chip, only the trailer's writer is missing.
+    ensure!(
+        chip.to_ascii_lowercase().starts_with("nrf52"),
+        "{}: the MODEL partition {lo:#010x}..{hi:#010x} lies in the flash of {chip}, but the \
+         slot trailer is written word by word through the nRF52 NVMC, which {chip} does not \
+         have (a writer for its flash controller is not implemented)",
+        board.bin
+    );
     Ok(FlashPlan {
         bytes,
-        base: a.base,
+        base,
         layout: l,
         region,
-        chip: a.chip.clone(),
+        chip,
     })
 }
 
@@ -363,7 +394,7 @@ pub fn run(a: &FlashArgs) -> Result<()> {
         p.bytes.len(),
         p.chip,
         p.base,
-        p.base as u64 + a.partition_len as u64,
+        p.base as u64 + p.layout.partition_len() as u64,
         p.layout.slot_len(),
         p.region.start,
         p.region.end

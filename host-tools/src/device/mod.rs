@@ -2,6 +2,8 @@
 //! with a model (feature `simulate`); `flash` writes a model to a board's
 //! MODEL partition through a debug probe (feature `flash`).
 
+#[cfg(any(feature = "flash", feature = "simulate"))]
+pub mod boards;
 #[cfg(feature = "flash")]
 pub mod flash;
 #[cfg(feature = "simulate")]

@@ -5,6 +5,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{ensure, Context, Result};
 
+use crate::device::boards::{self, Board};
+
 /// Where the firmware workspace is, unless `--firmware-dir` or this variable says otherwise.
 pub const FIRMWARE_DIR_ENV: &str = "TINYINFER_FIRMWARE_DIR";
 
@@ -15,40 +17,103 @@ pub fn firmware_dir(flag: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware"))
 }
 
-/// Which app to build.
+/// Which drivers the app carries besides the classifier's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum App {
-    /// `qemu` under memory-qemu.x.
-    Qemu,
-    /// `qemu` under memory-qemu-nrf-budget.x.
-    QemuNrfBudget,
-    /// `nrf52840-dk` under memory-nrf52840-dk.x.
-    Nrf52840Dk,
-    /// `qemu` under memory-qemu-nrf-budget.x with the classifier driver
-    /// only: no density or language driver in flash.
-    QemuClassifierOnly,
+pub enum Drivers {
+    /// Classifier, density (PixelCNN) and language-model drivers.
+    All,
+    /// The classifier driver only: no density or language driver in flash.
+    ClassifierOnly,
+}
+
+/// Which app to build: a board of the table (firmware/boards.rs) and its drivers.
+#[derive(Clone, Copy, Debug)]
+pub struct App {
+    /// The board (its bin, target, memory map, transport).
+    pub board: &'static Board,
+    /// The drivers.
+    pub drivers: Drivers,
+}
+
+impl PartialEq for App {
+    fn eq(&self, o: &Self) -> bool {
+        self.board.bin == o.board.bin && self.drivers == o.drivers
+    }
+}
+impl Eq for App {}
+
+const fn table(bin: &str) -> &'static Board {
+    match boards::table_board(bin) {
+        Some(b) => b,
+        None => panic!("no such line in firmware/boards.rs"),
+    }
+}
+
+impl App {
+    /// mps2-an386 (Cortex-M4F) under memory-qemu.x.
+    pub const QEMU: App = App::all(table("mps2-an386"));
+    /// mps2-an386 under memory-qemu-nrf-budget.x (nRF52840 limits).
+    pub const QEMU_NRF_BUDGET: App = App::all(table("mps2-an386-nrf-budget"));
+    /// mps2-an386 under nRF52840 limits with the classifier driver only.
+    pub const QEMU_CLASSIFIER_ONLY: App = App {
+        board: table("mps2-an386-nrf-budget"),
+        drivers: Drivers::ClassifierOnly,
+    };
+    /// The nRF52840-DK under memory-nrf52840-dk.x.
+    pub const NRF52840_DK: App = App::all(table("nrf52840-dk"));
+
+    /// `board` with every driver.
+    pub const fn all(board: &'static Board) -> App {
+        App {
+            board,
+            drivers: Drivers::All,
+        }
+    }
+
+    /// The app's name: the board's bin, `-classifier-only` appended for that app.
+    pub fn name(self) -> String {
+        match self.drivers {
+            Drivers::All => self.board.bin.to_string(),
+            Drivers::ClassifierOnly => format!("{}-classifier-only", self.board.bin),
+        }
+    }
+
+    /// Its cargo features: the board's transport, then the drivers.
+    pub fn features(self) -> String {
+        let t = self.board.transport.feature();
+        match self.drivers {
+            Drivers::All => format!("{t},density,language"),
+            Drivers::ClassifierOnly => t.to_string(),
+        }
+    }
 }
 
 /// Builds a firmware app with cargo and returns its ELF.
 ///
-/// Builds in `firmware/target` (where `cargo qemu` and `cargo build` put
-/// them too), then copies the ELF to
-/// `firmware/target/thumbv7em-none-eabihf/release/<app>.elf`, so the two
-/// qemu variants, which share the binary name, never overwrite each other's
-/// copy.
+/// Builds in `firmware/target` (where `cargo build` in firmware/ puts them
+/// too) for the board's target, then copies the ELF to
+/// `firmware/target/<target>/release/<app>.elf`, so apps that share a bin
+/// (the classifier-only variant, other arenas) never overwrite each other's copy.
 pub fn build_firmware(dir: &Path, app: App) -> Result<PathBuf> {
-    build_firmware_with_arena(dir, app, None)
+    build_firmware_with(dir, app, None, None)
 }
 
 /// [`build_firmware`] with the static arena set to `arena` bytes (rounded
-/// up to 4) through `TINYINFER_ARENA_BYTES`; None: the firmware's default.
+/// up to 4) through `TINYINFER_ARENA_BYTES`; None: the board's default.
 pub fn build_firmware_with_arena(dir: &Path, app: App, arena: Option<usize>) -> Result<PathBuf> {
-    let (features, bin) = match app {
-        App::Qemu => ("qemu,density,language", "qemu"),
-        App::QemuNrfBudget => ("qemu,nrf-budget,density,language", "qemu"),
-        App::Nrf52840Dk => ("nrf52840-dk,density,language", "nrf52840-dk"),
-        App::QemuClassifierOnly => ("qemu,nrf-budget", "qemu"),
-    };
+    build_firmware_with(dir, app, arena, None)
+}
+
+/// [`build_firmware_with_arena`], and the stack the link must leave
+/// (`TINYINFER_STACK_RESERVE`, bytes; None: the board's `stack_reserve`).
+/// Lowering it builds deliberately starved apps (the stack-overflow test).
+pub fn build_firmware_with(
+    dir: &Path,
+    app: App,
+    arena: Option<usize>,
+    stack_reserve: Option<u32>,
+) -> Result<PathBuf> {
+    let (features, bin, target) = (app.features(), app.board.bin, app.board.target);
     ensure!(
         dir.join("Cargo.toml").is_file(),
         "no firmware workspace at {} (pass --firmware-dir or --elf)",
@@ -58,15 +123,19 @@ pub fn build_firmware_with_arena(dir: &Path, app: App, arena: Option<usize>) -> 
     let mut cmd = Command::new(cargo);
     cmd.current_dir(dir)
         .args(["build", "--release", "--no-default-features", "--features"])
-        .arg(features)
-        .args(["--bin", bin])
+        .arg(&features)
+        .args(["--bin", bin, "--target", target])
         .stdin(Stdio::null())
         .stdout(Stdio::from(std::io::stderr()));
     // A parent cargo's (or CI's) settings must not replace firmware/.cargo/config.toml's
-    // target and link flags, nor move its target directory.
+    // link flags, nor move its target directory.
     match arena {
         Some(n) => cmd.env("TINYINFER_ARENA_BYTES", ((n + 3) & !3).to_string()),
         None => cmd.env_remove("TINYINFER_ARENA_BYTES"),
+    };
+    match stack_reserve {
+        Some(n) => cmd.env("TINYINFER_STACK_RESERVE", n.to_string()),
+        None => cmd.env_remove("TINYINFER_STACK_RESERVE"),
     };
     for v in [
         "RUSTFLAGS",
@@ -83,28 +152,20 @@ pub fn build_firmware_with_arena(dir: &Path, app: App, arena: Option<usize>) -> 
         .with_context(|| format!("running cargo build in {}", dir.display()))?;
     ensure!(
         status.success(),
-        "building the firmware ({bin}, features {features}) failed: {status} \
-         (needs `rustup target add thumbv7em-none-eabihf`)"
+        "building the firmware ({bin}, features {features}, target {target}) failed: {status} \
+         (needs `rustup target add {target}` and flip-link)"
     );
-    let out = dir.join("target/thumbv7em-none-eabihf/release");
+    let out = dir.join("target").join(target).join("release");
     // Another arena is another binary: keep its copy apart.
-    let elf = match arena {
-        Some(n) => out.join(format!("{}-arena{}.elf", app.name(), (n + 3) & !3)),
-        None => out.join(format!("{}.elf", app.name())),
-    };
+    let mut name = app.name();
+    if let Some(n) = arena {
+        name.push_str(&format!("-arena{}", (n + 3) & !3));
+    }
+    if let Some(n) = stack_reserve {
+        name.push_str(&format!("-stack{n}"));
+    }
+    let elf = out.join(format!("{name}.elf"));
     std::fs::copy(out.join(bin), &elf)
         .with_context(|| format!("copying the {bin} ELF to {}", elf.display()))?;
     Ok(elf)
-}
-
-impl App {
-    /// The app's name: `qemu`, `qemu-nrf-budget`, `nrf52840-dk`.
-    pub fn name(self) -> &'static str {
-        match self {
-            App::Qemu => "qemu",
-            App::QemuNrfBudget => "qemu-nrf-budget",
-            App::Nrf52840Dk => "nrf52840-dk",
-            App::QemuClassifierOnly => "qemu-classifier-only",
-        }
-    }
 }

@@ -25,7 +25,14 @@ pub struct ElfInfo {
 pub fn flash_origin(demangled: &str) -> &'static str {
     let n = demangled.trim_start_matches('<');
     let starts = |p: &str| n.starts_with(p);
-    if starts("tinyinfer_firmware") || starts("qemu::") || starts("nrf52840_dk::") {
+    // A board file is a bin: its crate is the bin's name with `_` for `-`.
+    let board_file = || {
+        crate::device::boards::BOARDS.iter().any(|b| {
+            n.strip_prefix(b.bin.replace('-', "_").as_str())
+                .is_some_and(|rest| rest.starts_with("::"))
+        })
+    };
+    if starts("tinyinfer_firmware") || board_file() {
         "app (tinyinfer-firmware)"
     } else if starts("tinyinfer::") || starts("crc::") || starts("micromath") {
         "tinyinfer core"

@@ -1,4 +1,4 @@
-//! The files the host and the `qemu` app exchange over semihosting, in
+//! The files the host and a semihosted app exchange over semihosting, in
 //! QEMU's working directory: the request the host writes to [`EVAL_IN`]
 //! (`TIEI` evaluation images, `TISR` sample request, `TILM` generation
 //! request) and the classifier's `TIEO` scores the device writes to
@@ -19,7 +19,7 @@ use crate::families::classifier::run::core_scores;
 use crate::families::density::run::{mean_nats, write_png_grid};
 use crate::families::language::run::{detokenize, generate};
 
-/// Evaluation input file, in QEMU's working directory (firmware/src/bin/qemu.rs).
+/// Evaluation input file, in QEMU's working directory (firmware/src/semihosted.rs).
 pub const EVAL_IN: &str = "tinyinfer-eval.in";
 /// Evaluation output file, written by the device.
 pub const EVAL_OUT: &str = "tinyinfer-eval.out";

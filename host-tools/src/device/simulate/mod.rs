@@ -1,8 +1,10 @@
-//! `tinyinfer simulate`: the firmware's `qemu` app on QEMU's mps2-an386
-//! (Cortex-M4F) with a model in its MODEL partition.
+//! `tinyinfer simulate`: the firmware app of a QEMU board of the table
+//! (`firmware/boards.rs`: mps2-an386 by default, mps2-an385, mps2-an505,
+//! microbit) with a model in its MODEL partition.
 //!
 //! 1. Builds `firmware/` (`cargo build --release --no-default-features
-//!    --features qemu --bin qemu`) or takes `--elf`.
+//!    --features semihosting,density,language --bin BOARD --target TARGET`)
+//!    or takes `--elf`.
 //! 2. Reads the partition address from the ELF's `__model_start` and copies
 //!    the blob there with QEMU's generic loader.
 //! 3. Runs QEMU under `timeout` with `-icount shift=0,align=off,sleep=off`, so
@@ -36,7 +38,10 @@ use std::path::PathBuf;
 
 use anyhow::{bail, ensure, Context, Result};
 
-pub use build::{build_firmware, build_firmware_with_arena, firmware_dir, App, FIRMWARE_DIR_ENV};
+pub use build::{
+    build_firmware, build_firmware_with, build_firmware_with_arena, firmware_dir, App, Drivers,
+    FIRMWARE_DIR_ENV,
+};
 pub use elf::{elf_info, flash_origin, ElfInfo};
 pub use link::{lm_request, EVAL_IN, EVAL_OUT, LM_MAX_PROMPT_BYTES, LM_MAX_TOKENS};
 pub use qemu::QEMU_ENV;
@@ -44,6 +49,7 @@ pub use report::{exit_meaning, summary, SimReport};
 
 use crate::common::blob::AlignedBlob;
 use crate::common::data::{self, Split};
+use crate::device::boards;
 use link::{check_classifier, check_density, check_language, eval_input, sample_request};
 use qemu::{decode_defmt, run_qemu};
 use report::parse_report;
@@ -55,13 +61,19 @@ pub struct SimulateArgs {
     /// The `.tinf` model to load into the MODEL partition.
     #[arg(value_name = "MODEL.tinf", required_unless_present_any = ["empty_partition", "slot_a", "slot_b"])]
     pub model: Option<PathBuf>,
-    /// Use this built `qemu` firmware ELF instead of building `firmware/`.
+    /// The QEMU board (firmware/boards.rs): mps2-an386 (Cortex-M4F), mps2-an385 (M3),
+    /// mps2-an505 (M33), microbit (M0); with --elf, the machine to run it on.
+    #[arg(long, value_name = "NAME", default_value = "mps2-an386")]
+    pub board: String,
+    /// Use this built firmware ELF (of --board) instead of building `firmware/`.
     #[arg(long, value_name = "ELF")]
     pub elf: Option<PathBuf>,
-    /// Build the app under nRF52840 limits (memory-qemu-nrf-budget.x: 1 MB flash, 256 KB RAM).
-    #[arg(long, conflicts_with = "elf")]
+    /// Build the mps2-an386 app under nRF52840 limits (memory-qemu-nrf-budget.x: 1 MB flash,
+    /// 256 KB RAM); the board mps2-an386-nrf-budget.
+    #[arg(long, conflicts_with_all = ["elf", "board"])]
     pub nrf_budget: bool,
-    /// Build the classifier-only app (nRF52840 limits, no density or language driver in flash).
+    /// Build the classifier-only app (no density or language driver in flash); on the
+    /// default board, under nRF52840 limits (mps2-an386-nrf-budget).
     #[arg(long, conflicts_with = "elf")]
     pub classifier_only: bool,
     /// Evaluate the first N Fashion-MNIST test images on the device (all 10,000 when N is omitted).
@@ -161,13 +173,32 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
             .map_err(|e| anyhow::anyhow!("not a usable language model: {e}"))?,
         _ => None,
     };
+    let board = match (a.nrf_budget, a.classifier_only, a.board.as_str()) {
+        (true, _, _) | (false, true, "mps2-an386") => boards::find("mps2-an386-nrf-budget")?,
+        (false, _, name) => boards::find(name)?,
+    };
+    let Some((machine, cpu)) = board.qemu else {
+        bail!(
+            "{} is a real board ({}, probe-rs chip {}): QEMU does not simulate it; build its \
+             app with `cargo build --release --bin {} --target {}` in firmware/ and write a \
+             model to it with `tinyinfer flash --board {}`",
+            board.bin,
+            board.cpu,
+            board.chip.unwrap_or("?"),
+            board.bin,
+            board.target,
+            board.bin
+        );
+    };
     let elf_path = match &a.elf {
         Some(p) => p.clone(),
         None => {
-            let app = match (a.classifier_only, a.nrf_budget) {
-                (true, _) => App::QemuClassifierOnly,
-                (false, true) => App::QemuNrfBudget,
-                (false, false) => App::Qemu,
+            let app = App {
+                board,
+                drivers: match a.classifier_only {
+                    true => Drivers::ClassifierOnly,
+                    false => Drivers::All,
+                },
             };
             // Density models: the arena their path needs (the default arena is a classifier's).
             let arena = density_model
@@ -266,6 +297,7 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
             + language_model.as_ref().map_or(0, |_| a.tokens as u64 / 10),
     );
     let (out, qemu_seconds) = run_qemu(
+        (machine, cpu),
         &elf_path,
         blob.as_ref(),
         info.model_start,
@@ -278,6 +310,8 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
     let code = out.status.code();
     let mut r = SimReport {
         model: a.model.clone(),
+        qemu_machine: machine.to_string(),
+        cpu: board.cpu.to_string(),
         elf: elf_path.clone(),
         partition_address: info.model_start,
         partition_bytes: info.model_len,
@@ -292,6 +326,13 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
         ..SimReport::default()
     };
     parse_report(&lines, &mut r)?;
+    // The nRF52840's CPU is a Cortex-M4F: estimate its time for the M4F's count.
+    if board.cpu == "Cortex-M4F" {
+        r.estimated_ms_at_64mhz = r
+            .classifier
+            .instructions_per_inference
+            .map(|n| n as f64 / 64_000.0);
+    }
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !stderr.trim().is_empty() {
         r.log.push(format!("(qemu stderr) {}", stderr.trim()));

@@ -1,5 +1,4 @@
-//! Running the `qemu` app on QEMU's mps2-an386 (Cortex-M4F) under
-//! `timeout`, with the model copied into its MODEL partition, and decoding
+//! Running a semihosted app on its QEMU machine under `timeout`, with the model copied into its MODEL partition, and decoding
 //! the defmt frames it prints over semihosting.
 
 use std::path::Path;
@@ -13,10 +12,11 @@ use crate::common::blob::AlignedBlob;
 /// The QEMU binary, overridable by `$TINYINFER_QEMU`.
 pub const QEMU_ENV: &str = "TINYINFER_QEMU";
 
-/// Runs `elf` on QEMU in the working directory `work` (where the device's
-/// semihosting files are), with `blob` loaded at `model_start` and each of
-/// `images` (file name in `work`, bytes, address) at its address, stopped
-/// after `timeout` seconds. Returns QEMU's output and its wall-clock seconds.
+/// Runs `elf` on QEMU's `machine` with `cpu` in the working directory
+/// `work` (where the device's semihosting files are), with `blob` loaded at
+/// `model_start` and each of `images` (file name in `work`, bytes, address)
+/// at its address, stopped after `timeout` seconds. Returns QEMU's output
+/// and its wall-clock seconds.
 ///
 /// `-icount shift=0,align=off,sleep=off` makes SysTick count instructions
 /// deterministically.
@@ -24,6 +24,7 @@ pub const QEMU_ENV: &str = "TINYINFER_QEMU";
 /// # Errors
 /// QEMU cannot be started, or the model cannot be written to `work`.
 pub fn run_qemu(
+    (machine, cpu): (&str, &str),
     elf: &Path,
     blob: Option<&AlignedBlob>,
     model_start: u32,
@@ -35,7 +36,7 @@ pub fn run_qemu(
     cmd.arg("--kill-after=5")
         .arg(timeout.to_string())
         .arg(std::env::var_os(QEMU_ENV).unwrap_or_else(|| "qemu-system-arm".into()))
-        .args(["-machine", "mps2-an386", "-cpu", "cortex-m4"])
+        .args(["-machine", machine, "-cpu", cpu])
         .args(["-display", "none", "-serial", "none", "-monitor", "none"])
         .args(["-icount", "shift=0,align=off,sleep=off"])
         .args(["-semihosting-config", "enable=on,target=native"])

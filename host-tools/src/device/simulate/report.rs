@@ -53,6 +53,10 @@ pub struct SimReport {
     pub model: Option<PathBuf>,
     /// The firmware ELF run.
     pub elf: PathBuf,
+    /// QEMU's `-machine`.
+    pub qemu_machine: String,
+    /// The CPU, for people (`Cortex-M4F`).
+    pub cpu: String,
     /// Board named by the firmware.
     pub board: Option<String>,
     /// Linker memory map of the ELF.
@@ -84,6 +88,11 @@ pub struct SimReport {
     pub selftest_cases: Option<u32>,
     /// MACs per instruction.
     pub macs_per_instruction: Option<f64>,
+    /// An estimate, on Cortex-M4F boards only: the milliseconds one
+    /// inference's instructions would take on an nRF52840 at 64 MHz at one
+    /// cycle per instruction (loads, taken branches and flash wait states
+    /// make real cycles higher).
+    pub estimated_ms_at_64mhz: Option<f64>,
     /// Stack high-water mark (painted stack).
     pub stack_high_water_bytes: Option<u32>,
     /// Stack region bytes.
@@ -431,6 +440,12 @@ pub fn summary(r: &SimReport) -> String {
     let mut s = String::new();
     let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
     s += &format!(
+        "board            {} on QEMU {} ({})\n",
+        r.board.as_deref().unwrap_or("-"),
+        r.qemu_machine,
+        r.cpu
+    );
+    s += &format!(
         "exit status {} ({})\n",
         r.exit_code.map_or("-".into(), |c| c.to_string()),
         r.exit_meaning
@@ -473,6 +488,12 @@ pub fn summary(r: &SimReport) -> String {
         r.macs_per_instruction,
     ) {
         s += &format!("inference        {n} instructions, {m:.3} MACs/instruction\n");
+        if let Some(ms) = r.estimated_ms_at_64mhz {
+            s += &format!(
+                "                 ≈ {ms:.0} ms on an nRF52840 at 64 MHz (estimate: one cycle per \
+                 instruction; loads, branches and wait states cost more)\n"
+            );
+        }
     }
     if let Some(n) = r.density.instructions_per_scored_image {
         s += &format!(

@@ -1,0 +1,229 @@
+//! What every semihosted board shares (feature `semihosting`): QEMU's
+//! mps2 and micro:bit machines, or a board under a debugger that serves
+//! semihosting.
+//!
+//! - defmt goes over semihosting (`defmt-semihosting`);
+//! - the run ends with `SYS_EXIT_EXTENDED` and the status of
+//!   [`Outcome::code`](crate::Outcome::code), which becomes QEMU's exit
+//!   status; so do panics (status 3) and HardFaults (status 4);
+//! - the counter is SysTick on the CPU clock, wraps counted by its exception
+//!   ([`Instructions`]): under QEMU's `-icount shift=0,align=off,sleep=off`
+//!   one instruction takes 1 ns of virtual time, so a tick is
+//!   10⁹ / clock instructions (40 at 25 MHz, 62.5 at 16 MHz);
+//! - evaluation images come from the host's file `tinyinfer-eval.in` and go
+//!   back to `tinyinfer-eval.out` (paths relative to QEMU's working directory).
+//!
+//! A board file calls [`run`] from its `#[entry]` and expands
+//! [`semihosted_handlers!`](crate::semihosted_handlers) for the exception
+//! handlers (they must be defined in the bin for the linker to keep them).
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m::peripheral::SYST;
+use cortex_m_rt::ExceptionFrame;
+use defmt_semihosting as _;
+use embedded_hal::delay::DelayNs;
+use embedded_hal::digital::OutputPin;
+use semihosting::fs::File;
+use semihosting::io::{Read as _, Write as _};
+
+use crate::{
+    mem, status, BoardInfo, Buffers, CycleCounter, Hardware, HostLink, LinkError, Outcome,
+};
+
+const RELOAD: u32 = 0x00FF_FFFF;
+
+static WRAPS: AtomicU32 = AtomicU32::new(0);
+
+/// SysTick's exception: one more wrap of the 24-bit counter. A load and a
+/// store, not `fetch_add` (Armv6-M has no atomic read-modify-write): this
+/// handler is the only writer and cannot preempt itself, and the readers
+/// ([`Instructions::now64`]) only load.
+pub fn on_systick() {
+    WRAPS.store(
+        WRAPS.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+}
+
+const fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Executed instructions under `-icount shift=0`, from SysTick ticks of the
+/// CPU clock and the wraps counted by its exception. Copies read the same SysTick.
+#[derive(Clone, Copy, Debug)]
+pub struct Instructions {
+    /// Instructions per tick as the fraction `num / den` (10⁹ / clock).
+    num: u64,
+    den: u64,
+}
+
+impl Instructions {
+    /// Starts SysTick on the core clock of `clock_hz` (the machine's CPU clock in QEMU).
+    pub fn start(mut syst: SYST, clock_hz: u32) -> Self {
+        syst.set_clock_source(SystClkSource::Core);
+        syst.set_reload(RELOAD);
+        syst.clear_current();
+        syst.enable_interrupt();
+        syst.enable_counter();
+        let g = gcd(1_000_000_000, clock_hz.max(1) as u64);
+        Instructions {
+            num: 1_000_000_000 / g,
+            den: clock_hz.max(1) as u64 / g,
+        }
+    }
+}
+
+impl CycleCounter for Instructions {
+    const UNIT: &'static str = "instructions";
+    const ONE: &'static str = "instruction";
+
+    fn now(&mut self) -> u32 {
+        self.now64() as u32
+    }
+
+    fn now64(&mut self) -> u64 {
+        loop {
+            let w0 = WRAPS.load(Ordering::Relaxed);
+            let cvr = SYST::get_current();
+            // A wrap between the two loads ran the exception: read again.
+            if WRAPS.load(Ordering::Relaxed) == w0 {
+                let ticks = ((w0 as u64) << 24) | (RELOAD - cvr) as u64;
+                // No 64-bit division (a library call inside every
+                // measured interval) when a tick is a whole number of
+                // instructions: every mps2 machine.
+                return match self.den {
+                    1 => ticks * self.num,
+                    den => ticks * self.num / den,
+                };
+            }
+        }
+    }
+}
+
+/// Busy-waits on the instruction count (1 ns per instruction under -icount shift=0).
+pub struct Delay(pub Instructions);
+
+impl DelayNs for Delay {
+    fn delay_ns(&mut self, ns: u32) {
+        let t0 = self.0.now();
+        while self.0.now().wrapping_sub(t0) < ns {}
+    }
+}
+
+/// Evaluation files on the host, through semihosting.
+#[derive(Default)]
+pub struct SemihostingFiles {
+    input: Option<File>,
+    output: Option<File>,
+}
+
+impl HostLink for SemihostingFiles {
+    fn open(&mut self) -> Result<bool, LinkError> {
+        let Ok(input) = File::open(c"tinyinfer-eval.in") else {
+            return Ok(false);
+        };
+        self.input = Some(input);
+        self.output = Some(File::create(c"tinyinfer-eval.out").map_err(|_| LinkError::Write)?);
+        Ok(true)
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), LinkError> {
+        let f = self.input.as_mut().ok_or(LinkError::Read)?;
+        f.read_exact(buf).map_err(|_| LinkError::Read)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> Result<(), LinkError> {
+        let f = self.output.as_mut().ok_or(LinkError::Write)?;
+        f.write_all(buf).map_err(|_| LinkError::Write)
+    }
+
+    fn close(&mut self) {
+        self.input = None;
+        self.output = None;
+    }
+}
+
+/// The whole app of a semihosted board: starts the instruction counter on
+/// the `clock_hz` core clock, takes the board's buffers, runs the model in
+/// the MODEL partition ([`crate::run`]) and exits with its status.
+pub fn run<L: OutputPin, const A: usize, const I: usize>(
+    board: BoardInfo,
+    clock_hz: u32,
+    led: L,
+    buffers: &'static Buffers<A, I>,
+) -> ! {
+    let cp = cortex_m::Peripherals::take().unwrap_or_else(|| exit(status::PANIC));
+    let counter = Instructions::start(cp.SYST, clock_hz);
+    let mut hw = Hardware {
+        led,
+        delay: Delay(counter),
+        counter,
+    };
+    let (arena, input) = buffers.take().unwrap_or_else(|| exit(status::PANIC));
+    let outcome: Outcome = crate::run(
+        board,
+        &mut hw,
+        &mut SemihostingFiles::default(),
+        mem::model_partition(),
+        arena,
+        input,
+    );
+    if outcome != Outcome::Pass {
+        let _ = hw.led.set_low();
+    }
+    exit(outcome.code())
+}
+
+/// Ends the run: QEMU exits with `code` (`SYS_EXIT_EXTENDED`).
+pub fn exit(code: u8) -> ! {
+    semihosting::process::exit(code as i32)
+}
+
+/// The HardFault handler's body: logs the faulting pc and exits with status 4.
+pub fn hard_fault(ef: &ExceptionFrame) -> ! {
+    defmt::error!("HardFault at pc {=u32:#x}", ef.pc());
+    exit(status::HARDFAULT)
+}
+
+/// The panic handler's body: logs where the panic happened (the message
+/// would pull in `core::fmt`, several KB of flash; the core promises not to
+/// panic on any input) and exits with status 3.
+pub fn panic(info: &core::panic::PanicInfo) -> ! {
+    match info.location() {
+        Some(l) => defmt::error!("panic at {=str}:{=u32}", l.file(), l.line()),
+        None => defmt::error!("panic"),
+    }
+    exit(status::PANIC)
+}
+
+/// Defines a semihosted bin's handlers: SysTick (the instruction counter's
+/// wraps), HardFault (log, exit with status 4) and the panic handler (log,
+/// exit with status 3). Expand once in the board file; the linker keeps
+/// exception handlers only when the bin defines them.
+#[macro_export]
+macro_rules! semihosted_handlers {
+    () => {
+        #[::cortex_m_rt::exception]
+        fn SysTick() {
+            $crate::semihosted::on_systick()
+        }
+
+        #[::cortex_m_rt::exception]
+        #[allow(unsafe_code)]
+        unsafe fn HardFault(ef: &::cortex_m_rt::ExceptionFrame) -> ! {
+            $crate::semihosted::hard_fault(ef)
+        }
+
+        #[panic_handler]
+        fn panic(info: &::core::panic::PanicInfo) -> ! {
+            $crate::semihosted::panic(info)
+        }
+    };
+}
