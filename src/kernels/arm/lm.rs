@@ -1,14 +1,14 @@
 //! Language-model matrix kernels on the DSP extension: the input vector
-//! packed once into `i16` pairs on the stack, then `dot_3rows`: three rows
-//! per pass, 34 instructions per 24 multiply-accumulates in the inner loop
-//! (1.42 per MAC; the weights are unpacked with `SXTB16` per row, which
+//! packed once into `i16` pairs on the stack, then [`dot_2rows`]: two rows
+//! per pass, 24 instructions per 16 multiply-accumulates in the inner loop
+//! (1.5 per MAC; the weights are unpacked with `SXTB16` per row, which
 //! bounds it: with the blob's int8 rows, 0.75 instructions per MAC go to
 //! loading and unpacking weights whatever the blocking).
 //!
 //! Same checks, errors and bytes as [`crate::kernels::reference::lm`].
 //! Inputs longer than [`MAX_LM_IN`] take the reference kernels.
 
-use super::dsp::{chunks4, dot_3rows, pack_bytes, smmul};
+use super::dsp::{chunks4, dot_2rows, pack_bytes, smmul};
 use crate::kernels::lm::QMatrix;
 use crate::kernels::reference;
 use crate::kernels::reference::lm::{check_gates, check_rows, sat16};
@@ -56,48 +56,37 @@ impl Packed {
             .fold(0i32, |a, (&w, &x)| a.wrapping_add(x * w as i32))
     }
 
-    /// `[W[r]·x, W[r+1]·x, W[r+2]·x]` for three rows of `n` weights.
+    /// `[W[r]·x, W[r+1]·x]` for two rows of `n` weights.
     #[inline(always)]
-    fn dot3(&self, r0: &[i8], r1: &[i8], r2: &[i8]) -> [i32; 3] {
+    fn dot2(&self, r0: &[i8], r1: &[i8]) -> [i32; 2] {
         let (c0, t0) = chunks4(r0);
         let (c1, t1) = chunks4(r1);
-        let (c2, t2) = chunks4(r2);
-        let [a, b, c] = dot_3rows(self.chunks(), c0, c1, c2, [0, 0, 0]);
+        let [a, b] = dot_2rows(self.chunks(), c0, c1, [0, 0]);
         [
             a.wrapping_add(self.tail_dot(t0)),
             b.wrapping_add(self.tail_dot(t1)),
-            c.wrapping_add(self.tail_dot(t2)),
         ]
     }
 }
 
-/// Rows `r`, `r + 1`, `r + 2` of a `[rows][n]` matrix, the last row
-/// standing in for those past the end, and how many are real (1 to 3).
-#[inline(always)]
-fn three(w: &[i8], n: usize, rows: usize, r: usize) -> ([&[i8]; 3], usize) {
-    let row = |i: usize| {
-        w.get(i.min(rows - 1) * n..)
-            .map_or(&[][..], |s| &s[..n.min(s.len())])
-    };
-    ([row(r), row(r + 1), row(r + 2)], (rows - r).min(3))
-}
-
-/// `f(r, W[r]·x)` for every row of the `[rows][n]` matrix `w`, three per
-/// pass.
+/// `f(r, W[r]·x)` for every row of the `[rows][n]` matrix `w`, two per pass
+/// (an odd last row is paired with itself).
 #[inline(always)]
 fn rows(w: &[i8], n: usize, x: &Packed, mut f: impl FnMut(usize, i32)) {
     if n == 0 {
         return;
     }
-    let rows = w.len() / n;
+    let mut pairs = w.chunks_exact(2 * n);
     let mut r = 0;
-    while r < rows {
-        let ([r0, r1, r2], real) = three(w, n, rows, r);
-        let a = x.dot3(r0, r1, r2);
-        for (j, &v) in a.iter().enumerate().take(real) {
-            f(r + j, v);
-        }
-        r += 3;
+    for pair in &mut pairs {
+        let (r0, r1) = pair.split_at(n);
+        let [a, b] = x.dot2(r0, r1);
+        f(r, a);
+        f(r + 1, b);
+        r += 2;
+    }
+    if let Some(last) = pairs.remainder().get(..n) {
+        f(r, x.dot2(last, last)[0]);
     }
 }
 
@@ -122,18 +111,16 @@ pub fn lstm_gates(
     let rows = gates.len();
     let mut r = 0;
     while r < rows {
-        let ([x0, x1, x2], real) = three(wx.w, ni, rows, r);
-        let ([h0, h1, h2], _) = three(wh.w, nh, rows, r);
-        let ax = px.dot3(x0, x1, x2);
-        let ah = ph.dot3(h0, h1, h2);
-        for j in 0..real {
-            let i = r + j;
+        let r1 = if r + 1 < rows { r + 1 } else { r };
+        let ax = px.dot2(&wx.w[r * ni..][..ni], &wx.w[r1 * ni..][..ni]);
+        let ah = ph.dot2(&wh.w[r * nh..][..nh], &wh.w[r1 * nh..][..nh]);
+        for (j, i) in [r, r1].into_iter().enumerate().take(r1 - r + 1) {
             let z = rq(ax[j], wx.mult[i], wx.shift[i])
                 .saturating_add(rq(ah[j], wh.mult[i], wh.shift[i]))
                 .saturating_add(bias[i]);
             gates[i] = sat16(z);
         }
-        r += 3;
+        r += 2;
     }
     Ok(())
 }
