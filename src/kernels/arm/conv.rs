@@ -29,7 +29,7 @@
 //! `SEG` = 288 (whole windows for 32 channels) was 0.1 instructions per MAC
 //! faster on the 32-channel layers but 768 bytes more stack.
 
-use super::dsp::{chunks4, dot_4px, pack4, pack_run, requant4, smmul, splat16};
+use super::dsp::{channels_4px, chunks4, dot_4px, pack4, pack_run, requant4, smmul, splat16, Chan};
 use super::small;
 use crate::kernels::fast::{check_causal, live};
 use crate::kernels::reference::{self, check_conv, ConvParams};
@@ -41,6 +41,10 @@ use crate::Result;
 pub const SEG: usize = 192;
 /// Output channels accumulated together when a window takes several segments.
 const BLOCK: usize = 32;
+/// Output channels whose constants [`four_pixels`] tables once per call
+/// for [`channels_4px`] (768 bytes of stack); wider layers take the
+/// per-channel loop.
+const TABLE: usize = 64;
 
 /// Same contract, checks and bytes as [`crate::kernels::reference::conv2d`].
 ///
@@ -188,6 +192,21 @@ fn four_pixels(
     let mut tails = [[0i32; 3]; 4];
     let mut acc = [[0i32; 4]; BLOCK];
     let zp2 = splat16(p.in_zp);
+    // Every channel's bias and output stage, once per call, when all of
+    // them take the high-word path: then whole windows run the channel
+    // loop in asm ([`channels_4px`]).
+    let mut table = [Chan::default(); TABLE];
+    let mut tabled = p.out_c <= TABLE;
+    let params = bias.iter().zip(multiplier).zip(shift);
+    for (c, ((&b, &m), &sh)) in table.iter_mut().zip(params) {
+        tabled &= out.high_word(m, sh);
+        *c = Chan {
+            bias: b,
+            m,
+            h: (-2 - sh).clamp(0, 29) as u32,
+        };
+    }
+    let table = &table[..p.out_c.min(TABLE)];
 
     let mut px0 = 0;
     while px0 < pixels {
@@ -228,9 +247,21 @@ fn four_pixels(
                     // The whole window in one segment, no tail: dot and
                     // output stage per channel, accumulators in registers.
                     let dst = output.get_mut(px0 * p.out_c..).unwrap_or_default();
-                    one_segment(
-                        chunks, weights, taps, bias, multiplier, shift, dst, p.out_c, out,
-                    );
+                    let done = tabled
+                        && channels_4px(
+                            chunks,
+                            weights,
+                            taps,
+                            table,
+                            out.constants(),
+                            dst,
+                            p.out_c,
+                        );
+                    if !done {
+                        one_segment(
+                            chunks, weights, taps, bias, multiplier, shift, dst, p.out_c, out,
+                        );
+                    }
                     ob = p.out_c;
                     break;
                 }
