@@ -656,8 +656,8 @@ pub(super) struct Window {
 
 /// `w.acc = bias + Σ_j w.x[j] · f[j]` (five `SMLAD`s, pairs of `i16`) for
 /// every window `w` of `wins`: one filter, held in registers, over a row
-/// of windows. Per window: two `LDM`, five `SMLAD`, `STR`, `SUBS`/`BNE`:
-/// 10 instructions for up to 10 multiply-accumulates.
+/// of windows. Per window: two `LDM`, five `SMLAD`, `STR`, and per two
+/// windows `SUBS`/`BNE`: 9 instructions for up to 10 multiply-accumulates.
 #[inline(always)]
 pub(super) fn dot5_windows(wins: &mut [Window], f: &[u32; 5], bias: i32) {
     let n = wins.len();
@@ -672,7 +672,28 @@ pub(super) fn dot5_windows(wins: &mut [Window], f: &[u32; 5], bias: i32) {
     // written is declared. Flags clobbered (SUBS).
     unsafe {
         asm!(
+            "tst r5, #1",
+            "beq 2f",
+            "ldm r4!, {{r0, r1, r2}}",
+            "smlad r3, r0, r8, lr",
+            "smlad r3, r1, r9, r3",
+            "smlad r3, r2, r10, r3",
+            "ldm r4!, {{r0, r1}}",
+            "smlad r3, r0, r11, r3",
+            "smlad r3, r1, r12, r3",
+            "str r3, [r4], #4",
             "2:",
+            "lsrs r5, r5, #1",
+            "beq 3f",
+            "4:",
+            "ldm r4!, {{r0, r1, r2}}",
+            "smlad r3, r0, r8, lr",
+            "smlad r3, r1, r9, r3",
+            "smlad r3, r2, r10, r3",
+            "ldm r4!, {{r0, r1}}",
+            "smlad r3, r0, r11, r3",
+            "smlad r3, r1, r12, r3",
+            "str r3, [r4], #4",
             "ldm r4!, {{r0, r1, r2}}",
             "smlad r3, r0, r8, lr",
             "smlad r3, r1, r9, r3",
@@ -682,7 +703,8 @@ pub(super) fn dot5_windows(wins: &mut [Window], f: &[u32; 5], bias: i32) {
             "smlad r3, r1, r12, r3",
             "str r3, [r4], #4",
             "subs r5, r5, #1",
-            "bne 2b",
+            "bne 4b",
+            "3:",
             inout("r4") wins.as_mut_ptr() => _,
             inout("r5") n => _,
             in("r8") f[0],
@@ -702,11 +724,11 @@ pub(super) fn dot5_windows(wins: &mut [Window], f: &[u32; 5], bias: i32) {
 
 /// The high-word output stage (as [`requant4`]) of every window's
 /// accumulator: `dst[i · stride]` for window `i`. Per value `LDR`, the
-/// stage, `STRB`, `ADD`, `SUBS`/`BNE`: 15 instructions, 13 when `hi` is
-/// 127 (`SSAT` clamps the top).
+/// stage, `STRB`, `ADD`, and per two values `SUBS`/`BNE`: 14 instructions,
+/// 12 when `hi` is 127 (`SSAT` clamps the top).
 ///
 /// Returns false, storing nothing, unless `(wins.len() − 1) · stride <
-/// dst.len()`.
+/// dst.len()`. Both loops run two values per pass.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn requant_windows(
@@ -733,7 +755,34 @@ pub(super) fn requant_windows(
         // top of the range is 127, so the clamp to `hi` is the same.
         unsafe {
             asm!(
+                "tst {n}, #1",
+                "beq 2f",
+                "ldr {t}, [{p}], #24",
+                "smmul {t}, {t}, {m}",
+                "asr {t}, {t}, {h}",
+                "adds {t}, {t}, #1",
+                "add {t}, {zp}, {t}, asr #1",
+                "ssat {t}, #8, {t}",
+                "cmp {t}, {lo}",
+                "it lt",
+                "movlt {t}, {lo}",
+                "strb {t}, [{d}]",
+                "add {d}, {d}, {s}",
                 "2:",
+                "lsrs {n}, {n}, #1",
+                "beq 3f",
+                "4:",
+                "ldr {t}, [{p}], #24",
+                "smmul {t}, {t}, {m}",
+                "asr {t}, {t}, {h}",
+                "adds {t}, {t}, #1",
+                "add {t}, {zp}, {t}, asr #1",
+                "ssat {t}, #8, {t}",
+                "cmp {t}, {lo}",
+                "it lt",
+                "movlt {t}, {lo}",
+                "strb {t}, [{d}]",
+                "add {d}, {d}, {s}",
                 "ldr {t}, [{p}], #24",
                 "smmul {t}, {t}, {m}",
                 "asr {t}, {t}, {h}",
@@ -746,7 +795,8 @@ pub(super) fn requant_windows(
                 "strb {t}, [{d}]",
                 "add {d}, {d}, {s}",
                 "subs {n}, {n}, #1",
-                "bne 2b",
+                "bne 4b",
+                "3:",
                 p = inout(reg) acc => _,
                 n = inout(reg) n => _,
                 t = out(reg) _,
@@ -768,7 +818,38 @@ pub(super) fn requant_windows(
     // registers are written; flags clobbered.
     unsafe {
         asm!(
+            "tst {n}, #1",
+            "beq 2f",
+            "ldr {t}, [{p}], #24",
+            "smmul {t}, {t}, {m}",
+            "asr {t}, {t}, {h}",
+            "adds {t}, {t}, #1",
+            "add {t}, {zp}, {t}, asr #1",
+            "cmp {t}, {lo}",
+            "it lt",
+            "movlt {t}, {lo}",
+            "cmp {t}, {hi}",
+            "it gt",
+            "movgt {t}, {hi}",
+            "strb {t}, [{d}]",
+            "add {d}, {d}, {s}",
             "2:",
+            "lsrs {n}, {n}, #1",
+            "beq 3f",
+            "4:",
+            "ldr {t}, [{p}], #24",
+            "smmul {t}, {t}, {m}",
+            "asr {t}, {t}, {h}",
+            "adds {t}, {t}, #1",
+            "add {t}, {zp}, {t}, asr #1",
+            "cmp {t}, {lo}",
+            "it lt",
+            "movlt {t}, {lo}",
+            "cmp {t}, {hi}",
+            "it gt",
+            "movgt {t}, {hi}",
+            "strb {t}, [{d}]",
+            "add {d}, {d}, {s}",
             "ldr {t}, [{p}], #24",
             "smmul {t}, {t}, {m}",
             "asr {t}, {t}, {h}",
@@ -783,7 +864,8 @@ pub(super) fn requant_windows(
             "strb {t}, [{d}]",
             "add {d}, {d}, {s}",
             "subs {n}, {n}, #1",
-            "bne 2b",
+            "bne 4b",
+            "3:",
             p = inout(reg) acc => _,
             n = inout(reg) n => _,
             t = out(reg) _,

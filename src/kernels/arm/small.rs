@@ -8,10 +8,10 @@
 //! input columns are read once into pairs (kernel rows 0 and 1 of each
 //! column, and row 2), from which each pixel's window is five words.
 //! Then per channel one filter in registers runs over the row of windows
-//! (`dsp::dot5_windows`: two `LDM`, five `SMLAD`, `STR` per pixel) and
-//! the output stage over the row (`dsp::requant_windows`, 13 or 15
-//! instructions per value). Measured: 3.08 instructions per MAC on the
-//! 28×28×1 → 16 stem (docs/firmware.md).
+//! (`dsp::dot5_windows`: two `LDM`, five `SMLAD`, `STR` per pixel, two
+//! pixels per pass) and the output stage over the row
+//! (`dsp::requant_windows`, 12 or 14 instructions per value). Measured:
+//! 2.90 instructions per MAC on the 28×28×1 → 16 stem (docs/firmware.md).
 
 use super::conv::Requant;
 use super::dsp::{dot5_windows, requant_windows, Window};
