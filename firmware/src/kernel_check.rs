@@ -116,6 +116,14 @@ impl Draw {
                 1 => -2,
                 _ => -2 - self.below(30) as i32,
             };
+            // Rarely, one channel just outside the path (shift −32 or −1,
+            // multiplier −1): the asm loops must hand it back.
+            match self.below(64) {
+                0 => *s = MIN_SHIFT - 1,
+                1 => *s = -1,
+                2 => *m = -1,
+                _ => {}
+            }
         }
     }
     /// What the exporter writes for a conv layer: multipliers in

@@ -354,6 +354,13 @@ impl Requant {
         (self.zp, self.lo, self.hi)
     }
 
+    /// True when the output zero point allows the high-word path
+    /// (`|zp| ≤ 2^30`); then `(m, shift)` decide per channel.
+    #[inline(always)]
+    pub(super) fn zp_small(&self) -> bool {
+        self.zp_small
+    }
+
     /// True when `(m, shift)` takes the high-word path.
     #[inline(always)]
     pub(super) fn high_word(&self, m: i32, shift: i32) -> bool {

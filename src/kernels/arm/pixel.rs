@@ -10,7 +10,7 @@
 //! Windows longer than [`MAX_WINDOW`] take the portable kernel.
 
 use super::conv::Requant;
-use super::dsp::{chunks4, dot_2rows, pack4, pack_bytes, splat16};
+use super::dsp::{channel_pairs, chunks4, dot_2rows, pack4, pack_bytes, splat16};
 use crate::kernels::fast::{self, check_pixel, live};
 use crate::kernels::reference::ConvParams;
 use crate::kernels::Mask;
@@ -180,9 +180,28 @@ fn window_pixel(
     }
     let taps = k * k * cin;
     let out_stage = Requant::new(p.out_zp, p.act_min, p.act_max);
-    let filters = weights.chunks_exact(taps);
-    let params = bias.iter().zip(multiplier).zip(shift);
-    let mut it = filters.zip(params).zip(out.iter_mut());
+    // Whole chunks only (no tail): pairs of channels in asm, as far as
+    // they take the high-word output stage.
+    let done = if g.fill == 0 && out_stage.zp_small() {
+        channel_pairs(
+            g.chunks(),
+            weights,
+            taps,
+            bias,
+            multiplier,
+            shift,
+            out_stage.constants(),
+            out,
+        )
+        .unwrap_or(0)
+    } else {
+        0
+    };
+    let filters = weights.chunks_exact(taps).skip(done);
+    let params = bias.iter().zip(multiplier).zip(shift).skip(done);
+    let mut it = filters
+        .zip(params)
+        .zip(out.get_mut(done..).unwrap_or_default().iter_mut());
     while let Some(((w0, ((&b0, &m0), &s0)), y0)) = it.next() {
         let next = it.next();
         let (w1, b1) = next
