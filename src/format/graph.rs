@@ -3,8 +3,8 @@
 //! accessors the graph drivers read them through.
 
 use super::{
-    BernoulliHead, Body, Graph, Mask, Model, OpKind, OpRepr, SectionKind, TensorRepr, MAX_ABS_BIAS,
-    MAX_ACC_DEPTH, MAX_OPS, MAX_POOL_AREA, MAX_TENSORS, NONE,
+    BernoulliHead, Body, Graph, Mask, Model, OpKind, OpParts, OpRepr, SectionKind, TensorRepr,
+    MAX_ABS_BIAS, MAX_ACC_DEPTH, MAX_OPS, MAX_POOL_AREA, MAX_TENSORS, NONE,
 };
 use crate::format::Family;
 use crate::quant;
@@ -292,58 +292,69 @@ impl<'a> Model<'a> {
 
     /// An op's int8 weights (empty when it has none).
     pub fn weights(&self, op: &OpRepr) -> &'a [i8] {
-        let len = match op.kind {
-            OpKind::Conv2d => {
-                let (ti, to) = (
-                    self.tensor(op.input as usize),
-                    self.tensor(op.output as usize),
-                );
-                match (ti, to) {
-                    // u16 · u8 · u8 · u16 < 2^48: may not fit a 32-bit usize
-                    // for an op record that is not this model's.
-                    (Some(ti), Some(to)) => [
-                        to.c as usize,
-                        op.kernel as usize,
-                        op.kernel as usize,
-                        ti.c as usize,
-                    ]
-                    .iter()
-                    .try_fold(1usize, |a, &b| a.checked_mul(b))
-                    .unwrap_or(usize::MAX),
-                    _ => 0,
-                }
-            }
-            OpKind::FullyConnected => match (
-                self.tensor(op.input as usize),
-                self.tensor(op.output as usize),
-            ) {
-                (Some(ti), Some(to)) => (ti.len() as usize).saturating_mul(to.c as usize),
-                _ => 0,
-            },
-            _ => 0,
-        };
-        self.data_range(op.weights, len)
-            .map(bytemuck::cast_slice)
-            .unwrap_or(&[])
+        self.parts(op).weights
     }
 
     /// An op's int32 bias, one per output channel (empty when it has none).
     pub fn bias(&self, op: &OpRepr) -> &'a [i32] {
-        let n = self.tensor(op.output as usize).map_or(0, |t| t.c as usize);
-        self.data_i32(op.bias, n).unwrap_or(&[])
+        self.parts(op).bias
     }
 
     /// An op's requantization `(multipliers, shifts)`: one pair per output
     /// channel, or a single pair for pooling (empty when it has none).
     pub fn requant(&self, op: &OpRepr) -> (&'a [i32], &'a [i32]) {
+        let p = self.parts(op);
+        (p.multiplier, p.shift)
+    }
+
+    /// Everything the drivers read for one op, from one parse of its two
+    /// tensor records (the accessors above each parse them again: about
+    /// 40 instructions per record on a Cortex-M4, at every op of every
+    /// position when a density model streams). Absent parts are empty, as
+    /// from the accessors.
+    pub fn parts(&self, op: &OpRepr) -> OpParts<'a> {
+        let (ti, to) = (
+            self.tensor(op.input as usize),
+            self.tensor(op.output as usize),
+        );
+        let out_c = to.map_or(0, |t| t.c as usize);
+        let len = match (op.kind, ti, to) {
+            // u16 · u8 · u8 · u16 < 2^48: may not fit a 32-bit usize for an
+            // op record that is not this model's.
+            (OpKind::Conv2d, Some(ti), Some(to)) => [
+                to.c as usize,
+                op.kernel as usize,
+                op.kernel as usize,
+                ti.c as usize,
+            ]
+            .iter()
+            .try_fold(1usize, |a, &b| a.checked_mul(b))
+            .unwrap_or(usize::MAX),
+            (OpKind::FullyConnected, Some(ti), Some(to)) => {
+                (ti.len() as usize).saturating_mul(to.c as usize)
+            }
+            _ => 0,
+        };
         let n = match op.kind {
             OpKind::GlobalAvgPool => 1,
             OpKind::Add => 3,
-            _ => self.tensor(op.output as usize).map_or(0, |t| t.c as usize),
+            _ => out_c,
         };
-        self.data_i32(op.requant, 2 * n)
+        let (multiplier, shift) = self
+            .data_i32(op.requant, 2 * n)
             .map(|s| s.split_at(n))
-            .unwrap_or((&[], &[]))
+            .unwrap_or((&[], &[]));
+        OpParts {
+            input: ti.unwrap_or(TensorRepr::EMPTY),
+            output: to.unwrap_or(TensorRepr::EMPTY),
+            weights: self
+                .data_range(op.weights, len)
+                .map(bytemuck::cast_slice)
+                .unwrap_or(&[]),
+            bias: self.data_i32(op.bias, out_c).unwrap_or(&[]),
+            multiplier,
+            shift,
+        }
     }
 
     /// Multiply-accumulates per inference.

@@ -78,7 +78,7 @@ pub use lm::{
     ArenaPlan, Level, LmHead, LmLayer, LmSpec, Requant, Vocab, MAX_K, MAX_LAYERS, MAX_LM_BIAS,
     MAX_TOKEN_BYTES, MAX_VOCAB, MAX_WIDTH,
 };
-pub use repr::{Family, Mask, OpKind, OpRepr, SectionKind, TensorRepr};
+pub use repr::{Family, Mask, OpKind, OpParts, OpRepr, SectionKind, TensorRepr};
 pub use selftest::SelfTest;
 
 use crate::{Error, Result};

@@ -228,6 +228,23 @@ impl TensorRepr {
 /// shifts (i32), `n` being the output channels (1 for pooling; for `Add`,
 /// three pairs: first operand, second operand, output).
 ///
+/// One op's tensors and data, parsed once ([`crate::format::Model::parts`]).
+#[derive(Clone, Copy, Debug)]
+pub struct OpParts<'a> {
+    /// The input tensor (all zero if the record is not this model's).
+    pub input: TensorRepr,
+    /// The output tensor.
+    pub output: TensorRepr,
+    /// int8 weights (conv, fully connected), else empty.
+    pub weights: &'a [i8],
+    /// int32 bias, one per output channel, else empty.
+    pub bias: &'a [i32],
+    /// Requantization multipliers (per output channel; one for pooling, three for add).
+    pub multiplier: &'a [i32],
+    /// Requantization shifts, as many as the multipliers.
+    pub shift: &'a [i32],
+}
+
 /// `aux`: conv: byte 0 is the [`Mask`]; add: byte 0 is the second operand's
 /// tensor index. Every other `aux` byte is zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

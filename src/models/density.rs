@@ -408,18 +408,30 @@ impl<'m> DensityModel<'m> {
     /// Byte range of tensor `t`'s ring (or single position) in the sampling arena.
     fn ring(&self, t: usize) -> Result<Range<usize>> {
         let c = self.model.tensor(t).ok_or(Error::BadGraph)?.c as usize;
-        let start = self.ring_at[t] as usize;
-        Ok(start..start + (self.rows[t] as usize * self.w).max(1) * c)
+        Ok(self.ring_c(t, c))
+    }
+
+    /// [`Self::ring`] of a tensor of `c` channels, its record already read.
+    fn ring_c(&self, t: usize, c: usize) -> Range<usize> {
+        let start = self.ring_at.get(t).map_or(0, |&a| a as usize);
+        let rows = self.rows.get(t).map_or(0, |&r| r as usize);
+        start..start + (rows * self.w).max(1) * c
     }
 
     /// Bytes of tensor `t` at position `(y, x)` in its ring.
     fn at(&self, t: usize, y: usize, x: usize) -> Result<Range<usize>> {
         let c = self.model.tensor(t).ok_or(Error::BadGraph)?.c as usize;
-        let start = match self.rows[t] as usize {
-            0 => self.ring_at[t] as usize,
-            rows => self.ring_at[t] as usize + ((y % rows) * self.w + x) * c,
+        Ok(self.at_c(t, c, y, x))
+    }
+
+    /// [`Self::at`] of a tensor of `c` channels, its record already read.
+    fn at_c(&self, t: usize, c: usize, y: usize, x: usize) -> Range<usize> {
+        let ring = self.ring_at.get(t).map_or(0, |&a| a as usize);
+        let start = match self.rows.get(t).map_or(0, |&r| r as usize) {
+            0 => ring,
+            rows => ring + ((y % rows) * self.w + x) * c,
         };
-        Ok(start..start + c)
+        start..start + c
     }
 
     /// Computes op `op` at position `(y, x)` only.
@@ -428,8 +440,11 @@ impl<'m> DensityModel<'m> {
         let bad = Error::BadGraph;
         match op.kind {
             OpKind::Conv2d => {
-                let ti = self.model.tensor(a).ok_or(bad)?;
-                let to = self.model.tensor(o).ok_or(bad)?;
+                let parts = self.model.parts(op);
+                let (ti, to) = (parts.input, parts.output);
+                if ti.c == 0 || to.c == 0 {
+                    return Err(bad);
+                }
                 // A single-position input (1×1 conv) is a 1×1 image at (0, 0).
                 let (h, w, rows, iy, ix) = match self.rows[a] as usize {
                     0 => (1, 1, 1, 0, 0),
@@ -455,11 +470,10 @@ impl<'m> DensityModel<'m> {
                     Some(m) => m,
                     None => return Err(bad),
                 };
-                let src = self.ring(a)?;
-                let dst = self.at(o, y, x)?;
+                let src = self.ring_c(a, ti.c as usize);
+                let dst = self.at_c(o, to.c as usize, y, x);
                 let (input, _, out) =
                     graph::split_three(arena, src.clone(), src, dst).ok_or(bad)?;
-                let (m, s) = self.model.requant(op);
                 k::conv2d_pixel(
                     &p,
                     mask,
@@ -467,10 +481,10 @@ impl<'m> DensityModel<'m> {
                     rows,
                     iy,
                     ix,
-                    self.model.weights(op),
-                    self.model.bias(op),
-                    m,
-                    s,
+                    parts.weights,
+                    parts.bias,
+                    parts.multiplier,
+                    parts.shift,
                     bytemuck::cast_slice_mut(out),
                 )
             }

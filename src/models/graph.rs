@@ -80,8 +80,11 @@ pub(crate) fn run(model: &Model<'_>, arena: &mut [u8], obs: &mut impl Observer) 
 
 fn run_op(model: &Model<'_>, op: &OpRepr, arena: &mut [u8]) -> Result<()> {
     let bad = Error::BadOp(0);
-    let ti = model.tensor(op.input as usize).ok_or(bad)?;
-    let to = model.tensor(op.output as usize).ok_or(bad)?;
+    let parts = model.parts(op);
+    let (ti, to) = (parts.input, parts.output);
+    if ti.len() == 0 || to.len() == 0 {
+        return Err(bad);
+    }
     if op.kind == OpKind::Add {
         return run_add(model, op, arena);
     }
@@ -89,7 +92,7 @@ fn run_op(model: &Model<'_>, op: &OpRepr, arena: &mut [u8]) -> Result<()> {
         split_pair(arena, ti.arena_range(), to.arena_range()).ok_or(Error::BadGraph)?;
     let input: &[i8] = bytemuck::cast_slice(input);
     let output: &mut [i8] = bytemuck::cast_slice_mut(output);
-    let (mult, shift) = model.requant(op);
+    let (mult, shift) = (parts.multiplier, parts.shift);
     match op.kind {
         OpKind::Conv2d => {
             let p = k::ConvParams {
@@ -108,25 +111,10 @@ fn run_op(model: &Model<'_>, op: &OpRepr, arena: &mut [u8]) -> Result<()> {
                 act_max: op.act_max,
             };
             match op.mask() {
-                Some(m @ (Mask::A | Mask::B)) if p.k > 1 => k::conv2d_masked(
-                    &p,
-                    m,
-                    input,
-                    model.weights(op),
-                    model.bias(op),
-                    mult,
-                    shift,
-                    output,
-                ),
-                _ => k::conv2d(
-                    &p,
-                    input,
-                    model.weights(op),
-                    model.bias(op),
-                    mult,
-                    shift,
-                    output,
-                ),
+                Some(m @ (Mask::A | Mask::B)) if p.k > 1 => {
+                    k::conv2d_masked(&p, m, input, parts.weights, parts.bias, mult, shift, output)
+                }
+                _ => k::conv2d(&p, input, parts.weights, parts.bias, mult, shift, output),
             }
         }
         OpKind::Add => Err(bad),
@@ -139,15 +127,7 @@ fn run_op(model: &Model<'_>, op: &OpRepr, arena: &mut [u8]) -> Result<()> {
                 act_min: op.act_min,
                 act_max: op.act_max,
             };
-            k::fully_connected(
-                &p,
-                input,
-                model.weights(op),
-                model.bias(op),
-                mult,
-                shift,
-                output,
-            )
+            k::fully_connected(&p, input, parts.weights, parts.bias, mult, shift, output)
         }
         OpKind::MaxPool2x2 => {
             let p = k::PoolParams {
@@ -176,10 +156,10 @@ fn run_op(model: &Model<'_>, op: &OpRepr, arena: &mut [u8]) -> Result<()> {
 
 /// The add kernel's parameters for an `Add` op (checked by the model).
 pub(crate) fn add_params(model: &Model<'_>, op: &OpRepr) -> Option<k::AddParams> {
-    let ta = model.tensor(op.input as usize)?;
+    let parts = model.parts(op);
     let tb = model.tensor(op.input2() as usize)?;
-    let to = model.tensor(op.output as usize)?;
-    let (m, s) = model.requant(op);
+    let (ta, to) = (parts.input, parts.output);
+    let (m, s) = (parts.multiplier, parts.shift);
     Some(k::AddParams {
         a_zp: ta.zero_point,
         b_zp: tb.zero_point,
