@@ -82,7 +82,7 @@ fn run_op(model: &Model<'_>, op: &OpRepr, arena: &mut [u8]) -> Result<()> {
     let bad = Error::BadOp(0);
     let parts = model.parts(op);
     let (ti, to) = (parts.input, parts.output);
-    if ti.len() == 0 || to.len() == 0 {
+    if ti.c == 0 || to.c == 0 {
         return Err(bad);
     }
     if op.kind == OpKind::Add {
