@@ -608,7 +608,7 @@ pub fn run(
         d.bytes(t.input);
         d.bytes(t.weights);
         d.bias(t.bias);
-        d.requant(t.mult, t.shift);
+        d.requant_mixed(t.mult, t.shift);
         let r = reference::fully_connected(&p, t.input, t.weights, t.bias, t.mult, t.shift, t.want);
         let a = arm::fully_connected(&p, t.input, t.weights, t.bias, t.mult, t.shift, t.got);
         if r != a {

@@ -8,7 +8,8 @@
 //! multiply-accumulates in the inner loop. Inputs longer than [`MAX_IN`]
 //! go to the portable kernels.
 
-use super::dsp::{chunks4, dot_2rows, pack_bytes, splat16};
+use super::conv::Requant;
+use super::dsp::{channel_pairs, chunks4, dot_2rows, pack_bytes, splat16};
 use crate::kernels::reference::{self, expect_len, size, FcParams};
 use crate::quant::OutputStage;
 use crate::Result;
@@ -31,25 +32,29 @@ fn pack_input(x: &[i8], zp: i32, buf: &mut [[u32; 2]; MAX_IN / 4]) -> (usize, [i
     (chunks.len(), tail)
 }
 
-/// `f(r, Σ_i W[r][i]·(x[i] − zp))` for every row `r` of the `[rows][x.len()]`
-/// matrix `w` (`rows = w.len() / x.len()`), two rows per pass.
-/// `x.len()` must be at most [`MAX_IN`] (callers check).
+/// `f(r, Σ_i W[r][i]·(x[i] − zp))` for rows `r ≥ first` of the
+/// `[rows][n]` matrix `w` (`rows = w.len() / n`), two rows per pass; `xs`
+/// and `tail` are the input as [`pack_input`] packs it.
 #[inline(always)]
-pub(super) fn rows(w: &[i8], x: &[i8], zp: i32, mut f: impl FnMut(usize, i32)) {
-    let n = x.len();
-    if n == 0 || n > MAX_IN {
+fn rows_from(
+    first: usize,
+    w: &[i8],
+    n: usize,
+    xs: &[[u32; 2]],
+    tail: &[i32; 3],
+    mut f: impl FnMut(usize, i32),
+) {
+    if n == 0 {
         return;
     }
-    let mut buf = [[0u32; 2]; MAX_IN / 4];
-    let (nc, tail) = pack_input(x, zp, &mut buf);
-    let xs = &buf[..nc];
     let tdot = |r: &[i8]| {
         r.iter()
-            .zip(&tail)
+            .zip(tail)
             .fold(0i32, |a, (&w, &x)| a.wrapping_add(x.wrapping_mul(w as i32)))
     };
-    let mut pairs = w.chunks_exact(2 * n);
-    let mut r = 0;
+    let rest = w.get(first.saturating_mul(n)..).unwrap_or_default();
+    let mut pairs = rest.chunks_exact(2 * n);
+    let mut r = first;
     for pair in &mut pairs {
         let (r0, r1) = pair.split_at(n);
         let (c0, t0) = chunks4(r0);
@@ -67,6 +72,11 @@ pub(super) fn rows(w: &[i8], x: &[i8], zp: i32, mut f: impl FnMut(usize, i32)) {
 }
 
 /// Same contract, checks and bytes as [`reference::fully_connected`].
+///
+/// Inputs that are whole chunks of four run the rows in pairs with their
+/// output stage in one asm block ([`channel_pairs`]), as far as the
+/// channels take the high-word stage; the rest (an odd last row, rows
+/// after one off that stage, inputs with a tail) the Rust loop.
 ///
 /// # Errors
 /// [`crate::Error::BadLength`] exactly when the reference returns it.
@@ -89,7 +99,27 @@ pub fn fully_connected(
     if p.in_len > MAX_IN || p.in_len == 0 {
         return reference::fully_connected(p, input, weights, bias, multiplier, shift, output);
     }
-    rows(weights, input, p.in_zp, |o, acc| {
+    let mut buf = [[0u32; 2]; MAX_IN / 4];
+    let (nc, tail) = pack_input(input, p.in_zp, &mut buf);
+    let xs = &buf[..nc];
+    let stage = Requant::new(p.out_zp, p.act_min, p.act_max);
+    let done = if p.in_len % 4 == 0 && stage.zp_small() {
+        let (zp, lo, hi) = stage.constants();
+        channel_pairs(
+            xs,
+            weights,
+            p.in_len,
+            bias,
+            multiplier,
+            shift,
+            (zp, lo, hi),
+            output,
+        )
+        .unwrap_or(0)
+    } else {
+        0
+    };
+    rows_from(done, weights, p.in_len, xs, &tail, |o, acc| {
         if let (Some(out), Some(&b), Some(&m), Some(&s)) = (
             output.get_mut(o),
             bias.get(o),
