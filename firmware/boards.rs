@@ -96,6 +96,7 @@ pub const BOARDS: &[Board] = &[
     sim("mps2-an386",            "Cortex-M4F", "thumbv7em-none-eabihf",     "memory-qemu.x",              "mps2-an386", "cortex-m4",  16 * 1024),
     sim("mps2-an386-nrf-budget", "Cortex-M4F", "thumbv7em-none-eabihf",     "memory-qemu-nrf-budget.x",   "mps2-an386", "cortex-m4",  16 * 1024),
     sim("kernel-check",          "Cortex-M4F", "thumbv7em-none-eabihf",     "memory-qemu.x",              "mps2-an386", "cortex-m4",  16 * 1024),
+    sim("kernel-check-m33",      "Cortex-M33", "thumbv8m.main-none-eabihf", "memory-mps2-an505.x",        "mps2-an505", "cortex-m33", 16 * 1024),
     sim("mps2-an385",            "Cortex-M3",  "thumbv7m-none-eabi",        "memory-mps2-an385.x",        "mps2-an385", "cortex-m3",  16 * 1024),
     sim("mps2-an505",            "Cortex-M33", "thumbv8m.main-none-eabihf", "memory-mps2-an505.x",        "mps2-an505", "cortex-m33", 16 * 1024),
     sim("microbit",              "Cortex-M0",  "thumbv6m-none-eabi",        "memory-microbit.x",          "microbit",   "cortex-m0",  4 * 1024),

@@ -18,6 +18,8 @@
 //! `memory.x` in the crate root would be found by the linker first and
 //! silently win over these copies.
 
+include!("../dsp_cfg.rs");
+
 use std::path::PathBuf;
 use std::{env, fs};
 
@@ -111,11 +113,13 @@ fn main() {
         println!("cargo:rerun-if-changed={}", b.memory_map);
     }
 
-    // The DSP kernels' check needs the core's kernels::arm (Armv7E-M), as the root build.rs decides.
+    // The DSP kernels' check needs the core's kernels::arm: the root
+    // build.rs's rule, from the same file.
     println!("cargo::rustc-check-cfg=cfg(tinyinfer_dsp)");
-    if target.starts_with("thumbv7em-") {
+    if target_has_dsp() {
         println!("cargo::rustc-cfg=tinyinfer_dsp");
     }
+    println!("cargo:rerun-if-changed=../dsp_cfg.rs");
     println!("cargo:rerun-if-changed=boards.rs");
     println!("cargo:rerun-if-changed=src/bin");
     println!("cargo:rerun-if-changed=build.rs");

@@ -17,7 +17,7 @@ cargo clippy --release $sh,density,language --bin mps2-an386 --bin mps2-an386-nr
 cargo clippy --release $sh --bin mps2-an386-nrf-budget -- -D warnings
 # The other QEMU CPU profiles, each on its target.
 cargo clippy --release $sh,density,language --bin mps2-an385 --target thumbv7m-none-eabi -- -D warnings
-cargo clippy --release $sh,density,language --bin mps2-an505 --target thumbv8m.main-none-eabihf -- -D warnings
+cargo clippy --release $sh,density,language --bin mps2-an505 --bin kernel-check-m33 --target thumbv8m.main-none-eabihf -- -D warnings
 cargo clippy --release $sh,density,language --bin microbit --target thumbv6m-none-eabi -- -D warnings
 # The real boards over RTT (the default features): lints, then the linked apps.
 cargo clippy --release --bin nrf52840-dk --bin nucleo-l4r5zi -- -D warnings

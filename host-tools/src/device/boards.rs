@@ -11,8 +11,9 @@ mod table;
 
 pub use table::{parse_number, region, Board, Transport, BOARDS};
 
-/// Bins of the table that are not the model app (`kernel-check` tests the DSP kernels).
-const NOT_APPS: &[&str] = &["kernel-check"];
+/// Bins of the table that are not the model app (`kernel-check` and
+/// `kernel-check-m33` test the DSP kernels).
+const NOT_APPS: &[&str] = &["kernel-check", "kernel-check-m33"];
 
 /// The line of `bin` (usable in constants), apps or not.
 pub const fn table_board(bin: &str) -> Option<&'static Board> {
