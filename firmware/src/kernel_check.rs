@@ -98,29 +98,33 @@ impl Draw {
             };
         }
     }
-    /// Half the time every channel on the DSP kernels' high-word output
-    /// stage (`m ≥ 0`, shift −31..=−2, the extremes included), so that
-    /// their all-channels-in-asm paths run; otherwise [`Self::requant`].
+    /// Half the time every channel on the DSP kernels' asm output stages
+    /// (`m ≥ 0`, shift −31..=−1, the extremes included), so that their
+    /// all-channels-in-asm paths run; otherwise [`Self::requant`].
     fn requant_mixed(&mut self, m: &mut [i32], s: &mut [i32]) {
         if self.below(2) == 0 {
             return self.requant(m, s);
         }
         for (m, s) in m.iter_mut().zip(s.iter_mut()) {
+            // Log-uniform magnitudes, so that outputs land inside the clamp
+            // range often instead of saturating (random int8 dot products
+            // are large against a multiplier near 2^31).
             *m = match self.below(4) {
                 0 => i32::MAX,
                 1 => 0,
-                _ => (self.0.next_u32() >> 1) as i32,
+                _ => ((self.0.next_u32() >> 1) >> self.below(28)) as i32,
             };
-            *s = match self.below(4) {
+            *s = match self.below(5) {
                 0 => MIN_SHIFT,
                 1 => -2,
+                2 => -1,
                 _ => -2 - self.below(30) as i32,
             };
-            // Rarely, one channel just outside the path (shift −32 or −1,
+            // Rarely, one channel just outside the path (shift −32 or 0,
             // multiplier −1): the asm loops must hand it back.
             match self.below(64) {
                 0 => *s = MIN_SHIFT - 1,
-                1 => *s = -1,
+                1 => *s = 0,
                 2 => *m = -1,
                 _ => {}
             }

@@ -199,11 +199,11 @@ fn four_pixels(
     let mut tabled = p.out_c <= TABLE;
     let params = bias.iter().zip(multiplier).zip(shift);
     for (c, ((&b, &m), &sh)) in table.iter_mut().zip(params) {
-        tabled &= out.high_word(m, sh);
+        tabled &= out.in_asm(m, sh);
         *c = Chan {
             bias: b,
             m,
-            h: (-2 - sh).clamp(0, 29) as u32,
+            h: (-2 - sh).clamp(-1, 29),
         };
     }
     let table = &table[..p.out_c.min(TABLE)];
@@ -243,8 +243,10 @@ fn four_pixels(
                     }
                 }
                 let chunks = &cols[..len / 4];
-                if segs == 1 && aligned && n == 4 {
-                    // The whole window in one segment, no tail: dot and
+                if segs == 1 && len % 4 == 0 && n == 4 {
+                    // The whole window in one segment, no tail (whole
+                    // chunks: `in_c % 4 == 0`, or live windows such as the
+                    // 24 taps of a 7×7 mask-A conv on one channel): dot and
                     // output stage per channel, accumulators in registers.
                     let dst = output.get_mut(px0 * p.out_c..).unwrap_or_default();
                     let done = tabled
@@ -295,7 +297,7 @@ fn four_pixels(
 }
 
 /// Every output channel of a group of four pixels whose windows are whole
-/// in `chunks` (one segment, `in_c % 4 == 0`): `dst[o + i · out_c]` for
+/// in `chunks` (one segment, no tail): `dst[o + i · out_c]` for
 /// pixel `i`, channel `o`. The channels' weight rows, bias and output
 /// stage are walked together, without index checks per channel.
 #[allow(clippy::too_many_arguments)]
@@ -359,6 +361,15 @@ impl Requant {
     #[inline(always)]
     pub(super) fn zp_small(&self) -> bool {
         self.zp_small
+    }
+
+    /// True when the asm channel loops (`dsp::channels_4px`,
+    /// `dsp::channel_pairs`) take `(m, shift)`: the high-word path, or
+    /// shift −1 (`t = 32`: the rounded high word, `SMMULR`, is
+    /// `(acc · m + 2^31) >> 32` exactly).
+    #[inline(always)]
+    pub(super) fn in_asm(&self, m: i32, shift: i32) -> bool {
+        self.zp_small && m >= 0 && (MIN_SHIFT..=-1).contains(&shift)
     }
 
     /// True when `(m, shift)` takes the high-word path.

@@ -314,13 +314,14 @@ pub(super) fn dot_2rows(x: &[[u32; 2]], r0: &[[i8; 4]], r1: &[[i8; 4]], acc: [i3
 }
 
 /// One output channel's constants for [`channels_4px`]: its bias, and its
-/// high-word output stage (`m ≥ 0`, `h = −2 − shift`, see [`requant4`]).
+/// high-word output stage (`m ≥ 0`, `h = −2 − shift`, see [`requant4`];
+/// `h = −1`, shift −1, takes the rounded high word, `SMMULR`).
 #[derive(Clone, Copy, Default)]
 #[repr(C)]
 pub(super) struct Chan {
     pub bias: i32,
     pub m: i32,
-    pub h: u32,
+    pub h: i32,
 }
 
 /// The state [`channels_4px`]'s loop keeps in memory (it needs every
@@ -476,6 +477,9 @@ pub(super) fn channels_4px(
             "ldrd r9, r10, [r9, #-8]",
             "ldrd r0, r1, [lr, #12]",
             "ldr r11, [lr, #20]",
+            // h = −1 (shift −1): the rounded high word, `SMMULR`.
+            "cmp r10, #0",
+            "blt 5f",
             "smmul r3, r3, r9",
             "asr r3, r3, r10",
             "adds r3, r3, #1",
@@ -516,6 +520,41 @@ pub(super) fn channels_4px(
             "cmp r8, r11",
             "it gt",
             "movgt r8, r11",
+            "b 6f",
+            "5:",
+            "smmulr r3, r3, r9",
+            "add r3, r0, r3",
+            "cmp r3, r1",
+            "it lt",
+            "movlt r3, r1",
+            "cmp r3, r11",
+            "it gt",
+            "movgt r3, r11",
+            "smmulr r4, r4, r9",
+            "add r4, r0, r4",
+            "cmp r4, r1",
+            "it lt",
+            "movlt r4, r1",
+            "cmp r4, r11",
+            "it gt",
+            "movgt r4, r11",
+            "smmulr r5, r5, r9",
+            "add r5, r0, r5",
+            "cmp r5, r1",
+            "it lt",
+            "movlt r5, r1",
+            "cmp r5, r11",
+            "it gt",
+            "movgt r5, r11",
+            "smmulr r8, r8, r9",
+            "add r8, r0, r8",
+            "cmp r8, r1",
+            "it lt",
+            "movlt r8, r1",
+            "cmp r8, r11",
+            "it gt",
+            "movgt r8, r11",
+            "6:",
             // Stores: dst, dst + stride, dst + 2·stride, dst + 3·stride;
             // then the next channel's dst, its weight row, the count.
             "ldrd r9, r10, [lr, #24]",
@@ -576,8 +615,9 @@ struct Pairs {
 /// channels about 50 instructions of output stage and bookkeeping, against
 /// about 80 for the same loop in Rust.
 ///
-/// The stage needs `multiplier[o] ≥ 0` and `shift[o] ∈ [−31, −2]`; the loop
-/// checks each pair before storing it and stops at the first pair without,
+/// The stage needs `multiplier[o] ≥ 0` and `shift[o] ∈ [−31, −1]` (−1:
+/// the rounded high word, `SMMULR`, exact for `t = 32`); the loop checks
+/// each pair before storing it and stops at the first pair without,
 /// leaving it and the rest to the caller. Returns the number of channels
 /// done (even), or None, doing nothing, unless the lengths fit: `4 ·
 /// x.len() ≤ row`, `(2p − 1) · row + 4 · x.len() ≤ w.len()` and `bias`,
@@ -695,14 +735,19 @@ pub(super) fn channel_pairs(
             "sub r10, r10, #1",
             "mvn r11, r11",
             "sub r11, r11, #1",
-            "cmp r10, #29",
+            "add r12, r10, #1",
+            "cmp r12, #30",
             "bhi 9f",
-            "cmp r11, #29",
+            "add r12, r11, #1",
+            "cmp r12, #30",
             "bhi 9f",
             "orrs r12, r8, r9",
             "bmi 9f",
             "ldrd r0, r1, [lr, #20]",
             "ldr r12, [lr, #28]",
+            // h = −1 (shift −1): the rounded high word, `SMMULR`.
+            "cmp r10, #0",
+            "blt 5f",
             "smmul r4, r4, r8",
             "asr r4, r4, r10",
             "adds r4, r4, #1",
@@ -713,6 +758,19 @@ pub(super) fn channel_pairs(
             "cmp r4, r12",
             "it gt",
             "movgt r4, r12",
+            "b 6f",
+            "5:",
+            "smmulr r4, r4, r8",
+            "add r4, r0, r4",
+            "cmp r4, r1",
+            "it lt",
+            "movlt r4, r1",
+            "cmp r4, r12",
+            "it gt",
+            "movgt r4, r12",
+            "6:",
+            "cmp r11, #0",
+            "blt 7f",
             "smmul r5, r5, r9",
             "asr r5, r5, r11",
             "adds r5, r5, #1",
@@ -723,6 +781,17 @@ pub(super) fn channel_pairs(
             "cmp r5, r12",
             "it gt",
             "movgt r5, r12",
+            "b 8f",
+            "7:",
+            "smmulr r5, r5, r9",
+            "add r5, r0, r5",
+            "cmp r5, r1",
+            "it lt",
+            "movlt r5, r1",
+            "cmp r5, r12",
+            "it gt",
+            "movgt r5, r12",
+            "8:",
             "ldr r12, [lr, #32]",
             "strb r4, [r12], #1",
             "strb r5, [r12], #1",
