@@ -510,7 +510,7 @@ proptest! {
         ],
         seed in any::<u64>(),
         zpa in -128i32..128, zpb in -128i32..128, zpo in -128i32..128,
-        sa in -3i32..1, sb in -3i32..1, so in -24i32..-14, relu in any::<bool>(),
+        sa in -31i32..31, sb in -31i32..31, so in -24i32..-14, relu in any::<bool>(),
     ) {
         let mut g = Gen(Pcg32::seeded(seed));
         let b: Vec<i8> = (0..a.len()).map(|_| g.range(-128, 127) as i8).collect();

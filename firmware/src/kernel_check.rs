@@ -16,7 +16,7 @@
 //! fallback), more than one channel block, and the DiracNet layer shapes.
 
 use tinyinfer::kernels::lm::QMatrix;
-use tinyinfer::kernels::reference::{ConvParams, FcParams};
+use tinyinfer::kernels::reference::{AddParams, ConvParams, FcParams};
 use tinyinfer::kernels::{arm, fast, reference, Mask};
 use tinyinfer::quant::{MAX_SHIFT, MIN_SHIFT};
 use tinyinfer::rng::{Pcg32, Rng};
@@ -43,6 +43,8 @@ pub struct Summary {
     pub fc: u32,
     /// Language-model cases (`lstm_gates`, `latent` and `decoder` each).
     pub lm: u32,
+    /// Element-wise add cases (short slices and the long-tensor table path).
+    pub add: u32,
     /// Wrong-length calls compared with the reference's error.
     pub errors: u32,
 }
@@ -625,6 +627,62 @@ pub fn run(
         done += 1;
     }
 
+    // Element-wise add: short slices (one position while a density model
+    // streams) and the long-tensor path (tables, asm loop), with the
+    // exporter's parameters or random ones.
+    let mut done = 0;
+    while done < cases {
+        let n = if d.below(2) == 0 {
+            d.usize_in(1024, 3000)
+        } else {
+            d.usize_in(0, 100)
+        };
+        let (act_min, act_max) = d.clamp();
+        let (mut m, mut s) = ([0i32; 3], [0i32; 3]);
+        if d.below(2) == 0 {
+            for v in &mut m {
+                *v = ((d.0.next_u32() >> 2) | (1 << 29)) as i32;
+            }
+            s = [
+                -(d.below(4) as i32),
+                -(d.below(4) as i32),
+                -14 - d.below(11) as i32,
+            ];
+        } else {
+            d.requant_mixed(&mut m, &mut s);
+        }
+        let p = AddParams {
+            a_zp: d.zp(),
+            b_zp: d.zp(),
+            out_zp: d.zp(),
+            a_mult: m[0],
+            a_shift: s[0],
+            b_mult: m[1],
+            b_shift: s[1],
+            out_mult: m[2],
+            out_shift: s[2],
+            act_min,
+            act_max,
+        };
+        let Some(t) = carve(scratch, [n, n, n, n], 0) else {
+            continue;
+        };
+        d.bytes(t.input);
+        d.bytes(t.weights);
+        t.want.fill(0x55);
+        t.got.fill(0x55u8 as i8);
+        let r = reference::add(&p, t.input, t.weights, t.want);
+        let a = arm::add(&p, t.input, t.weights, t.got);
+        if r != a {
+            return Err(fail("add", sum.add, u32::MAX));
+        }
+        if let Some(i) = first_diff(t.want, t.got) {
+            return Err(fail("add", sum.add, i));
+        }
+        sum.add += 1;
+        done += 1;
+    }
+
     let mut done = 0;
     while done < cases {
         let rows = d.usize_in(1, 40);
@@ -708,6 +766,41 @@ pub fn run(
         );
         if r != a || r.is_ok() {
             return Err(fail("fully_connected errors", sum.errors, u32::MAX));
+        }
+        sum.errors += 1;
+    }
+    // add: one operand or the output a byte short or long, on both paths.
+    for (n, (da, db, dout)) in [(20, (1, 0, 0)), (2000, (0, 1, 0)), (2000, (0, 0, 1))] {
+        let p = AddParams {
+            a_zp: 0,
+            b_zp: 0,
+            out_zp: 0,
+            a_mult: 1 << 30,
+            a_shift: 0,
+            b_mult: 1 << 30,
+            b_shift: 0,
+            out_mult: 1 << 30,
+            out_shift: -18,
+            act_min: -128,
+            act_max: 127,
+        };
+        let Some(t) = carve(scratch, [n + 1, n + 1, n + 1, n + 1], 0) else {
+            return Err(fail("add errors (scratch)", sum.errors, 0));
+        };
+        let r = reference::add(
+            &p,
+            &t.input[..n + da],
+            &t.weights[..n + db],
+            &mut t.want[..n + dout],
+        );
+        let a = arm::add(
+            &p,
+            &t.input[..n + da],
+            &t.weights[..n + db],
+            &mut t.got[..n + dout],
+        );
+        if r != a || r.is_ok() {
+            return Err(fail("add errors", sum.errors, u32::MAX));
         }
         sum.errors += 1;
     }

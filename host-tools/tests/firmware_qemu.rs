@@ -416,11 +416,15 @@ fn dirac_bit_exact_on_qemu_under_the_nrf_budget() {
     // lines), +1,804 bytes (69,128 with them alone at 07ad178, 67,324
     // without): 72,160 bytes measured with both; 70,900 after the board
     // layer (the shared semihosting code, no HAL).
+    // 72 → 76 KB: the third round of DSP kernels (asm channel loops over
+    // four-pixel windows and over pairs of rows, with SMMUL and SMMULR
+    // output stages; the asm add loop), the streaming path's decoded op
+    // table and `Model::parts`: 75,244 bytes measured (70,748 before).
     let arena = r["arena_bytes"].as_u64().unwrap();
     let ram = r["ram_bytes"].as_u64().unwrap();
     assert!(ram <= arena + 8 * 1024, "RAM {ram} > arena {arena} + 8 KB");
     let flash = r["firmware_flash_bytes"].as_u64().unwrap();
-    assert!(flash <= 72 * 1024, "firmware flash grew to {flash} bytes");
+    assert!(flash <= 76 * 1024, "firmware flash grew to {flash} bytes");
     assert!(r["model_flash_bytes"].as_u64().unwrap() <= NRF_MODEL_LEN as u64);
 }
 

@@ -5,7 +5,7 @@ use core::ops::Range;
 
 use super::classifier::SelfTestReport;
 use super::graph::{self, Observer};
-use crate::format::{BernoulliHead, Family, Mask, Model, OpKind, OpRepr, MAX_TENSORS};
+use crate::format::{BernoulliHead, Family, Mask, Model, OpKind, MAX_TENSORS};
 use crate::kernels::{driver as k, reference::ConvParams};
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -15,6 +15,66 @@ use crate::{Error, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Nll(pub u64);
+
+/// One op as the streaming paths run it, decoded once per image by
+/// [`DensityModel::raster`] so that no record is parsed per position
+/// (about 300 instructions per op and position on a Cortex-M4 before).
+/// 44 bytes; a raster keeps [`STEPS`] of them on the stack.
+#[derive(Clone, Copy)]
+struct Step<'m> {
+    weights: &'m [i8],
+    bias: &'m [i32],
+    multiplier: &'m [i32],
+    shift: &'m [i32],
+    /// Channels of the input, output and second input.
+    in_c: u16,
+    out_c: u16,
+    b_c: u16,
+    /// Input, output and second-input tensors.
+    a: u8,
+    o: u8,
+    b: u8,
+    /// Conv (with `mask`) or add.
+    add: bool,
+    mask: Mask,
+    kernel: u8,
+    pad: u8,
+    act_min: i8,
+    act_max: i8,
+    /// Zero points of the input, output and second input (int8: checked).
+    in_zp: i8,
+    out_zp: i8,
+    b_zp: i8,
+}
+
+/// Ops whose [`Step`] a raster keeps (1,408 bytes of stack): the default
+/// PixelCNN has 23; a model with more (the format allows
+/// [`crate::format::MAX_OPS`]) decodes the others at every position.
+const STEPS: usize = 32;
+
+impl Step<'_> {
+    const EMPTY: Step<'static> = Step {
+        weights: &[],
+        bias: &[],
+        multiplier: &[],
+        shift: &[],
+        in_c: 0,
+        out_c: 0,
+        b_c: 0,
+        a: 0,
+        o: 0,
+        b: 0,
+        add: false,
+        mask: Mask::None,
+        kernel: 0,
+        pad: 0,
+        act_min: 0,
+        act_max: 0,
+        in_zp: 0,
+        out_zp: 0,
+        b_zp: 0,
+    };
+}
 
 impl Nll {
     /// In nats.
@@ -319,11 +379,25 @@ impl<'m> DensityModel<'m> {
         arena.get_mut(input.clone()).ok_or(Error::BadGraph)?.fill(0);
         let last = self.model.op_count().wrapping_sub(1);
         let out_t = self.model.op(last).ok_or(Error::BadGraph)?.output as usize;
+        // The first STEPS ops decoded once; a longer model decodes the
+        // rest at every position (same code, slower).
+        let ops = self.model.op_count();
+        let mut table = [Step::EMPTY; STEPS];
+        for (i, step) in table.iter_mut().enumerate().take(ops) {
+            *step = self.step(i).map_err(|_| Error::BadOp(i as u16))?;
+        }
         for y in 0..self.h {
             for x in 0..self.w {
-                for i in 0..self.model.op_count() {
-                    let op = self.model.op(i).ok_or(Error::BadOp(i as u16))?;
-                    self.op_at(&op, y, x, arena)
+                for i in 0..ops {
+                    let decoded;
+                    let step = match table.get(i) {
+                        Some(s) => s,
+                        None => {
+                            decoded = self.step(i).map_err(|_| Error::BadOp(i as u16))?;
+                            &decoded
+                        }
+                    };
+                    self.op_at(step, y, x, arena)
                         .map_err(|_| Error::BadOp(i as u16))?;
                 }
                 let q = *arena
@@ -434,73 +508,120 @@ impl<'m> DensityModel<'m> {
         start..start + c
     }
 
-    /// Computes op `op` at position `(y, x)` only.
-    fn op_at(&self, op: &OpRepr, y: usize, x: usize, arena: &mut [u8]) -> Result<()> {
-        let (a, o) = (op.input as usize, op.output as usize);
+    /// Op `i` decoded for the streaming paths.
+    fn step(&self, i: usize) -> Result<Step<'m>> {
         let bad = Error::BadGraph;
-        match op.kind {
-            OpKind::Conv2d => {
-                let parts = self.model.parts(op);
-                let (ti, to) = (parts.input, parts.output);
-                if ti.c == 0 || to.c == 0 {
-                    return Err(bad);
-                }
-                // A single-position input (1×1 conv) is a 1×1 image at (0, 0).
-                let (h, w, rows, iy, ix) = match self.rows[a] as usize {
-                    0 => (1, 1, 1, 0, 0),
-                    r => (self.h, self.w, r, y, x),
-                };
-                let p = ConvParams {
-                    in_h: h,
-                    in_w: w,
-                    in_c: ti.c as usize,
-                    out_h: h,
-                    out_w: w,
-                    out_c: to.c as usize,
-                    k: op.kernel as usize,
-                    stride: 1,
-                    pad: op.pad as usize,
-                    in_zp: ti.zero_point,
-                    out_zp: to.zero_point,
-                    act_min: op.act_min,
-                    act_max: op.act_max,
-                };
-                let mask = match op.mask() {
-                    Some(Mask::None) => Mask::None,
-                    Some(m) => m,
-                    None => return Err(bad),
-                };
-                let src = self.ring_c(a, ti.c as usize);
-                let dst = self.at_c(o, to.c as usize, y, x);
-                let (input, _, out) =
-                    graph::split_three(arena, src.clone(), src, dst).ok_or(bad)?;
-                k::conv2d_pixel(
-                    &p,
-                    mask,
-                    bytemuck::cast_slice(input),
-                    rows,
-                    iy,
-                    ix,
-                    parts.weights,
-                    parts.bias,
-                    parts.multiplier,
-                    parts.shift,
-                    bytemuck::cast_slice_mut(out),
-                )
-            }
-            OpKind::Add => {
-                let p = graph::add_params(&self.model, op).ok_or(bad)?;
-                let (ra, rb) = (self.at(a, y, x)?, self.at(op.input2() as usize, y, x)?);
-                let (va, vb, out) =
-                    graph::split_three(arena, ra, rb, self.at(o, y, x)?).ok_or(bad)?;
-                k::add(
-                    &p,
-                    bytemuck::cast_slice(va),
-                    bytemuck::cast_slice(vb),
-                    bytemuck::cast_slice_mut(out),
-                )
-            }
-            _ => Err(bad),
+        let op = self.model.op(i).ok_or(bad)?;
+        let parts = self.model.parts(&op);
+        let (ti, to) = (parts.input, parts.output);
+        if ti.c == 0 || to.c == 0 {
+            return Err(bad);
         }
+        let zp = |z: i32| i8::try_from(z).map_err(|_| bad);
+        let add = match op.kind {
+            OpKind::Conv2d => false,
+            OpKind::Add => true,
+            _ => return Err(bad),
+        };
+        let (b, b_c, b_zp) = if add {
+            let tb = self.model.tensor(op.input2() as usize).ok_or(bad)?;
+            (op.input2(), tb.c, zp(tb.zero_point)?)
+        } else {
+            (0, 0, 0)
+        };
+        Ok(Step {
+            weights: parts.weights,
+            bias: parts.bias,
+            multiplier: parts.multiplier,
+            shift: parts.shift,
+            in_c: ti.c,
+            out_c: to.c,
+            b_c,
+            a: op.input,
+            o: op.output,
+            b,
+            add,
+            mask: if add {
+                Mask::None
+            } else {
+                op.mask().ok_or(bad)?
+            },
+            kernel: op.kernel,
+            pad: op.pad,
+            act_min: op.act_min,
+            act_max: op.act_max,
+            in_zp: zp(ti.zero_point)?,
+            out_zp: zp(to.zero_point)?,
+            b_zp,
+        })
+    }
+
+    /// Computes one op at position `(y, x)` only.
+    fn op_at(&self, s: &Step<'m>, y: usize, x: usize, arena: &mut [u8]) -> Result<()> {
+        let bad = Error::BadGraph;
+        let (a, o) = (s.a as usize, s.o as usize);
+        if s.add {
+            let m = s.multiplier;
+            let sh = s.shift;
+            let p = k::AddParams {
+                a_zp: s.in_zp as i32,
+                b_zp: s.b_zp as i32,
+                out_zp: s.out_zp as i32,
+                a_mult: *m.first().ok_or(bad)?,
+                a_shift: *sh.first().ok_or(bad)?,
+                b_mult: *m.get(1).ok_or(bad)?,
+                b_shift: *sh.get(1).ok_or(bad)?,
+                out_mult: *m.get(2).ok_or(bad)?,
+                out_shift: *sh.get(2).ok_or(bad)?,
+                act_min: s.act_min,
+                act_max: s.act_max,
+            };
+            let ra = self.at_c(a, s.in_c as usize, y, x);
+            let rb = self.at_c(s.b as usize, s.b_c as usize, y, x);
+            let ro = self.at_c(o, s.out_c as usize, y, x);
+            let (va, vb, out) = graph::split_three(arena, ra, rb, ro).ok_or(bad)?;
+            return k::add(
+                &p,
+                bytemuck::cast_slice(va),
+                bytemuck::cast_slice(vb),
+                bytemuck::cast_slice_mut(out),
+            );
+        }
+        // A single-position input (1×1 conv) is a 1×1 image at (0, 0).
+        let (h, w, rows, iy, ix) = match self.rows.get(a).map_or(0, |&r| r as usize) {
+            0 => (1, 1, 1, 0, 0),
+            r => (self.h, self.w, r, y, x),
+        };
+        let p = ConvParams {
+            in_h: h,
+            in_w: w,
+            in_c: s.in_c as usize,
+            out_h: h,
+            out_w: w,
+            out_c: s.out_c as usize,
+            k: s.kernel as usize,
+            stride: 1,
+            pad: s.pad as usize,
+            in_zp: s.in_zp as i32,
+            out_zp: s.out_zp as i32,
+            act_min: s.act_min,
+            act_max: s.act_max,
+        };
+        let src = self.ring_c(a, s.in_c as usize);
+        let dst = self.at_c(o, s.out_c as usize, y, x);
+        let (input, _, out) = graph::split_three(arena, src.clone(), src, dst).ok_or(bad)?;
+        k::conv2d_pixel(
+            &p,
+            s.mask,
+            bytemuck::cast_slice(input),
+            rows,
+            iy,
+            ix,
+            s.weights,
+            s.bias,
+            s.multiplier,
+            s.shift,
+            bytemuck::cast_slice_mut(out),
+        )
     }
 }

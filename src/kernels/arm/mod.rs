@@ -22,6 +22,7 @@
 //! | [`fully_connected`] | 2 rows × packed input | 1.5 |
 //! | [`lstm_gates`], [`latent`], [`decoder`] | 2 rows × packed input | 1.5 |
 
+mod add;
 mod conv;
 mod dsp;
 mod fc;
@@ -30,8 +31,9 @@ mod pixel;
 mod small;
 
 pub use super::fast::{
-    add, global_avg_pool, max_pool_2x2, AddParams, ConvParams, FcParams, GapParams, PoolParams,
+    global_avg_pool, max_pool_2x2, AddParams, ConvParams, FcParams, GapParams, PoolParams,
 };
+pub use add::add;
 pub use conv::{conv2d, conv2d_masked, SEG};
 pub use fc::{fully_connected, MAX_IN};
 pub use lm::{decoder, latent, lstm_gates, MAX_LM_IN};

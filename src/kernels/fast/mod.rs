@@ -19,6 +19,8 @@ pub use super::reference::{
     PoolParams,
 };
 pub use add::add;
+#[allow(unused_imports)] // used by kernels::arm only
+pub(crate) use add::{rescale_tables, TABLE_MIN_LEN};
 pub use conv::conv2d;
 pub use lm::{decoder, latent, lstm_gates};
 #[allow(unused_imports)] // used by kernels::arm only
