@@ -1,8 +1,9 @@
 //! int8 kernels for the Armv7E-M DSP extension (Cortex-M4/M7): `SMLAD`
 //! does two 16-bit multiply-accumulates in one instruction.
 //!
-//! Built only when `cfg(tinyinfer_dsp)` is set (`build.rs`: every
-//! `thumbv7em-*` target). Same signatures, checks, errors and output
+//! Built only when `cfg(tinyinfer_dsp)` is set (`dsp_cfg.rs`: every
+//! `thumbv7em-*` target, and Arm targets built with `+dsp`, such as the
+//! Cortex-M33 of the mps2-an505). Same signatures, checks, errors and output
 //! bytes as [`super::reference`]; the model drivers run these on such
 //! targets and [`super::fast`] everywhere else (host, Cortex-M0+).
 //!
@@ -15,11 +16,12 @@
 //!
 //! | kernel | inner loop | instructions per MAC (inner loop) |
 //! | --- | --- | ---: |
-//! | [`conv2d`] | 4 output pixels × 1 channel, windows packed once per group | 1.0 |
+//! | [`conv2d`] | 4 output pixels × 1 channel, windows packed once per group; the channel loop with its output stage in asm for whole windows | 1.0 |
 //! | [`conv2d_masked`] | as [`conv2d`], over the live taps (a prefix of each filter) | 1.0 |
 //! | [`conv2d`], windows ≤ 10 taps | 1 pixel × 1 channel, filters packed once per call | 5 `LDR` + 5 `SMLAD` per 9 MACs |
-//! | [`conv2d_pixel`] | 2 channels × the packed live window of one position | 1.5 |
-//! | [`fully_connected`] | 2 rows × packed input | 1.5 |
+//! | [`conv2d_pixel`] | 2 channels × the packed live window of one position, pairs and output stage in asm | 1.5 |
+//! | [`fully_connected`] | 2 rows × packed input, as [`conv2d_pixel`] | 1.5 |
+//! | [`add`] | long tensors: one element per pass, tabled rescales, `QADD`, output stage | 20 per element |
 //! | [`lstm_gates`], [`latent`], [`decoder`] | 2 rows × packed input | 1.5 |
 
 mod add;
