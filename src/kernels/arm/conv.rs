@@ -29,7 +29,9 @@
 //! `SEG` = 288 (whole windows for 32 channels) was 0.1 instructions per MAC
 //! faster on the 32-channel layers but 768 bytes more stack.
 
-use super::dsp::{channels_4px, chunks4, dot_4px, pack4, pack_run, requant4, smmul, splat16, Chan};
+use super::dsp::{
+    channels_4px, chunks4, dot_4px, high_word, pack4, pack_run, requant4, splat16, Chan,
+};
 use super::small;
 use crate::kernels::fast::{check_causal, live};
 use crate::kernels::reference::{self, check_conv, ConvParams};
@@ -381,7 +383,7 @@ impl Requant {
     /// The high-word path, `h = −2 − shift`; only when [`Self::high_word`].
     #[inline(always)]
     pub(super) fn high(&self, acc: i32, m: i32, h: u32) -> i8 {
-        let r = ((smmul(acc, m) >> h) + 1) >> 1;
+        let r = high_word(acc, m, h);
         (r + self.zp).max(self.lo).min(self.hi) as i8
     }
 
@@ -404,7 +406,7 @@ impl Requant {
     /// Writes `acc[i]`, requantized with `(m, shift)`, to `dst[i · stride]`.
     #[inline(always)]
     pub(super) fn store(&self, acc: &[i32], m: i32, shift: i32, dst: &mut [i8], stride: usize) {
-        if self.zp_small && m >= 0 && (MIN_SHIFT..=-2).contains(&shift) {
+        if self.high_word(m, shift) {
             let h = (-2 - shift) as u32; // 0..=29
             if let Ok(&four) = <&[i32; 4]>::try_from(acc) {
                 if requant4(four, m, h, self.zp, self.lo, self.hi, dst, stride) {
@@ -412,10 +414,8 @@ impl Requant {
                 }
             }
             for (i, &v) in acc.iter().enumerate() {
-                let top = smmul(v, m); // ((v · m) >> 32), one instruction
-                let r = ((top >> h) + 1) >> 1;
                 if let Some(y) = dst.get_mut(i * stride) {
-                    *y = (r + self.zp).max(self.lo).min(self.hi) as i8;
+                    *y = self.high(v, m, h);
                 }
             }
         } else {

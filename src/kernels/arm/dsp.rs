@@ -63,6 +63,17 @@ pub(super) fn smmul(a: i32, b: i32) -> i32 {
     r
 }
 
+/// `(acc · m + 2^(h+32)) >> (h + 33)`, the requantization of a right shift
+/// `t = h + 33 ≥ 33` for `m ≥ 0`, from the high word of the product:
+/// `((smmul(acc, m) >> h) + 1) >> 1` is the same value (the argument is
+/// [`crate::quant::OutputStage`]'s), in four instructions. The one Rust
+/// form of it: the conv, fully connected and LM stages call this; the asm
+/// loops spell it out.
+#[inline(always)]
+pub(super) fn high_word(acc: i32, m: i32, h: u32) -> i32 {
+    ((smmul(acc, m) >> h) + 1) >> 1
+}
+
 /// Four bytes as one little-endian word (one `LDR`; unaligned is fine on v7-M).
 #[inline(always)]
 pub(super) fn word(b: &[i8; 4]) -> u32 {

@@ -8,7 +8,7 @@
 //! Same checks, errors and bytes as [`crate::kernels::reference::lm`].
 //! Inputs longer than [`MAX_LM_IN`] take the reference kernels.
 
-use super::dsp::{chunks4, dot_2rows, pack_bytes, smmul};
+use super::dsp::{chunks4, dot_2rows, high_word, pack_bytes};
 use crate::kernels::lm::QMatrix;
 use crate::kernels::reference;
 use crate::kernels::reference::lm::{check_gates, check_rows, sat16};
@@ -132,7 +132,7 @@ pub fn lstm_gates(
 #[inline(always)]
 fn rq(acc: i32, m: i32, shift: i32) -> i32 {
     if m >= 0 && (MIN_SHIFT..=-2).contains(&shift) {
-        ((smmul(acc, m) >> (-2 - shift) as u32) + 1) >> 1
+        high_word(acc, m, (-2 - shift) as u32)
     } else {
         requantize(acc, m, shift)
     }
