@@ -63,6 +63,7 @@
 //! the debug and 32-bit (i686) runs of the core's tests, and the fuzz
 //! target, which runs every driver path on what the checker accepts.
 
+mod crc;
 #[cfg(feature = "emit")]
 mod emit;
 mod graph;
@@ -71,6 +72,7 @@ mod lm;
 mod repr;
 mod selftest;
 
+pub use crc::{Crc32, CRC32};
 #[cfg(feature = "emit")]
 pub use emit::ModelRepr;
 pub use head::BernoulliHead;
@@ -113,9 +115,6 @@ pub const MAX_ABS_BIAS: i32 = 1 << 30;
 pub const MAX_POOL_AREA: usize = 1 << 16;
 /// Offset value meaning "no data" in an op record.
 pub const NONE: u32 = u32::MAX;
-
-/// CRC-32/ISO-HDLC, the one zlib, PNG and Ethernet use.
-pub const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// Byte offsets of the header fields.
 pub(crate) mod field {
