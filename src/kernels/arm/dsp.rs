@@ -92,9 +92,9 @@ macro_rules! chunk_2rows {
     };
 }
 
-/// The high-word output stage of `a` in place: `clamp(((smmul(a, m) >> h)
-/// + 1) >> 1) + zp, lo, hi)` ([`high_word`] with the zero point and the
-/// clamp). 10 instructions.
+/// The high-word output stage of `a` in place:
+/// `clamp(((smmul(a, m) >> h) + 1) >> 1) + zp, lo, hi)` ([`high_word`]
+/// with the zero point and the clamp). 10 instructions.
 macro_rules! stage_high {
     ($a:literal, $m:literal, $h:literal, $zp:literal, $lo:literal, $hi:literal) => {
         concat!(high_zp!($a, $m, $h, $zp), clamp!($a, $lo, $hi))
