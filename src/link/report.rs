@@ -698,8 +698,26 @@ fn slot_from_fields(tag: u8, w: [u32; 3]) -> Option<SlotState> {
     (slot_fields(&s) == (tag, w)).then_some(s)
 }
 
+/// Frames the payload written after the header: sync, kind, length, CRC.
+#[inline(never)]
+fn finish(w: W<'_>, kind: u8) -> Result<usize, ReportError> {
+    let end = w.at;
+    let n = end - HEADER_LEN;
+    if !w.ok || n > MAX_PAYLOAD || end + CRC_LEN > w.b.len() {
+        return Err(ReportError::TooLong);
+    }
+    let b = w.b;
+    b[..2].copy_from_slice(&SYNC);
+    b[2] = kind;
+    b[3] = n as u8;
+    let crc = CRC32.checksum(&b[2..end]);
+    b[end..end + CRC_LEN].copy_from_slice(&crc.to_le_bytes());
+    Ok(end + CRC_LEN)
+}
+
 impl Record<'_> {
     /// The record's kind.
+    #[inline(always)]
     pub fn kind(&self) -> Kind {
         match self {
             Record::Boot { .. } => Kind::Boot,
@@ -736,6 +754,10 @@ impl Record<'_> {
     /// [`MAX_FRAME`]-byte buffer holds any record) or a variable part exceeds
     /// its limit ([`MAX_NAME`], [`PIXELS_PER_FRAME`], [`IDS_PER_FRAME`],
     /// [`TEXT_PER_FRAME`]).
+    ///
+    /// Inlined, so that a call with a known kind (the firmware's) compiles
+    /// to that kind's fields only, not to every kind's encoder.
+    #[inline(always)]
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, ReportError> {
         let mut w = W {
             b: buf,
@@ -743,20 +765,10 @@ impl Record<'_> {
             ok: true,
         };
         self.payload(&mut w);
-        let end = w.at;
-        let n = end - HEADER_LEN;
-        if !w.ok || n > MAX_PAYLOAD || end + CRC_LEN > w.b.len() {
-            return Err(ReportError::TooLong);
-        }
-        let b = w.b;
-        b[..2].copy_from_slice(&SYNC);
-        b[2] = self.kind() as u8;
-        b[3] = n as u8;
-        let crc = CRC32.checksum(&b[2..end]);
-        b[end..end + CRC_LEN].copy_from_slice(&crc.to_le_bytes());
-        Ok(end + CRC_LEN)
+        finish(w, self.kind() as u8)
     }
 
+    #[inline(always)]
     fn payload(&self, w: &mut W<'_>) {
         match *self {
             Record::Boot {
