@@ -11,7 +11,7 @@ use tinyinfer::format::Level;
 use tinyinfer::format::Model;
 #[cfg(feature = "density")]
 use tinyinfer::link::report::{Pixels, ScorePath, PIXELS_PER_FRAME};
-use tinyinfer::link::report::{Record, ReportError, MAX_FRAME};
+use tinyinfer::link::report::{Record, ReportError};
 #[cfg(feature = "language")]
 use tinyinfer::link::report::{TokenIds, IDS_PER_FRAME, TEXT_PER_FRAME};
 use tinyinfer::link::report::{Unit, VERSION};
@@ -30,14 +30,13 @@ use crate::{mem, BoardInfo, Outcome};
 /// file on QEMU ([`crate::semihosted::send_record`]); on RTT boards
 /// [`crate::rtt::send_record`].
 ///
-/// Inlined, so that each caller encodes only its own record's fields.
+/// Inlined, so that each caller stores only its own record's words and
+/// calls the core's one encoder ([`Record::emit_to`]).
 #[inline(always)]
 pub fn send(r: &Record<'_>) {
-    let mut frame = [0u8; MAX_FRAME];
-    sent(r.emit(&mut frame).map(|n| &frame[..n]));
+    r.emit_to(sent);
 }
 
-#[inline(never)]
 fn sent(frame: Result<&[u8], ReportError>) {
     match frame {
         Ok(f) => transport_send(f),

@@ -511,42 +511,120 @@ pub enum Kind {
 /// Longest board or memory-map name in a `Boot` record.
 pub const MAX_NAME: usize = 64;
 
-/// Writes fields at `at`, refusing to run past the buffer.
-struct W<'b> {
-    b: &'b mut [u8],
-    at: usize,
-    ok: bool,
+/// The variable part after a record's words: its length (or
+/// [`ReportError::TooLong`] past its limit) and its bytes. Encoders take it
+/// as `&dyn Tail`, so a firmware links only the tails it sends.
+trait Tail {
+    fn len(&self) -> Result<usize, ReportError>;
+    /// Fills `out`, which is `len()` bytes long.
+    fn write(&self, out: &mut [u8]);
 }
 
-impl W<'_> {
-    fn bytes(&mut self, v: &[u8]) {
-        match self.b.get_mut(self.at..self.at + v.len()) {
-            Some(d) if self.ok => {
-                d.copy_from_slice(v);
-                self.at += v.len();
-            }
-            _ => self.ok = false,
+fn within(n: usize, limit: usize) -> Result<usize, ReportError> {
+    if n > limit {
+        Err(ReportError::TooLong)
+    } else {
+        Ok(n)
+    }
+}
+
+struct NoTail;
+
+impl Tail for NoTail {
+    fn len(&self) -> Result<usize, ReportError> {
+        Ok(0)
+    }
+    fn write(&self, _: &mut [u8]) {}
+}
+
+impl Tail for &[u8] {
+    fn len(&self) -> Result<usize, ReportError> {
+        within(<[u8]>::len(self), MAX_PAYLOAD)
+    }
+    fn write(&self, out: &mut [u8]) {
+        out.iter_mut().zip(self.iter()).for_each(|(d, s)| *d = *s);
+    }
+}
+
+/// Two names, each at most [`MAX_NAME`] bytes, one after the other.
+struct Names<'a>(&'a [u8], &'a [u8]);
+
+impl Tail for Names<'_> {
+    fn len(&self) -> Result<usize, ReportError> {
+        Ok(within(self.0.len(), MAX_NAME)? + within(self.1.len(), MAX_NAME)?)
+    }
+    fn write(&self, out: &mut [u8]) {
+        let bytes = self.0.iter().chain(self.1);
+        out.iter_mut().zip(bytes).for_each(|(d, s)| *d = *s);
+    }
+}
+
+impl Tail for TokenIds<'_> {
+    fn len(&self) -> Result<usize, ReportError> {
+        Ok(2 * within(TokenIds::len(self), IDS_PER_FRAME)?)
+    }
+    fn write(&self, out: &mut [u8]) {
+        for (d, t) in out.chunks_exact_mut(2).zip(self.iter()) {
+            d.copy_from_slice(&t.to_le_bytes());
         }
     }
-    fn u8(&mut self, v: u8) {
-        self.bytes(&[v]);
+}
+
+impl Tail for Pixels<'_> {
+    fn len(&self) -> Result<usize, ReportError> {
+        Ok(within(Pixels::len(self), PIXELS_PER_FRAME)?.div_ceil(8))
     }
-    fn u16(&mut self, v: u16) {
-        self.bytes(&v.to_le_bytes());
-    }
-    fn u32(&mut self, v: u32) {
-        self.bytes(&v.to_le_bytes());
-    }
-    fn u64(&mut self, v: u64) {
-        self.bytes(&v.to_le_bytes());
-    }
-    fn name(&mut self, s: &str) {
-        if s.len() > MAX_NAME {
-            self.ok = false;
+    fn write(&self, out: &mut [u8]) {
+        for (k, d) in out.iter_mut().enumerate() {
+            *d = (0..8).fold(0u8, |b, j| b | (self.get(8 * k + j) << j));
         }
-        self.u8(s.len() as u8);
-        self.bytes(s.as_bytes());
     }
+}
+
+/// Writes the frame of `kind` with `words` and `tail` as its payload: the
+/// one encoder every record goes through (so a firmware pays for it once,
+/// and for each record only the words it stores).
+#[inline(never)]
+fn encode(
+    kind: Kind,
+    words: &[u32],
+    tail: &dyn Tail,
+    buf: &mut [u8],
+) -> Result<usize, ReportError> {
+    let n = 4 * words.len() + tail.len()?;
+    let end = HEADER_LEN + within(n, MAX_PAYLOAD)?;
+    let frame = buf.get_mut(..end + CRC_LEN).ok_or(ReportError::TooLong)?;
+    let (body, crc) = frame.split_at_mut(end);
+    body[0] = SYNC[0];
+    body[1] = SYNC[1];
+    body[2] = kind as u8;
+    body[3] = n as u8;
+    let (fixed, rest) = body[HEADER_LEN..].split_at_mut(4 * words.len());
+    for (d, w) in fixed.chunks_exact_mut(4).zip(words) {
+        d.iter_mut().zip(w.to_le_bytes()).for_each(|(d, s)| *d = s);
+    }
+    tail.write(rest);
+    let sum = CRC32.checksum(&body[2..]).to_le_bytes();
+    crc.iter_mut().zip(sum).for_each(|(d, s)| *d = s);
+    Ok(end + CRC_LEN)
+}
+
+/// [`encode`] into a buffer of its own, handed to `sink`.
+#[inline(never)]
+fn encode_to(kind: Kind, words: &[u32], tail: &dyn Tail, sink: fn(Result<&[u8], ReportError>)) {
+    let mut buf = [0u8; MAX_FRAME];
+    match encode(kind, words, tail, &mut buf) {
+        Ok(n) => sink(Ok(buf.get(..n).unwrap_or(&[]))),
+        Err(e) => sink(Err(e)),
+    }
+}
+
+fn lo(v: u64) -> u32 {
+    v as u32
+}
+
+fn hi(v: u64) -> u32 {
+    (v >> 32) as u32
 }
 
 /// Reads fields; `None` past the payload.
@@ -561,32 +639,31 @@ impl<'a> R<'a> {
         self.at += n;
         Some(s)
     }
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.bytes(1)?[0])
-    }
-    fn u16(&mut self) -> Option<u16> {
-        let s = self.bytes(2)?;
-        Some(u16::from_le_bytes([s[0], s[1]]))
-    }
     fn u32(&mut self) -> Option<u32> {
         let s = self.bytes(4)?;
         Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    /// A word that must fit a `u8`.
+    fn u8(&mut self) -> Option<u8> {
+        u8::try_from(self.u32()?).ok()
+    }
+    /// A word that must fit a `u16`.
+    fn u16(&mut self) -> Option<u16> {
+        u16::try_from(self.u32()?).ok()
     }
     fn u64(&mut self) -> Option<u64> {
         Some(u64::from(self.u32()?) | (u64::from(self.u32()?) << 32))
     }
     fn bool(&mut self) -> Option<bool> {
-        match self.u8()? {
+        match self.u32()? {
             0 => Some(false),
             1 => Some(true),
             _ => None,
         }
     }
-    fn name(&mut self) -> Option<&'a str> {
-        let n = self.u8()? as usize;
-        if n > MAX_NAME {
-            return None;
-        }
+    /// `n` bytes of UTF-8 (`n` at most [`MAX_NAME`]).
+    fn name(&mut self, n: u32) -> Option<&'a str> {
+        let n = usize::try_from(n).ok().filter(|&n| n <= MAX_NAME)?;
         core::str::from_utf8(self.bytes(n)?).ok()
     }
     fn rest(&mut self) -> &'a [u8] {
@@ -698,23 +775,6 @@ fn slot_from_fields(tag: u8, w: [u32; 3]) -> Option<SlotState> {
     (slot_fields(&s) == (tag, w)).then_some(s)
 }
 
-/// Frames the payload written after the header: sync, kind, length, CRC.
-#[inline(never)]
-fn finish(w: W<'_>, kind: u8) -> Result<usize, ReportError> {
-    let end = w.at;
-    let n = end - HEADER_LEN;
-    if !w.ok || n > MAX_PAYLOAD || end + CRC_LEN > w.b.len() {
-        return Err(ReportError::TooLong);
-    }
-    let b = w.b;
-    b[..2].copy_from_slice(&SYNC);
-    b[2] = kind;
-    b[3] = n as u8;
-    let crc = CRC32.checksum(&b[2..end]);
-    b[end..end + CRC_LEN].copy_from_slice(&crc.to_le_bytes());
-    Ok(end + CRC_LEN)
-}
-
 impl Record<'_> {
     /// The record's kind.
     #[inline(always)]
@@ -759,17 +819,23 @@ impl Record<'_> {
     /// to that kind's fields only, not to every kind's encoder.
     #[inline(always)]
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, ReportError> {
-        let mut w = W {
-            b: buf,
-            at: HEADER_LEN,
-            ok: true,
-        };
-        self.payload(&mut w);
-        finish(w, self.kind() as u8)
+        self.fields(|kind, words, tail| encode(kind, words, tail, buf))
     }
 
+    /// Encodes the record's frame in a [`MAX_FRAME`]-byte buffer of the
+    /// encoder's own and hands it to `sink` (or the [`ReportError::TooLong`]
+    /// of [`emit`](Self::emit)): what a firmware calls, so that each call
+    /// site only stores the record's words and makes one call.
     #[inline(always)]
-    fn payload(&self, w: &mut W<'_>) {
+    pub fn emit_to(&self, sink: fn(Result<&[u8], ReportError>)) {
+        self.fields(|kind, words, tail| encode_to(kind, words, tail, sink))
+    }
+
+    /// Calls `e` with the record's kind, fixed words and variable tail.
+    #[inline(always)]
+    fn fields<T>(&self, e: impl FnOnce(Kind, &[u32], &dyn Tail) -> T) -> T {
+        let kind = self.kind();
+        let e = |words: &[u32], tail: &dyn Tail| e(kind, words, tail);
         match *self {
             Record::Boot {
                 version,
@@ -779,34 +845,34 @@ impl Record<'_> {
                 arena_bytes,
                 board,
                 memory_map,
-            } => {
-                w.u16(version);
-                w.u8(unit as u8);
-                w.u32(partition_address);
-                w.u32(partition_bytes);
-                w.u32(arena_bytes);
-                w.name(board);
-                w.name(memory_map);
-            }
+            } => e(
+                &[
+                    version.into(),
+                    unit as u32,
+                    partition_address,
+                    partition_bytes,
+                    arena_bytes,
+                    board.len() as u32,
+                    memory_map.len() as u32,
+                ],
+                &Names(board.as_bytes(), memory_map.as_bytes()),
+            ),
             Record::Slot { slot, state } => {
-                let (tag, words) = slot_fields(&state);
-                w.u8(slot as u8);
-                w.u8(tag);
-                words.iter().for_each(|&x| w.u32(x));
+                let (tag, [a, b, c]) = slot_fields(&state);
+                e(&[slot as u32, tag.into(), a, b, c], &NoTail)
             }
             Record::Booting {
                 source,
                 sequence,
                 bytes,
             } => {
-                w.u8(match source {
-                    Source::Slot(s) => s as u8,
+                let source = match source {
+                    Source::Slot(s) => s as u32,
                     Source::Legacy => 2,
-                });
-                w.u32(sequence);
-                w.u32(bytes);
+                };
+                e(&[source, sequence, bytes], &NoTail)
             }
-            Record::NoValidModel | Record::NoSelfTest => {}
+            Record::NoValidModel | Record::NoSelfTest => e(&[], &NoTail),
             Record::Classifier {
                 bytes,
                 ops,
@@ -815,27 +881,34 @@ impl Record<'_> {
                 input_bytes,
                 classes,
                 selftest_cases,
-            } => {
-                w.u32(bytes);
-                w.u32(ops);
-                w.u64(macs);
-                w.u32(arena_bytes);
-                w.u32(input_bytes);
-                w.u32(classes);
-                w.u32(selftest_cases);
-            }
+            } => e(
+                &[
+                    bytes,
+                    ops,
+                    lo(macs),
+                    hi(macs),
+                    arena_bytes,
+                    input_bytes,
+                    classes,
+                    selftest_cases,
+                ],
+                &NoTail,
+            ),
             Record::SelfTest {
                 passed,
                 total,
                 counts,
                 first_failure,
-            } => {
-                w.u32(passed);
-                w.u32(total);
-                w.u32(counts);
-                w.u8(first_failure.is_some() as u8);
-                w.u32(first_failure.unwrap_or(0));
-            }
+            } => e(
+                &[
+                    passed,
+                    total,
+                    counts,
+                    first_failure.is_some().into(),
+                    first_failure.unwrap_or(0),
+                ],
+                &NoTail,
+            ),
             Record::Layer {
                 index,
                 op,
@@ -843,34 +916,40 @@ impl Record<'_> {
                 output,
                 counts,
                 macs,
-            } => {
-                w.u16(index);
-                w.u8(op as u8);
-                input.iter().chain(&output).for_each(|&x| w.u16(x));
-                w.u32(counts);
-                w.u64(macs);
-            }
-            Record::Inference { counts, macs } => {
-                w.u32(counts);
-                w.u64(macs);
-            }
+            } => e(
+                &[
+                    index.into(),
+                    op as u32,
+                    input[0].into(),
+                    input[1].into(),
+                    input[2].into(),
+                    output[0].into(),
+                    output[1].into(),
+                    output[2].into(),
+                    counts,
+                    lo(macs),
+                    hi(macs),
+                ],
+                &NoTail,
+            ),
+            Record::Inference { counts, macs } => e(&[counts, lo(macs), hi(macs)], &NoTail),
             Record::Memory {
                 static_bytes,
                 arena_bytes,
                 stack_high_water_bytes,
                 stack_region_bytes,
-            } => {
-                w.u32(static_bytes);
-                w.u32(arena_bytes);
-                w.u32(stack_high_water_bytes);
-                w.u32(stack_region_bytes);
-            }
+            } => e(
+                &[
+                    static_bytes,
+                    arena_bytes,
+                    stack_high_water_bytes,
+                    stack_region_bytes,
+                ],
+                &NoTail,
+            ),
             Record::Done { status, error } => {
                 let (c, a, b) = error.as_ref().map_or((0, 0, 0), error_fields);
-                w.u8(status);
-                w.u8(c);
-                w.u32(a);
-                w.u32(b);
+                e(&[status.into(), c.into(), a, b], &NoTail)
             }
             Record::DensityModel {
                 bytes,
@@ -881,59 +960,45 @@ impl Record<'_> {
                 height,
                 width,
                 selftest_cases,
-            } => {
-                w.u32(bytes);
-                w.u32(ops);
-                w.u64(macs);
-                w.u32(arena_bytes);
-                w.u32(streaming_arena_bytes);
-                w.u16(height);
-                w.u16(width);
-                w.u32(selftest_cases);
-            }
+            } => e(
+                &[
+                    bytes,
+                    ops,
+                    lo(macs),
+                    hi(macs),
+                    arena_bytes,
+                    streaming_arena_bytes,
+                    height.into(),
+                    width.into(),
+                    selftest_cases,
+                ],
+                &NoTail,
+            ),
             Record::Nll {
                 image,
                 nll,
                 counts,
                 path,
-            } => {
-                w.u32(image);
-                w.u64(nll);
-                w.u64(counts);
-                w.u8(path as u8);
-            }
-            Record::Streaming { counts } => w.u64(counts),
+            } => e(
+                &[image, lo(nll), hi(nll), lo(counts), hi(counts), path as u32],
+                &NoTail,
+            ),
+            Record::Streaming { counts } => e(&[lo(counts), hi(counts)], &NoTail),
             Record::SampleBits {
                 seed,
                 offset,
                 pixels,
-            } => {
-                if pixels.len() > PIXELS_PER_FRAME {
-                    w.ok = false;
-                }
-                w.u64(seed);
-                w.u32(offset);
-                w.u16(pixels.len() as u16);
-                for byte in 0..pixels.len().div_ceil(8) {
-                    let bits = (0..8).fold(0u8, |b, k| b | (pixels.get(8 * byte + k) << k));
-                    w.u8(bits);
-                }
-            }
+            } => e(&[lo(seed), hi(seed), offset, pixels.len() as u32], &pixels),
             Record::Sample {
                 seed,
                 counts,
                 ones,
                 pixels,
-            } => {
-                w.u64(seed);
-                w.u64(counts);
-                w.u32(ones);
-                w.u32(pixels);
-            }
-            Record::SampleFull { pixels, counts } => {
-                w.u32(pixels);
-                w.u64(counts);
-            }
+            } => e(
+                &[lo(seed), hi(seed), lo(counts), hi(counts), ones, pixels],
+                &NoTail,
+            ),
+            Record::SampleFull { pixels, counts } => e(&[pixels, lo(counts), hi(counts)], &NoTail),
             Record::LmModel {
                 level,
                 head,
@@ -945,60 +1010,57 @@ impl Record<'_> {
                 macs_per_token,
                 arena_bytes,
                 firmware_arena_bytes,
-            } => {
-                w.u8(level as u8);
-                w.u8(head as u8);
-                w.u32(k);
-                w.u32(vocab);
-                w.u32(emb_dim);
-                w.u32(layers);
-                w.u64(params);
-                w.u64(macs_per_token);
-                w.u32(arena_bytes);
-                w.u32(firmware_arena_bytes);
-            }
+            } => e(
+                &[
+                    level as u32,
+                    head as u32,
+                    k,
+                    vocab,
+                    emb_dim,
+                    layers,
+                    lo(params),
+                    hi(params),
+                    lo(macs_per_token),
+                    hi(macs_per_token),
+                    arena_bytes,
+                    firmware_arena_bytes,
+                ],
+                &NoTail,
+            ),
             Record::LmLayer {
                 index,
                 input,
                 hidden,
-            } => {
-                w.u32(index);
-                w.u32(input);
-                w.u32(hidden);
-            }
+            } => e(&[index, input, hidden], &NoTail),
             Record::LmRequest {
                 seed,
                 tokens,
                 prompt_bytes,
                 from_host,
-            } => {
-                w.u64(seed);
-                w.u32(tokens);
-                w.u32(prompt_bytes);
-                w.u8(from_host as u8);
-            }
-            Record::LmPrime { tokens, counts } => {
-                w.u32(tokens);
-                w.u64(counts);
-            }
-            Record::LmTokens(ids) => {
-                if ids.len() > IDS_PER_FRAME {
-                    w.ok = false;
-                }
-                ids.iter().for_each(|t| w.u16(t));
-            }
-            Record::LmText(t) => w.bytes(t.as_bytes()),
+            } => e(
+                &[lo(seed), hi(seed), tokens, prompt_bytes, from_host.into()],
+                &NoTail,
+            ),
+            Record::LmPrime { tokens, counts } => e(&[tokens, lo(counts), hi(counts)], &NoTail),
+            Record::LmTokens(ids) => e(&[], &ids),
+            Record::LmText(t) => e(&[], &t.as_bytes()),
             Record::LmGenerated {
                 tokens,
                 total,
                 min,
                 max,
-            } => {
-                w.u32(tokens);
-                w.u64(total);
-                w.u64(min);
-                w.u64(max);
-            }
+            } => e(
+                &[
+                    tokens,
+                    lo(total),
+                    hi(total),
+                    lo(min),
+                    hi(min),
+                    lo(max),
+                    hi(max),
+                ],
+                &NoTail,
+            ),
         }
     }
 }
@@ -1043,19 +1105,26 @@ impl<'a> Record<'a> {
     fn decode(kind: u8, r: &mut R<'a>) -> Result<Self, bool> {
         let rec = (|| -> Option<Option<Self>> {
             Some(Some(match kind {
-                1 => Record::Boot {
-                    version: r.u16()?,
-                    unit: match r.u8()? {
+                1 => {
+                    let version = r.u16()?;
+                    let unit = match r.u32()? {
                         0 => Unit::Instructions,
                         1 => Unit::Cycles,
                         _ => return None,
-                    },
-                    partition_address: r.u32()?,
-                    partition_bytes: r.u32()?,
-                    arena_bytes: r.u32()?,
-                    board: r.name()?,
-                    memory_map: r.name()?,
-                },
+                    };
+                    let (partition_address, partition_bytes, arena_bytes) =
+                        (r.u32()?, r.u32()?, r.u32()?);
+                    let (nb, nm) = (r.u32()?, r.u32()?);
+                    Record::Boot {
+                        version,
+                        unit,
+                        partition_address,
+                        partition_bytes,
+                        arena_bytes,
+                        board: r.name(nb)?,
+                        memory_map: r.name(nm)?,
+                    }
+                }
                 2 => {
                     let slot = match r.u8()? {
                         0 => Slot::A,
@@ -1156,7 +1225,7 @@ impl<'a> Record<'a> {
                 },
                 14 => Record::Streaming { counts: r.u64()? },
                 15 => {
-                    let (seed, offset, len) = (r.u64()?, r.u32()?, r.u16()? as usize);
+                    let (seed, offset, len) = (r.u64()?, r.u32()?, r.u32()? as usize);
                     if len > PIXELS_PER_FRAME {
                         return None;
                     }
@@ -1540,39 +1609,27 @@ mod tests {
             Record::parse(&frame(Kind::Streaming as u8, &[0; 7]), 0),
             Err(ReportError::BadPayload { at: 0, kind: 14 })
         );
+        fn words(w: &[u32]) -> Vec<u8> {
+            w.iter().flat_map(|x| x.to_le_bytes()).collect()
+        }
         // An op kind, a slot tag and an error code that do not exist.
-        let mut layer = [0u8; 26];
-        layer[2] = 9;
-        assert!(Record::parse(&frame(Kind::Layer as u8, &layer), 0).is_err());
-        assert!(Record::parse(
-            &frame(
-                Kind::Slot as u8,
-                &[0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
-            ),
-            0
-        )
-        .is_err());
-        assert!(Record::parse(
-            &frame(Kind::Done as u8, &[40, 40, 0, 0, 0, 0, 0, 0, 0, 0]),
-            0
-        )
-        .is_err());
+        let mut layer = [0u32; 11];
+        layer[1] = 9;
+        assert!(Record::parse(&frame(Kind::Layer as u8, &words(&layer)), 0).is_err());
+        layer[1] = OpKind::Add as u32;
+        assert!(Record::parse(&frame(Kind::Layer as u8, &words(&layer)), 0).is_ok());
+        // A u16 field given a word that does not fit it.
+        layer[2] = 1 << 16;
+        assert!(Record::parse(&frame(Kind::Layer as u8, &words(&layer)), 0).is_err());
+        let slot = |tag| frame(Kind::Slot as u8, &words(&[0, tag, 0, 0, 0]));
+        assert!(Record::parse(&slot(11), 0).is_err());
+        assert!(Record::parse(&slot(3), 0).is_ok());
+        let done = |w: [u32; 4]| frame(Kind::Done as u8, &words(&w));
+        assert!(Record::parse(&done([40, 40, 0, 0]), 0).is_err());
         // A model error whose status is not its own; fields on a fieldless error.
-        assert!(Record::parse(
-            &frame(Kind::Done as u8, &[0, 11, 0, 0, 0, 0, 0, 0, 0, 0]),
-            0
-        )
-        .is_err());
-        assert!(Record::parse(
-            &frame(Kind::Done as u8, &[11, 11, 1, 0, 0, 0, 0, 0, 0, 0]),
-            0
-        )
-        .is_err());
-        assert!(Record::parse(
-            &frame(Kind::Done as u8, &[11, 11, 0, 0, 0, 0, 0, 0, 0, 0]),
-            0
-        )
-        .is_ok());
+        assert!(Record::parse(&done([0, 11, 0, 0]), 0).is_err());
+        assert!(Record::parse(&done([11, 11, 1, 0]), 0).is_err());
+        assert!(Record::parse(&done([11, 11, 0, 0]), 0).is_ok());
         // Text that is not UTF-8; token ids of an odd byte count.
         assert!(Record::parse(&frame(Kind::LmText as u8, &[0xFF]), 0).is_err());
         assert!(Record::parse(&frame(Kind::LmTokens as u8, &[1, 2, 3]), 0).is_err());
