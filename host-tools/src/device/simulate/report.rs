@@ -686,6 +686,150 @@ pub fn summary(r: &SimReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tinyinfer::link::report::{Pixels, TokenIds, MAX_FRAME, VERSION};
+    use tinyinfer::link::slots::{SlotError, Source};
+
+    fn stream(records: &[Record<'_>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut b = [0u8; MAX_FRAME];
+        for r in records {
+            let n = r.emit(&mut b).unwrap();
+            out.extend_from_slice(&b[..n]);
+        }
+        out
+    }
+
+    fn boot(unit: Unit) -> Record<'static> {
+        Record::Boot {
+            version: VERSION,
+            unit,
+            partition_address: 0x4_0000,
+            partition_bytes: 1 << 20,
+            arena_bytes: 25_600,
+            board: "mps2-an386-nrf-budget",
+            memory_map: "memory-qemu-nrf-budget.x",
+        }
+    }
+
+    /// The records fill the report's fields as the firmware's lines did:
+    /// slots, samples rebuilt from their bits, text from its pieces, the
+    /// device's error by name.
+    #[test]
+    fn records_fill_the_report() {
+        let image: Vec<u8> = (0..1500).map(|i| (i % 3 == 0) as u8).collect();
+        let bytes = stream(&[
+            boot(Unit::Instructions),
+            Record::Slot {
+                slot: Slot::A,
+                state: Err(SlotError::Incomplete),
+            },
+            Record::Slot {
+                slot: Slot::B,
+                state: Ok(4),
+            },
+            Record::Booting {
+                source: Source::Slot(Slot::B),
+                sequence: 4,
+                bytes: 100,
+            },
+            Record::SampleBits {
+                seed: 9,
+                offset: 0,
+                pixels: Pixels::Bytes(&image[..1024]),
+            },
+            Record::SampleBits {
+                seed: 9,
+                offset: 1024,
+                pixels: Pixels::Bytes(&image[1024..]),
+            },
+            Record::Sample {
+                seed: 9,
+                counts: 77,
+                ones: 500,
+                pixels: 1500,
+            },
+            Record::LmTokens(TokenIds::Ids(&[3, 1, 4])),
+            Record::LmText("to be\n"),
+            Record::LmText("or"),
+            Record::Memory {
+                static_bytes: 100,
+                arena_bytes: 80,
+                stack_high_water_bytes: 20,
+                stack_region_bytes: 1000,
+            },
+            Record::Done {
+                status: 25,
+                error: Some(tinyinfer::Error::ArenaTooSmall { needed: 9, got: 3 }),
+            },
+        ]);
+        let mut r = SimReport::default();
+        parse_report(&bytes, true, &mut r).unwrap();
+        assert_eq!(r.board.as_deref(), Some("mps2-an386-nrf-budget"));
+        assert_eq!(r.firmware_arena_bytes, Some(25_600));
+        assert_eq!(r.slot_a.as_deref(), Some("Incomplete"));
+        assert_eq!(r.slot_b.as_deref(), Some("valid, sequence 4"));
+        assert_eq!(
+            (r.model_slot.as_deref(), r.model_sequence),
+            (Some("b"), Some(4))
+        );
+        assert_eq!(r.density.sampled_images, vec![(9, image)]);
+        assert_eq!(r.density.sample_seeds, vec![9]);
+        assert_eq!(r.density.instructions_per_sampled_image, Some(77));
+        assert_eq!(r.language.generated_tokens, vec![3, 1, 4]);
+        assert_eq!(r.language.generated_text.as_deref(), Some("to be\nor"));
+        assert_eq!(r.ram_bytes, Some(120));
+        assert_eq!(
+            r.device_error.as_deref(),
+            Some("ArenaTooSmall { needed: 9, got: 3 }")
+        );
+    }
+
+    /// A report cut inside a record fails a run that ended on its own, and
+    /// keeps the records before the cut when QEMU was stopped; counts in
+    /// cycles and samples without their pixels are refused.
+    #[test]
+    fn cut_or_inconsistent_reports_are_refused() {
+        let bytes = stream(&[
+            boot(Unit::Instructions),
+            Record::Inference {
+                counts: 5,
+                macs: 10,
+            },
+        ]);
+        let cut = &bytes[..bytes.len() - 1];
+        let err = parse_report(cut, true, &mut SimReport::default()).unwrap_err();
+        assert!(err.to_string().contains("cut short"), "{err}");
+        let mut r = SimReport::default();
+        parse_report(cut, false, &mut r).unwrap();
+        assert_eq!(r.board.as_deref(), Some("mps2-an386-nrf-budget"));
+        assert_eq!(r.classifier.instructions_per_inference, None);
+        assert!(r.log.last().unwrap().contains("QEMU stopped it"));
+
+        let cycles = stream(&[boot(Unit::Cycles)]);
+        assert!(parse_report(&cycles, true, &mut SimReport::default()).is_err());
+        let orphan = stream(&[
+            boot(Unit::Instructions),
+            Record::Sample {
+                seed: 1,
+                counts: 1,
+                ones: 0,
+                pixels: 4,
+            },
+        ]);
+        assert!(parse_report(&orphan, true, &mut SimReport::default()).is_err());
+        let gap = stream(&[
+            boot(Unit::Instructions),
+            Record::SampleBits {
+                seed: 1,
+                offset: 8,
+                pixels: Pixels::Bytes(&[1; 8]),
+            },
+        ]);
+        assert!(parse_report(&gap, true, &mut SimReport::default()).is_err());
+        assert!(
+            parse_report(b"tinyinfer-firmware 0.1.0", true, &mut SimReport::default()).is_err()
+        );
+    }
 
     #[test]
     fn exit_meanings_are_distinct_for_model_errors() {
