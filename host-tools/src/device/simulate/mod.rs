@@ -331,13 +331,17 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
     // QEMU stopped by `timeout` (or a signal): the report may end mid-record.
     let complete = !matches!(code, None | Some(124) | Some(137));
     match &report {
-        Ok(bytes) => parse_report(bytes, complete, &mut r)?,
-        // Nothing ran far enough to open the report (the log may say why).
-        Err(_) if !complete || lines.is_empty() => {}
-        Err(e) => bail!(
-            "the device wrote no report ({REPORT}: {e}); its log:\n{}",
+        Ok(bytes) if !bytes.is_empty() => parse_report(bytes, complete, &mut r)?,
+        // A device that passed must have reported.
+        _ if code == Some(0) => bail!(
+            "the device exited 0 but wrote no report ({REPORT}); its log:\n{}",
             lines.join("\n")
         ),
+        // It stopped before its first record (a panic, a fault, a timeout):
+        // the exit status and the log say what happened.
+        _ => r.log.push(format!(
+            "(tinyinfer) the device wrote no report records ({REPORT})"
+        )),
     }
     // The nRF52840's CPU is a Cortex-M4F: estimate its time for the M4F's count.
     if board.cpu == "Cortex-M4F" {
