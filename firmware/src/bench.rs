@@ -13,6 +13,8 @@ pub trait CycleCounter {
     const UNIT: &'static str;
     /// One count: `"cycle"` or `"instruction"`.
     const ONE: &'static str;
+    /// What counts are, for the report's records.
+    const KIND: tinyinfer::link::report::Unit;
     /// The current count.
     fn now(&mut self) -> u32;
     /// The current count without the 32-bit wrap, for intervals longer than

@@ -1,5 +1,6 @@
 //! Density mode (PixelCNN): self-test, the NLL of every stored test image,
-//! and images sampled from a seed, each sent to the host as defmt lines.
+//! and images sampled from a seed, each sent to the host as report records
+//! (the pixels as bits) and logged over defmt.
 //!
 //! The arena decides the scoring path: when it holds the model's buffer
 //! plan, images are scored with whole-map kernels (and benchmarked per
@@ -140,7 +141,7 @@ pub fn run<C: CycleCounter, H: HostLink>(
                 return Outcome::Model(e);
             }
             let total = bench.now().wrapping_sub(t0);
-            report::benchmark(dm.model(), bench.counts(), total, C::UNIT, C::ONE);
+            report::benchmark(dm.model(), bench.counts(), total, C::UNIT);
             let t0 = counter.now64();
             if let Err(e) = dm.nll_streaming(img, arena) {
                 return Outcome::Model(e);
@@ -163,7 +164,7 @@ pub fn run<C: CycleCounter, H: HostLink>(
             return Outcome::Model(e);
         }
         let t = counter.now64().wrapping_sub(t0);
-        report::sample(seed, image, dm.shape(), t, C::UNIT);
+        report::sample(seed, image, t, C::UNIT);
     }
     if req.full_pixels > 0 && full {
         // The baseline: the whole network once per pixel, as

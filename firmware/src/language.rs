@@ -1,6 +1,7 @@
 //! Language-model mode (LSTM with a softmax, MoC or MoS head): text
 //! generation from a prompt and a seed, sent to the host as token ids and
-//! as text, with the instructions (cycles on a board) of every token.
+//! as text (`LmTokens`, `LmText` report records), with the instructions
+//! (cycles on a board) of every token.
 //!
 //! The host may ask for a generation through the [`HostLink`]:
 //!
@@ -37,9 +38,9 @@ pub const REQUEST_HEADER_LEN: usize = LmRequest::LEN;
 pub const MAX_TOKENS: u32 = 1 << 16;
 /// Tokens generated without a request.
 pub const DEFAULT_TOKENS: u32 = 64;
-/// Token ids per `lm tokens` report line.
+/// Token ids per `LmTokens` report record.
 pub const IDS_PER_LINE: usize = 16;
-/// Bytes of text per report line (a longer line goes out in pieces).
+/// Bytes of text per `LmText` record and `lm line` (a longer line goes out in pieces).
 pub const TEXT_PER_LINE: usize = 64;
 
 /// What to generate; the prompt is in the caller's buffer.
@@ -99,8 +100,8 @@ fn read_open_request<H: HostLink>(host: &mut H, prompt: &mut [u8]) -> Result<Req
     })
 }
 
-/// Generated text, sent in lines: `lm line` is text followed by a newline,
-/// `lm tail` text that is not (a full buffer, or the end).
+/// Generated text, sent in pieces: up to and including a newline, or a
+/// full buffer, or the end.
 struct TextOut {
     buf: heapless::String<TEXT_PER_LINE>,
     /// The last character of the text so far.
@@ -119,8 +120,12 @@ impl TextOut {
         for ch in s.chars() {
             self.last = Some(ch);
             if ch == '\n' {
-                report::lm_line(&self.buf);
-                self.buf.clear();
+                if self.buf.len() == TEXT_PER_LINE {
+                    self.flush();
+                }
+                // Cannot fail: there is room for the newline.
+                let _ = self.buf.push(ch);
+                self.flush();
                 continue;
             }
             if self.buf.len() + ch.len_utf8() > TEXT_PER_LINE {
@@ -147,7 +152,7 @@ impl TextOut {
 
     fn flush(&mut self) {
         if !self.buf.is_empty() {
-            report::lm_tail(&self.buf);
+            report::lm_text(&self.buf);
             self.buf.clear();
         }
     }

@@ -26,8 +26,10 @@
 //! models (PixelCNN) run in [`density`], language models in [`language`]
 //! (text generated from the host's prompt and seed, timed per token).
 //!
-//! Everything is reported over defmt in the fixed lines of [`report`],
-//! which `tinyinfer simulate` decodes and parses.
+//! Everything is reported twice by [`report`]: as the typed records of the
+//! core's [`tinyinfer::link::report`] on the transport's report channel
+//! (a semihosting file on QEMU), which `tinyinfer simulate` parses, and as
+//! defmt lines for people, which no program reads.
 //!
 //! Hardware needs are embedded-hal 1.0 traits ([`OutputPin`] for a status
 //! LED, [`DelayNs`] for blinking) plus this crate's [`CycleCounter`]. The
@@ -187,7 +189,7 @@ where
     H: HostLink,
 {
     let _ = hw.led.set_high();
-    report::boot(board, partition, arena.len(), C::UNIT);
+    report::boot(board, partition, arena.len(), C::KIND, C::UNIT);
     let outcome = run_model(hw, host, partition, arena, input);
     report::memory(arena.len());
     report::done(&outcome);
@@ -299,7 +301,7 @@ where
         return Outcome::Model(e);
     }
     let total = bench.now().wrapping_sub(t0);
-    report::benchmark(model.model(), bench.counts(), total, C::UNIT, C::ONE);
+    report::benchmark(model.model(), bench.counts(), total, C::UNIT);
 
     // Evaluation images from the host, if it offers any.
     match eval::run(&model, host, arena, input) {

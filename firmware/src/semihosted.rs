@@ -11,7 +11,10 @@
 //!   one instruction takes 1 ns of virtual time, so a tick is
 //!   10⁹ / clock instructions (40 at 25 MHz, 62.5 at 16 MHz);
 //! - evaluation images come from the host's file `tinyinfer-eval.in` and go
-//!   back to `tinyinfer-eval.out` (paths relative to QEMU's working directory).
+//!   back to `tinyinfer-eval.out` (paths relative to QEMU's working directory);
+//! - the report's records ([`crate::report`]) go to `tinyinfer-report.bin`,
+//!   appended one record at a time ([`send_record`]), so the file holds
+//!   every record sent before a panic, a HardFault or a timeout.
 //!
 //! A board file calls [`run`] from its `#[entry]` and expands
 //! [`semihosted_handlers!`](crate::semihosted_handlers) for the exception
@@ -25,8 +28,8 @@ use cortex_m_rt::ExceptionFrame;
 use defmt_semihosting as _;
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::OutputPin;
-use semihosting::fs::File;
-use semihosting::io::{Read as _, Write as _};
+use semihosting::fs::{File, OpenOptions};
+use semihosting::io::{Read as _, Seek as _, SeekFrom, Write as _};
 
 use crate::{
     mem, status, BoardInfo, Buffers, CycleCounter, Hardware, HostLink, LinkError, Outcome,
@@ -83,6 +86,7 @@ impl Instructions {
 impl CycleCounter for Instructions {
     const UNIT: &'static str = "instructions";
     const ONE: &'static str = "instruction";
+    const KIND: tinyinfer::link::report::Unit = tinyinfer::link::report::Unit::Instructions;
 
     fn now(&mut self) -> u32 {
         self.now64() as u32
@@ -150,6 +154,30 @@ impl HostLink for SemihostingFiles {
     }
 }
 
+/// The report file in QEMU's working directory.
+const REPORT: &core::ffi::CStr = c"tinyinfer-report.bin";
+
+/// Creates (or empties) the report file. If that fails no record is
+/// written, and the host, finding no report, says so.
+pub fn open_report() {
+    let _ = File::create(REPORT);
+}
+
+/// Appends one report frame to the report file: opened, moved to its end,
+/// written in one semihosting write (so a frame is in the file whole or
+/// not at all) and closed. Not opened in append mode: QEMU 7.2 opens mode
+/// "a" without `O_APPEND`. No static holds the file: a new static would
+/// move the arena, and with it the counts of the kernels whose paths
+/// depend on alignment. A failed write is dropped; the host then reads a
+/// report without the record, a typed error there.
+pub fn send_record(frame: &[u8]) {
+    if let Ok(mut f) = OpenOptions::new().read(true).write(true).open(REPORT) {
+        if f.seek(SeekFrom::End(0)).is_ok() {
+            let _ = f.write_all(frame);
+        }
+    }
+}
+
 /// The whole app of a semihosted board: starts the instruction counter on
 /// the `clock_hz` core clock, takes the board's buffers, runs the model in
 /// the MODEL partition ([`crate::run`]) and exits with its status.
@@ -167,6 +195,7 @@ pub fn run<L: OutputPin, const A: usize, const I: usize>(
         counter,
     };
     let (arena, input) = buffers.take().unwrap_or_else(|| exit(status::PANIC));
+    open_report();
     let outcome: Outcome = crate::run(
         board,
         &mut hw,

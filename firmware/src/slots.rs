@@ -9,28 +9,32 @@
 //! and the core's checker; without one, a bare legacy blob at the partition
 //! start (written before slots, or by `tinyinfer simulate MODEL.tinf`).
 //!
-//! Report lines (parsed by `tinyinfer simulate`,
-//! host-tools/src/device/simulate/report.rs; change both together):
-//!
-//! - `model slot a: valid, sequence N` or `model slot a: <SlotError>`, then the same for b;
-//! - `model slot: booting a|b|legacy, sequence N, M bytes`;
-//! - or `model slot: no valid model in either slot` (exit status 6).
+//! Reported (records of `tinyinfer::link::report`, which `tinyinfer
+//! simulate` reads, and defmt lines for people): each slot's state
+//! (`Slot`), then the image booted (`Booting`), or `NoValidModel` (exit
+//! status 6).
 //!
 //! An erased or legacy partition without a valid blob ends as before slots
 //! existed: the blob's own error (11 for an erased partition).
 
-use tinyinfer::link::slots::{self, SlotState, NRF52840_PAGE};
+use tinyinfer::link::report::Record;
+use tinyinfer::link::slots::{self, Slot, SlotState, NRF52840_PAGE};
 
-use crate::Outcome;
+use crate::{report, Outcome};
 
 /// The flash page the slots are aligned to: the nRF52840's 4 KB erase unit
 /// (the QEMU maps keep the same layout, so a slot image is the same file on both).
 pub const FLASH_PAGE: usize = NRF52840_PAGE;
 
-fn report_slot(name: &str, s: &SlotState) {
+fn report_slot(slot: Slot, s: &SlotState) {
+    report::send(&Record::Slot { slot, state: *s });
     match s {
-        Ok(seq) => defmt::info!("model slot {=str}: valid, sequence {=u32}", name, seq),
-        Err(e) => defmt::warn!("model slot {=str}: {}", name, e),
+        Ok(seq) => defmt::info!(
+            "model slot {=str}: valid, sequence {=u32}",
+            slot.name(),
+            seq
+        ),
+        Err(e) => defmt::warn!("model slot {=str}: {}", slot.name(), e),
     }
 }
 
@@ -44,8 +48,13 @@ fn report_slot(name: &str, s: &SlotState) {
 pub fn boot_image(partition: &'static [u8]) -> Result<&'static [u8], Outcome> {
     match slots::select(partition, FLASH_PAGE) {
         Ok(b) => {
-            report_slot("a", &b.slots[0]);
-            report_slot("b", &b.slots[1]);
+            report_slot(Slot::A, &b.slots[0]);
+            report_slot(Slot::B, &b.slots[1]);
+            report::send(&Record::Booting {
+                source: b.source,
+                sequence: b.sequence,
+                bytes: b.image.len() as u32,
+            });
             defmt::info!(
                 "model slot: booting {=str}, sequence {=u32}, {=u32} bytes",
                 b.source.name(),
@@ -55,9 +64,10 @@ pub fn boot_image(partition: &'static [u8]) -> Result<&'static [u8], Outcome> {
             Ok(b.image)
         }
         Err(e) => {
-            report_slot("a", &e.slots[0]);
-            report_slot("b", &e.slots[1]);
+            report_slot(Slot::A, &e.slots[0]);
+            report_slot(Slot::B, &e.slots[1]);
             if e.slotted() {
+                report::send(&Record::NoValidModel);
                 defmt::error!("model slot: no valid model in either slot");
                 Err(Outcome::NoValidModel)
             } else {

@@ -1,16 +1,15 @@
 //! The files the host and a semihosted app exchange over semihosting, in
 //! QEMU's working directory: the request the host writes to [`EVAL_IN`]
 //! (`TIEI` evaluation images, `TISR` sample request, `TILM` generation
-//! request) and the classifier's `TIEO` scores the device writes to
-//! [`EVAL_OUT`]; and, per family, the check of the device's answers against
-//! the host core's.
+//! request), the classifier's `TIEO` scores the device writes to
+//! [`EVAL_OUT`] and its report records in [`REPORT`]; and, per family, the
+//! check of the device's answers against the host core's.
 
 use anyhow::{ensure, Context, Result};
 use tinyinfer::link::files::{EvalRequest, EvalResponse, LmRequest, SampleRequest};
 use tinyinfer::models::{DensityModel, LanguageModel};
 
-use super::qemu::Line;
-use super::report::{num, SimReport};
+use super::report::SimReport;
 use super::SimulateArgs;
 use crate::common::blob::AlignedBlob;
 use crate::common::data::Dataset;
@@ -23,6 +22,9 @@ use crate::families::language::run::{detokenize, generate};
 pub const EVAL_IN: &str = "tinyinfer-eval.in";
 /// Evaluation output file, written by the device.
 pub const EVAL_OUT: &str = "tinyinfer-eval.out";
+/// The device's report records (`tinyinfer::link::report`), written by the
+/// device (firmware/src/semihosted.rs).
+pub const REPORT: &str = "tinyinfer-report.bin";
 /// Longest prompt the firmware takes: its input buffer (`MAX_INPUT_BYTES`, firmware/src/lib.rs).
 pub const LM_MAX_PROMPT_BYTES: usize = 1024;
 /// Most tokens one request may ask for (`MAX_TOKENS`, firmware/src/language.rs).
@@ -149,7 +151,6 @@ pub(super) fn check_language(
 pub(super) fn check_density(
     a: &SimulateArgs,
     dm: &DensityModel<'_>,
-    lines: &[Line],
     r: &mut SimReport,
 ) -> Result<()> {
     let (h, w) = dm.shape();
@@ -170,21 +171,14 @@ pub(super) fn check_density(
             r.density.device_mean_nll_nats = Some(mean_nats(&r.density.device_nll));
         }
     }
-    // The device's images, from their row lines.
-    let mut images: Vec<(u64, Vec<u8>)> = Vec::new();
-    for l in lines {
-        if l.key == "sample: seed {} row {} bits {}" {
-            let (seed, y, bits): (u64, usize, u32) =
-                (num(&l.values, 0)?, num(&l.values, 1)?, num(&l.values, 2)?);
-            if images.last().is_none_or(|(s, _)| *s != seed) {
-                images.push((seed, vec![0u8; px]));
-            }
-            let img = &mut images.last_mut().context("sample image")?.1;
-            ensure!(y < h, "sample row {y} outside the image");
-            for x in 0..w.min(32) {
-                img[y * w + x] = ((bits >> x) & 1) as u8;
-            }
-        }
+    // The device's images, from its SampleBits records.
+    let images = std::mem::take(&mut r.density.sampled_images);
+    for (seed, img) in &images {
+        ensure!(
+            img.len() == px,
+            "the device sampled {} pixels for seed {seed}; the model's images have {px}",
+            img.len()
+        );
     }
     if r.exit_code == Some(0) {
         let mut arena = vec![0u8; dm.sample_arena_len()];

@@ -17,16 +17,18 @@
 //!    and language models a generation request (`--prompt`, `--tokens`,
 //!    `--seed`): the device's token ids and text are compared with the host
 //!    core's `generate` and `detokenize`.
-//! 5. Decodes defmt with `defmt-decoder`, prints the device's log and report
-//!    (or one JSON object with `--json`), and fails unless the device exited
-//!    0 and, with `--eval`, matched the host bit for bit.
+//! 5. Reads the device's report records from [`REPORT`] with the core's
+//!    `tinyinfer::link::report::Reader` (typed records: no log line is
+//!    parsed), decodes the defmt log for people with `defmt-decoder`, prints
+//!    both (or one JSON object with `--json`), and fails unless the device
+//!    exited 0 and, with `--eval`, matched the host bit for bit.
 //!
 //! The modules: [`build`] (cargo), [`elf`] (partition and footprint),
-//! [`qemu`] (running it, decoding defmt), [`link`] (the request and
-//! response files and the per-family checks against the host core), and
-//! [`report`] (the report lines of `firmware/src/report.rs`, the exit
-//! statuses of `firmware/src/status.rs` — [`exit_meaning`] mirrors the
-//! table — and the summary).
+//! [`qemu`] (running it, decoding the defmt log), [`link`] (the request,
+//! response and report files and the per-family checks against the host
+//! core), and [`report`] (the report's records into [`SimReport`], the
+//! meaning of the exit status from `tinyinfer::link::status`, and the
+//! summary).
 
 pub mod build;
 pub mod elf;
@@ -43,7 +45,7 @@ pub use build::{
     FIRMWARE_DIR_ENV,
 };
 pub use elf::{elf_info, flash_origin, ElfInfo};
-pub use link::{lm_request, EVAL_IN, EVAL_OUT, LM_MAX_PROMPT_BYTES, LM_MAX_TOKENS};
+pub use link::{lm_request, EVAL_IN, EVAL_OUT, LM_MAX_PROMPT_BYTES, LM_MAX_TOKENS, REPORT};
 pub use qemu::QEMU_ENV;
 pub use report::{exit_meaning, summary, SimReport};
 
@@ -308,6 +310,7 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
 
     let lines = decode_defmt(&elf, &out.stdout)?;
     let code = out.status.code();
+    let report = std::fs::read(work.path().join(REPORT));
     let mut r = SimReport {
         model: a.model.clone(),
         qemu_machine: machine.to_string(),
@@ -322,10 +325,24 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
         model_flash_bytes: blob.as_ref().map(|b| b.bytes().len() as u64),
         flash_bytes: info.flash_bytes + blob.as_ref().map_or(0, |b| b.bytes().len() as u64),
         qemu_seconds,
-        log: lines.iter().map(|l| l.text.clone()).collect(),
+        log: lines.clone(),
         ..SimReport::default()
     };
-    parse_report(&lines, &mut r)?;
+    // QEMU stopped by `timeout` (or a signal): the report may end mid-record.
+    let complete = !matches!(code, None | Some(124) | Some(137));
+    match &report {
+        Ok(bytes) if !bytes.is_empty() => parse_report(bytes, complete, &mut r)?,
+        // A device that passed must have reported.
+        _ if code == Some(0) => bail!(
+            "the device exited 0 but wrote no report ({REPORT}); its log:\n{}",
+            lines.join("\n")
+        ),
+        // It stopped before its first record (a panic, a fault, a timeout):
+        // the exit status and the log say what happened.
+        _ => r.log.push(format!(
+            "(tinyinfer) the device wrote no report records ({REPORT})"
+        )),
+    }
     // The nRF52840's CPU is a Cortex-M4F: estimate its time for the M4F's count.
     if board.cpu == "Cortex-M4F" {
         r.estimated_ms_at_64mhz = r
@@ -360,7 +377,7 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
         check_classifier(test, blob, &bytes, &mut r)?;
     }
     if let Some(dm) = &density_model {
-        check_density(a, dm, &lines, &mut r)?;
+        check_density(a, dm, &mut r)?;
     }
     if let (Some(lm), Some(blob)) = (&language_model, &blob) {
         check_language(a, lm, blob, &mut r)?;

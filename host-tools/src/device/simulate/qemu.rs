@@ -1,5 +1,5 @@
 //! Running a semihosted app on its QEMU machine under `timeout`, with the model copied into its MODEL partition, and decoding
-//! the defmt frames it prints over semihosting.
+//! the defmt log it prints over semihosting (for people).
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -62,24 +62,14 @@ pub fn run_qemu(
     Ok((out, t0.elapsed().as_secs_f64()))
 }
 
-/// A decoded defmt line: its literal text with `{}` for each value, and the values.
-#[derive(Clone, Debug)]
-pub struct Line {
-    /// The line as the device log shows it.
-    pub text: String,
-    /// Its format string (`{}` for each value).
-    pub key: String,
-    /// The values, as displayed.
-    pub values: Vec<String>,
-}
-
-/// Decodes the defmt frames in `bytes` with the table of `elf`.
+/// Decodes the defmt frames in `bytes` with the table of `elf` into the
+/// device's log lines, for people (the report's figures come from its
+/// records, not from these lines).
 ///
 /// # Errors
 /// An ELF without a defmt table, or malformed frames.
-pub fn decode_defmt(elf: &[u8], bytes: &[u8]) -> Result<Vec<Line>> {
+pub fn decode_defmt(elf: &[u8], bytes: &[u8]) -> Result<Vec<String>> {
     use defmt_decoder::DecodeError;
-    use defmt_parser::Fragment;
     let table = defmt_decoder::Table::parse(elf)
         .context("reading the defmt table from the ELF")?
         .context("the ELF has no .defmt section")?;
@@ -89,24 +79,10 @@ pub fn decode_defmt(elf: &[u8], bytes: &[u8]) -> Result<Vec<Line>> {
     loop {
         match dec.decode() {
             Ok(frame) => {
-                let (mut key, mut values) = (String::new(), Vec::new());
-                for (f, shown) in frame.fragments().iter().zip(frame.display_fragments()) {
-                    match f {
-                        Fragment::Literal(l) => key.push_str(l),
-                        Fragment::Parameter(_) => {
-                            key.push_str("{}");
-                            values.push(shown);
-                        }
-                    }
-                }
                 let level = frame
                     .level()
                     .map_or(String::new(), |l| format!("{} ", l.as_str().to_uppercase()));
-                lines.push(Line {
-                    text: format!("{level}{}", frame.display_message()),
-                    key,
-                    values,
-                });
+                lines.push(format!("{level}{}", frame.display_message()));
             }
             Err(DecodeError::UnexpectedEof) => break,
             Err(DecodeError::Malformed) if table.encoding().can_recover() => continue,

@@ -1,6 +1,7 @@
-//! The report of a simulation: what the device logged (parsed from the
-//! report lines of `firmware/src/report.rs`), what its exit status means
-//! (`firmware/src/status.rs`), and the summary `simulate` prints.
+//! The report of a simulation: what the device reported (its records,
+//! `tinyinfer::link::report`, parsed by the core's reader: no log line is
+//! read), what its exit status means (`tinyinfer::link::status`), and the
+//! summary `simulate` prints.
 //!
 //! [`SimReport`] holds what every run has; each family's figures sit in
 //! their own part, flattened into the same JSON object, so `--json` has one
@@ -8,11 +9,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, ensure, Result};
 use serde::Serialize;
-use tinyinfer::format::OpKind;
-
-use super::qemu::Line;
+use tinyinfer::format::{Level, OpKind};
+use tinyinfer::link::report::{Reader, Record, ReportError, Unit};
+use tinyinfer::link::slots::Slot;
 
 /// Instructions per MAC of ARM's CMSIS-NN int8 3×3 convolutions on the same
 /// QEMU machine (the anchor), by (input h, w, c, output c).
@@ -126,7 +127,7 @@ pub struct SimReport {
     pub language: LanguageReport,
     /// Wall-clock seconds QEMU ran.
     pub qemu_seconds: f64,
-    /// The device's decoded log.
+    /// The device's defmt log, decoded (for people: nothing is parsed from it).
     pub log: Vec<String>,
 }
 
@@ -178,6 +179,10 @@ pub struct DensityReport {
     pub instructions_per_sampled_image_full: Option<u64>,
     /// every sampled image equals the host core's for its seed.
     pub samples_match_host: Option<bool>,
+    /// The device's sampled images (seed, one byte per pixel), from its
+    /// records; compared with the host's, written by `--png`.
+    #[serde(skip)]
+    pub sampled_images: Vec<(u64, Vec<u8>)>,
 }
 
 /// A language model's figures: its shape, priming and generation.
@@ -248,7 +253,7 @@ impl SimReport {
     }
 }
 
-/// The meaning of a firmware exit status (firmware/src/status.rs).
+/// The meaning of a firmware exit status (`tinyinfer::link::status`).
 pub fn exit_meaning(code: i32) -> &'static str {
     match code {
         // `timeout`'s own statuses: QEMU was stopped, the device did not end.
@@ -260,168 +265,238 @@ pub fn exit_meaning(code: i32) -> &'static str {
     }
 }
 
-pub(super) fn num<T: std::str::FromStr>(v: &[String], i: usize) -> Result<T> {
-    let s = v.get(i).context("report line has too few values")?;
-    let s = s.trim_start_matches("0x");
-    s.parse()
-        .ok()
-        .with_context(|| format!("bad number {s:?} in the device report"))
+/// Fills `r` from the device's report records (`tinyinfer::link::report`,
+/// the file [`REPORT`](super::link::REPORT) on QEMU). A run QEMU stopped
+/// (`complete` false) may end inside a record: the records before it count.
+///
+/// # Errors
+/// A report that is not a whole stream of valid records of this protocol
+/// version ([`ReportError`](tinyinfer::link::report::ReportError)), records
+/// that contradict each other, or counts in cycles.
+pub(super) fn parse_report(bytes: &[u8], complete: bool, r: &mut SimReport) -> Result<()> {
+    for rec in Reader::new(bytes) {
+        let rec = match rec {
+            Ok(rec) => rec,
+            Err(ReportError::Truncated { at }) if !complete => {
+                r.log.push(format!(
+                    "(tinyinfer) the device's report ends inside the record at byte {at}: QEMU stopped it"
+                ));
+                break;
+            }
+            Err(e) => bail!("the device's report: {e}"),
+        };
+        record(rec, r)?;
+    }
+    Ok(())
 }
 
-/// Fills `r` from the report lines of firmware/src/report.rs.
-pub(super) fn parse_report(lines: &[Line], r: &mut SimReport) -> Result<()> {
-    for l in lines {
-        let v = &l.values;
-        match l.key.as_str() {
-            "tinyinfer-firmware {} on {} (memory map {}): MODEL partition {} bytes at {}, static arena {} bytes, counting {}" => {
-                r.board = v.get(1).cloned();
-                r.memory_map = v.get(2).cloned();
-                r.firmware_arena_bytes = Some(num(v, 5)?);
+fn record(rec: Record<'_>, r: &mut SimReport) -> Result<()> {
+    match rec {
+        Record::Boot {
+            unit,
+            board,
+            memory_map,
+            arena_bytes,
+            ..
+        } => {
+            ensure!(
+                unit == Unit::Instructions,
+                "the device counts {unit:?}, not QEMU's instructions"
+            );
+            r.board = Some(board.to_string());
+            r.memory_map = Some(memory_map.to_string());
+            r.firmware_arena_bytes = Some(arena_bytes);
+        }
+        Record::Slot { slot, state } => {
+            let state = match state {
+                Ok(seq) => format!("valid, sequence {seq}"),
+                Err(e) => format!("{e:?}"),
+            };
+            match slot {
+                Slot::A => r.slot_a = Some(state),
+                Slot::B => r.slot_b = Some(state),
             }
-            "model: {} bytes, {} ops, {} MACs, arena {} bytes, input {} bytes, {} classes, {} self-test cases" => {
-                r.arena_bytes = Some(num(v, 3)?);
+        }
+        Record::Booting {
+            source, sequence, ..
+        } => {
+            r.model_slot = Some(source.name().to_string());
+            r.model_sequence = Some(sequence);
+        }
+        Record::NoValidModel => r.device_error = Some("NoValidModel".into()),
+        Record::Classifier { arena_bytes, .. } => r.arena_bytes = Some(arena_bytes),
+        Record::SelfTest { passed, total, .. } => {
+            r.selftest_matched = Some(passed);
+            r.selftest_cases = Some(total);
+            r.selftest_passed = Some(passed == total && total > 0);
+        }
+        Record::NoSelfTest => {
+            r.selftest_passed = Some(false);
+            r.selftest_cases = Some(0);
+        }
+        Record::Layer {
+            index,
+            op,
+            input,
+            output,
+            counts,
+            macs,
+        } => {
+            let instructions = u64::from(counts);
+            let anchor = (op == OpKind::Conv2d)
+                .then(|| {
+                    CMSIS_NN_ANCHORS
+                        .iter()
+                        .find(|(s, _)| *s == (input[0], input[1], input[2], output[2]))
+                        .map(|&(_, a)| a)
+                })
+                .flatten();
+            r.classifier.layers.push(LayerReport {
+                index: index.into(),
+                op: op.name().to_string(),
+                input,
+                output,
+                instructions,
+                macs,
+                macs_per_instruction: ratio(macs, instructions),
+                instructions_per_mac: (macs > 0).then(|| ratio(instructions, macs)),
+                cmsis_nn_instructions_per_mac: anchor,
+            });
+        }
+        Record::Inference { counts, macs } => {
+            r.classifier.instructions_per_inference = Some(counts.into());
+            r.classifier.macs_per_inference = Some(macs);
+            r.macs_per_instruction = Some(ratio(macs, counts.into()));
+        }
+        Record::Memory {
+            static_bytes,
+            stack_high_water_bytes,
+            stack_region_bytes,
+            ..
+        } => {
+            r.static_ram_bytes = Some(static_bytes);
+            r.stack_high_water_bytes = Some(stack_high_water_bytes);
+            r.stack_region_bytes = Some(stack_region_bytes);
+            r.ram_bytes = Some(static_bytes + stack_high_water_bytes);
+        }
+        Record::Done { error, .. } => {
+            if let Some(e) = error {
+                r.device_error = Some(format!("{e:?}"));
             }
-            "selftest: {}/{} passed in {} {}" => {
-                let (ok, n): (u32, u32) = (num(v, 0)?, num(v, 1)?);
-                r.selftest_matched = Some(ok);
-                r.selftest_cases = Some(n);
-                r.selftest_passed = Some(ok == n && n > 0);
+        }
+        Record::DensityModel {
+            arena_bytes,
+            streaming_arena_bytes,
+            ..
+        } => {
+            r.arena_bytes = Some(arena_bytes);
+            r.density.streaming_arena_bytes = Some(streaming_arena_bytes);
+        }
+        Record::Nll {
+            image,
+            nll,
+            counts,
+            path,
+        } => {
+            if image == 0 {
+                r.density.instructions_per_scored_image = Some(counts);
+                r.density.scoring_path = Some(path.name().to_string());
             }
-            "selftest: none stored in the model (export with --selftest N)" => {
-                r.selftest_passed = Some(false);
-                r.selftest_cases = Some(0);
+            r.density.device_nll.push(nll);
+        }
+        Record::Streaming { counts } => {
+            r.density.instructions_per_scored_image_streaming = Some(counts);
+        }
+        Record::SampleBits {
+            seed,
+            offset,
+            pixels,
+        } => {
+            let images = &mut r.density.sampled_images;
+            if offset == 0 {
+                images.push((seed, Vec::new()));
             }
-            "layer {} {} {}x{}x{} -> {}x{}x{}: {} {}, {} MACs, {} MACs per {}" => {
-                let input = [num(v, 2)?, num(v, 3)?, num(v, 4)?];
-                let output = [num(v, 5)?, num(v, 6)?, num(v, 7)?];
-                let (instructions, macs): (u64, u64) = (num(v, 8)?, num(v, 10)?);
-                let op = v.get(1).cloned().unwrap_or_default();
-                let anchor = (op == OpKind::Conv2d.name())
-                    .then(|| {
-                        CMSIS_NN_ANCHORS
-                            .iter()
-                            .find(|(s, _)| *s == (input[0], input[1], input[2], output[2]))
-                            .map(|&(_, a)| a)
-                    })
-                    .flatten();
-                r.classifier.layers.push(LayerReport {
-                    index: num(v, 0)?,
-                    op,
-                    input,
-                    output,
-                    instructions,
-                    macs,
-                    macs_per_instruction: ratio(macs, instructions),
-                    instructions_per_mac: (macs > 0).then(|| ratio(instructions, macs)),
-                    cmsis_nn_instructions_per_mac: anchor,
-                });
+            let img = match images.last_mut() {
+                Some((s, img)) if *s == seed && img.len() == offset as usize => img,
+                _ => bail!("the device's sample bits for seed {seed} at pixel {offset} do not continue an image"),
+            };
+            img.extend((0..pixels.len()).map(|i| pixels.get(i)));
+        }
+        Record::Sample {
+            seed,
+            counts,
+            pixels,
+            ..
+        } => {
+            ensure!(
+                r.density
+                    .sampled_images
+                    .last()
+                    .is_some_and(|(s, img)| *s == seed && img.len() == pixels as usize),
+                "the device reports a sample for seed {seed} without its {pixels} pixels"
+            );
+            r.density.sample_seeds.push(seed);
+            if r.density.instructions_per_sampled_image.is_none() {
+                r.density.instructions_per_sampled_image = Some(counts);
             }
-            "inference: {} {}, {} MACs, {} MACs per {}" => {
-                let (n, macs): (u64, u64) = (num(v, 0)?, num(v, 2)?);
-                r.classifier.instructions_per_inference = Some(n);
-                r.classifier.macs_per_inference = Some(macs);
-                r.macs_per_instruction = Some(ratio(macs, n));
-            }
-            "ram: static {} bytes (arena {}), stack high-water {} of {} bytes" => {
-                let (st, hw): (u32, u32) = (num(v, 0)?, num(v, 2)?);
-                r.static_ram_bytes = Some(st);
-                r.stack_high_water_bytes = Some(hw);
-                r.stack_region_bytes = Some(num(v, 3)?);
-                r.ram_bytes = Some(st + hw);
-            }
-            "density model: {} bytes, {} ops, {} MACs, arena {} bytes, streaming arena {} bytes, {}x{} pixels, {} self-test cases" => {
-                r.arena_bytes = Some(num(v, 3)?);
-                r.density.streaming_arena_bytes = Some(num(v, 4)?);
-            }
-            "score: image {} nll {} (2^-16 nats) in {} {} on the {} path" => {
-                let (i, nll, n): (usize, u64, u64) = (num(v, 0)?, num(v, 1)?, num(v, 2)?);
-                if i == 0 {
-                    r.density.instructions_per_scored_image = Some(n);
-                    r.density.scoring_path = v.get(4).cloned();
+        }
+        Record::SampleFull { pixels, counts } => {
+            r.density.full_sampling_pixels = Some(pixels);
+            r.density.full_sampling_instructions = Some(counts);
+        }
+        Record::LmModel {
+            level,
+            head,
+            k,
+            vocab,
+            emb_dim,
+            params,
+            macs_per_token,
+            arena_bytes,
+            ..
+        } => {
+            let l = &mut r.language;
+            l.level = Some(
+                match level {
+                    Level::Char => "char",
+                    Level::Word => "word",
                 }
-                r.density.device_nll.push(nll);
+                .to_string(),
+            );
+            l.vocab = Some(vocab);
+            l.emb_dim = Some(emb_dim);
+            l.head = Some(head.name().to_string());
+            l.k = Some(k);
+            l.params = Some(params);
+            l.macs_per_token = Some(macs_per_token);
+            r.arena_bytes = Some(arena_bytes);
+        }
+        Record::LmLayer { hidden, .. } => r.language.hidden.push(hidden),
+        Record::LmRequest { seed, .. } => r.language.seed = Some(seed),
+        Record::LmPrime { tokens, counts } => {
+            r.language.prompt_tokens = Some(tokens);
+            r.language.prime_instructions = Some(counts);
+        }
+        Record::LmTokens(ids) => r.language.generated_tokens.extend(ids.iter()),
+        Record::LmText(t) => r
+            .language
+            .generated_text
+            .get_or_insert_with(String::new)
+            .push_str(t),
+        Record::LmGenerated {
+            tokens,
+            total,
+            min,
+            max,
+        } => {
+            let mean = total / u64::from(tokens.max(1));
+            r.language.generated_text.get_or_insert_with(String::new);
+            r.language.instructions_per_token = Some(mean);
+            r.language.instructions_per_token_min = Some(min);
+            r.language.instructions_per_token_max = Some(max);
+            if let (Some(m), true) = (r.language.macs_per_token, tokens > 0) {
+                r.macs_per_instruction = Some(ratio(m, mean));
             }
-            "score: streaming path {} {} per image" => {
-                r.density.instructions_per_scored_image_streaming = Some(num(v, 0)?);
-            }
-            "sample: seed {} drawn incrementally in {} {}, {} ones" => {
-                r.density.sample_seeds.push(num(v, 0)?);
-                if r.density.instructions_per_sampled_image.is_none() {
-                    r.density.instructions_per_sampled_image = Some(num(v, 1)?);
-                }
-            }
-            "sample: full recomputation of {} pixels in {} {}" => {
-                r.density.full_sampling_pixels = Some(num(v, 0)?);
-                r.density.full_sampling_instructions = Some(num(v, 1)?);
-            }
-            "lm model: {} level, vocab {}, d {}, {} LSTM layers, head {} K {}, {} params, {} MACs per token, arena {} bytes needed of {}" => {
-                r.language.level = v.first().cloned();
-                r.language.vocab = Some(num(v, 1)?);
-                r.language.emb_dim = Some(num(v, 2)?);
-                r.language.head = v.get(4).cloned();
-                r.language.k = Some(num(v, 5)?);
-                r.language.params = Some(num(v, 6)?);
-                r.language.macs_per_token = Some(num(v, 7)?);
-                r.arena_bytes = Some(num(v, 8)?);
-            }
-            "lm layer {}: LSTM {} -> {}" => r.language.hidden.push(num(v, 2)?),
-            "lm request: seed {}, {} tokens, prompt of {} bytes ({})" => {
-                r.language.seed = Some(num(v, 0)?);
-            }
-            "lm prime: {} tokens in {} {}" => {
-                r.language.prompt_tokens = Some(num(v, 0)?);
-                r.language.prime_instructions = Some(num(v, 1)?);
-            }
-            "lm tokens {}" => {
-                let list = v.first().context("lm tokens line without ids")?;
-                let inner = list.trim().trim_start_matches('[').trim_end_matches(']');
-                for t in inner.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-                    r.language.generated_tokens.push(
-                        t.parse()
-                            .with_context(|| format!("bad token id {t:?} from the device"))?,
-                    );
-                }
-            }
-            "lm line {}" | "lm tail {}" => {
-                let text = r.language.generated_text.get_or_insert_with(String::new);
-                text.push_str(v.first().map_or("", String::as_str));
-                if l.key == "lm line {}" {
-                    text.push('\n');
-                }
-            }
-            "lm generate: {} tokens in {} {}, per token mean {}, min {}, max {}" => {
-                let n: u64 = num(v, 0)?;
-                let mean: u64 = num(v, 3)?;
-                r.language.generated_text.get_or_insert_with(String::new);
-                r.language.instructions_per_token = Some(mean);
-                r.language.instructions_per_token_min = Some(num(v, 4)?);
-                r.language.instructions_per_token_max = Some(num(v, 5)?);
-                if let (Some(m), true) = (r.language.macs_per_token, n > 0) {
-                    r.macs_per_instruction = Some(ratio(m, mean));
-                }
-            }
-            "model slot {}: valid, sequence {}" | "model slot {}: {}" => {
-                let state = match l.key.as_str() {
-                    "model slot {}: {}" => v.get(1).cloned().unwrap_or_default(),
-                    _ => format!("valid, sequence {}", num::<u32>(v, 1)?),
-                };
-                match v.first().map(String::as_str) {
-                    Some("a") => r.slot_a = Some(state),
-                    Some("b") => r.slot_b = Some(state),
-                    _ => {}
-                }
-            }
-            "model slot: booting {}, sequence {}, {} bytes" => {
-                r.model_slot = v.first().cloned();
-                r.model_sequence = Some(num(v, 1)?);
-            }
-            "model slot: no valid model in either slot" => {
-                r.device_error = Some("NoValidModel".into());
-            }
-            "done: model refused: {} (exit status {})" => {
-                r.device_error = v.first().cloned();
-            }
-            _ => {}
         }
     }
     Ok(())
@@ -611,6 +686,150 @@ pub fn summary(r: &SimReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tinyinfer::link::report::{Pixels, TokenIds, MAX_FRAME, VERSION};
+    use tinyinfer::link::slots::{SlotError, Source};
+
+    fn stream(records: &[Record<'_>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut b = [0u8; MAX_FRAME];
+        for r in records {
+            let n = r.emit(&mut b).unwrap();
+            out.extend_from_slice(&b[..n]);
+        }
+        out
+    }
+
+    fn boot(unit: Unit) -> Record<'static> {
+        Record::Boot {
+            version: VERSION,
+            unit,
+            partition_address: 0x4_0000,
+            partition_bytes: 1 << 20,
+            arena_bytes: 25_600,
+            board: "mps2-an386-nrf-budget",
+            memory_map: "memory-qemu-nrf-budget.x",
+        }
+    }
+
+    /// The records fill the report's fields as the firmware's lines did:
+    /// slots, samples rebuilt from their bits, text from its pieces, the
+    /// device's error by name.
+    #[test]
+    fn records_fill_the_report() {
+        let image: Vec<u8> = (0..1500).map(|i| (i % 3 == 0) as u8).collect();
+        let bytes = stream(&[
+            boot(Unit::Instructions),
+            Record::Slot {
+                slot: Slot::A,
+                state: Err(SlotError::Incomplete),
+            },
+            Record::Slot {
+                slot: Slot::B,
+                state: Ok(4),
+            },
+            Record::Booting {
+                source: Source::Slot(Slot::B),
+                sequence: 4,
+                bytes: 100,
+            },
+            Record::SampleBits {
+                seed: 9,
+                offset: 0,
+                pixels: Pixels::Bytes(&image[..1024]),
+            },
+            Record::SampleBits {
+                seed: 9,
+                offset: 1024,
+                pixels: Pixels::Bytes(&image[1024..]),
+            },
+            Record::Sample {
+                seed: 9,
+                counts: 77,
+                ones: 500,
+                pixels: 1500,
+            },
+            Record::LmTokens(TokenIds::Ids(&[3, 1, 4])),
+            Record::LmText("to be\n"),
+            Record::LmText("or"),
+            Record::Memory {
+                static_bytes: 100,
+                arena_bytes: 80,
+                stack_high_water_bytes: 20,
+                stack_region_bytes: 1000,
+            },
+            Record::Done {
+                status: 25,
+                error: Some(tinyinfer::Error::ArenaTooSmall { needed: 9, got: 3 }),
+            },
+        ]);
+        let mut r = SimReport::default();
+        parse_report(&bytes, true, &mut r).unwrap();
+        assert_eq!(r.board.as_deref(), Some("mps2-an386-nrf-budget"));
+        assert_eq!(r.firmware_arena_bytes, Some(25_600));
+        assert_eq!(r.slot_a.as_deref(), Some("Incomplete"));
+        assert_eq!(r.slot_b.as_deref(), Some("valid, sequence 4"));
+        assert_eq!(
+            (r.model_slot.as_deref(), r.model_sequence),
+            (Some("b"), Some(4))
+        );
+        assert_eq!(r.density.sampled_images, vec![(9, image)]);
+        assert_eq!(r.density.sample_seeds, vec![9]);
+        assert_eq!(r.density.instructions_per_sampled_image, Some(77));
+        assert_eq!(r.language.generated_tokens, vec![3, 1, 4]);
+        assert_eq!(r.language.generated_text.as_deref(), Some("to be\nor"));
+        assert_eq!(r.ram_bytes, Some(120));
+        assert_eq!(
+            r.device_error.as_deref(),
+            Some("ArenaTooSmall { needed: 9, got: 3 }")
+        );
+    }
+
+    /// A report cut inside a record fails a run that ended on its own, and
+    /// keeps the records before the cut when QEMU was stopped; counts in
+    /// cycles and samples without their pixels are refused.
+    #[test]
+    fn cut_or_inconsistent_reports_are_refused() {
+        let bytes = stream(&[
+            boot(Unit::Instructions),
+            Record::Inference {
+                counts: 5,
+                macs: 10,
+            },
+        ]);
+        let cut = &bytes[..bytes.len() - 1];
+        let err = parse_report(cut, true, &mut SimReport::default()).unwrap_err();
+        assert!(err.to_string().contains("cut short"), "{err}");
+        let mut r = SimReport::default();
+        parse_report(cut, false, &mut r).unwrap();
+        assert_eq!(r.board.as_deref(), Some("mps2-an386-nrf-budget"));
+        assert_eq!(r.classifier.instructions_per_inference, None);
+        assert!(r.log.last().unwrap().contains("QEMU stopped it"));
+
+        let cycles = stream(&[boot(Unit::Cycles)]);
+        assert!(parse_report(&cycles, true, &mut SimReport::default()).is_err());
+        let orphan = stream(&[
+            boot(Unit::Instructions),
+            Record::Sample {
+                seed: 1,
+                counts: 1,
+                ones: 0,
+                pixels: 4,
+            },
+        ]);
+        assert!(parse_report(&orphan, true, &mut SimReport::default()).is_err());
+        let gap = stream(&[
+            boot(Unit::Instructions),
+            Record::SampleBits {
+                seed: 1,
+                offset: 8,
+                pixels: Pixels::Bytes(&[1; 8]),
+            },
+        ]);
+        assert!(parse_report(&gap, true, &mut SimReport::default()).is_err());
+        assert!(
+            parse_report(b"tinyinfer-firmware 0.1.0", true, &mut SimReport::default()).is_err()
+        );
+    }
 
     #[test]
     fn exit_meanings_are_distinct_for_model_errors() {
