@@ -420,11 +420,14 @@ fn dirac_bit_exact_on_qemu_under_the_nrf_budget() {
     // four-pixel windows and over pairs of rows, with SMMUL and SMMULR
     // output stages; the asm add loop), the streaming path's decoded op
     // table and `Model::parts`: 75,244 bytes measured (70,748 before).
+    // 76 → 80 KB: and the typed report records (tinyinfer::link::report:
+    // the shared encoder, the semihosting transport, the record call
+    // sites), +2.3 KB: 77,556 bytes measured with both.
     let arena = r["arena_bytes"].as_u64().unwrap();
     let ram = r["ram_bytes"].as_u64().unwrap();
     assert!(ram <= arena + 8 * 1024, "RAM {ram} > arena {arena} + 8 KB");
     let flash = r["firmware_flash_bytes"].as_u64().unwrap();
-    assert!(flash <= 76 * 1024, "firmware flash grew to {flash} bytes");
+    assert!(flash <= 80 * 1024, "firmware flash grew to {flash} bytes");
     assert!(r["model_flash_bytes"].as_u64().unwrap() <= NRF_MODEL_LEN as u64);
 }
 
