@@ -672,3 +672,33 @@ fn short_images_run_on_every_path() {
 fn tall_images_run_on_every_path() {
     run_every_path(&pixelcnn_hw(22, (300, 2), 5, 3), "300×2 image");
 }
+
+/// More ops than the streaming paths decode once per image (32): the
+/// others are decoded at every position, and every path still agrees.
+#[test]
+fn density_model_deeper_than_the_step_table_runs_every_path() {
+    let mut g = Gen(Pcg32::seeded(23));
+    let hw = (5, 6);
+    let mut net = Net {
+        family: Family::Density,
+        tensors: Vec::new(),
+        ops: Vec::new(),
+        data: Vec::new(),
+        head: None,
+        arena: 0,
+        selftest: None,
+    };
+    let x = net.tensor(hw.0, hw.1, 1, 0, 1.0);
+    let mut a = conv(&mut net, &mut g, x, 4, 3, Mask::A, true, hw);
+    for _ in 0..11 {
+        let t = conv(&mut net, &mut g, a, 4, 1, Mask::None, true, hw);
+        let t = conv(&mut net, &mut g, t, 4, 3, Mask::B, true, hw);
+        let u = conv(&mut net, &mut g, t, 4, 1, Mask::B, false, hw);
+        a = add(&mut net, &mut g, a, u, hw);
+    }
+    let out = conv(&mut net, &mut g, a, 1, 1, Mask::None, false, hw);
+    assert_eq!(net.ops.len(), 46);
+    let zp = net.tensors[out as usize].zero_point;
+    net.head = Some(head_bytes(0.1, zp));
+    run_every_path(&net, "46 ops");
+}
