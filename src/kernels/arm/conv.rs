@@ -30,7 +30,8 @@
 //! faster on the 32-channel layers but 768 bytes more stack.
 
 use super::dsp::{
-    channels_4px, chunks4, dot_4px, high_word, pack4, pack_run, requant4, splat16, Chan,
+    channels_4px, channels_4px_seg, chunks4, dot_4px, high_word, pack4, pack_run, requant4,
+    splat16, Chan,
 };
 use super::small;
 use crate::kernels::fast::{check_causal, live};
@@ -216,6 +217,8 @@ fn four_pixels(
         let mut ob = 0;
         while ob < p.out_c {
             let oe = (ob + BLOCK).min(p.out_c);
+            // The block's outputs were stored by the asm's last segment.
+            let mut stored = false;
             for s in 0..segs {
                 let ky0 = s * rows_per_seg;
                 let ky1 = (ky0 + rows_per_seg).min(live.rows);
@@ -269,6 +272,27 @@ fn four_pixels(
                     ob = p.out_c;
                     break;
                 }
+                // Whole chunks in every segment, every channel on the asm
+                // stages: the block's channel loop in asm too.
+                if tabled && aligned && n == 4 {
+                    let dst = output.get_mut(px0 * p.out_c + ob..).unwrap_or_default();
+                    let w = weights.get(ob * taps + ky0 * kc..).unwrap_or_default();
+                    let last = s + 1 == segs;
+                    if channels_4px_seg(
+                        chunks,
+                        w,
+                        taps,
+                        table.get(ob..oe).unwrap_or_default(),
+                        &mut acc,
+                        (s == 0, last),
+                        out.constants(),
+                        dst,
+                        p.out_c,
+                    ) {
+                        stored |= last;
+                        continue;
+                    }
+                }
                 for (o, a) in (ob..oe).zip(acc.iter_mut()) {
                     if s == 0 {
                         *a = [bias[o]; 4];
@@ -287,6 +311,10 @@ fn four_pixels(
             }
             if ob == p.out_c {
                 break;
+            }
+            if stored {
+                ob = oe;
+                continue;
             }
             for (o, a) in (ob..oe).zip(&acc) {
                 let dst = output.get_mut(px0 * p.out_c + o..).unwrap_or_default();

@@ -409,6 +409,8 @@ struct Channels4 {
     stride: usize,         // 28
     left: usize,           // 32
     skip: usize,           // 36
+    acc: *mut [i32; 4],    // 40 (channels_4px_seg only)
+    flags: u32,            // 44 (channels_4px_seg: 1 first segment, 2 last)
 }
 
 /// Every output channel of four pixels whose windows are packed in
@@ -465,6 +467,8 @@ pub(super) fn channels_4px(
         stride,
         left: table.len(),
         skip: row - used,
+        acc: core::ptr::null_mut(),
+        flags: 3,
     };
     // SAFETY: `table.len() ≥ 1` channels. Channel `o` reads `table[o]`
     // (12 bytes, `repr(C)`, through the `table` field, which advances by
@@ -521,6 +525,156 @@ pub(super) fn channels_4px(
             "strb r8, [r12, r10]",
             "adds r9, r9, #1",
             "str r9, [lr, #24]",
+            "ldr r9, [lr, #36]",
+            "add r2, r2, r9",
+            "ldr r9, [lr, #32]",
+            "subs r9, r9, #1",
+            "str r9, [lr, #32]",
+            "bne 1b",
+            inout("lr") core::ptr::addr_of_mut!(st) => _,
+            inout("r2") w.as_ptr() => _,
+            out("r0") _,
+            out("r1") _,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            options(nostack),
+        );
+    }
+    true
+}
+
+/// [`channels_4px`] for windows cut into segments: one segment of every
+/// channel of a block, the accumulators kept in `acc` between segments.
+/// Channel `o` starts from `table[o].bias` on the first segment
+/// (`first`), else from `acc[o]`; it ends with the output stage and the
+/// stores of [`channels_4px`] on the last (`last`), else stores its four
+/// accumulators back to `acc[o]`. `w` holds the block's rows from this
+/// segment's first tap on, `row` apart.
+///
+/// Returns false, doing nothing, unless the lengths fit: as
+/// [`channels_4px`], and `acc` holds a slot per channel.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn channels_4px_seg(
+    cols: &[[u32; 8]],
+    w: &[i8],
+    row: usize,
+    table: &[Chan],
+    acc: &mut [[i32; 4]],
+    (first, last): (bool, bool),
+    (zp, lo, hi): (i32, i32, i32),
+    dst: &mut [i8],
+    stride: usize,
+) -> bool {
+    let chunks = cols.len();
+    let Some(end) = table.len().checked_sub(1) else {
+        return true;
+    };
+    let used = 4 * chunks;
+    let fits = used <= row
+        && acc.len() >= table.len()
+        && end
+            .checked_mul(row)
+            .and_then(|v| v.checked_add(used))
+            .is_some_and(|e| e <= w.len())
+        && stride
+            .checked_mul(3)
+            .and_then(|v| v.checked_add(end))
+            .is_some_and(|e| e < dst.len());
+    if !fits {
+        return false;
+    }
+    let mut st = Channels4 {
+        chunks,
+        cols: cols.as_ptr(),
+        table: table.as_ptr(),
+        zp,
+        lo,
+        hi,
+        dst: dst.as_mut_ptr(),
+        stride,
+        left: table.len(),
+        skip: row - used,
+        acc: acc.as_mut_ptr(),
+        flags: first as u32 | (last as u32) << 1,
+    };
+    // SAFETY: as [`channels_4px`] (the same reads of `table`, `cols` and
+    // `w`, checked the same way; the table pointer advances by 12 bytes
+    // per channel at the end of it here), and: channel `o` reads (when not
+    // `first`) and writes (when not `last`) the 16 bytes of `acc[o]`
+    // (`LDM`/`STM`, word-aligned; `acc` holds at least `table.len()`
+    // slots, checked), and writes `dst + o + i · stride` only when `last`.
+    // Every register written is declared; the stack is not touched; flags
+    // clobbered.
+    unsafe {
+        asm!(
+            "1:",
+            "ldr r9, [lr, #44]",
+            "tst r9, #1",
+            "beq 7f",
+            "ldr r9, [lr, #8]",
+            "ldr r3, [r9]",
+            "mov r4, r3",
+            "mov r5, r3",
+            "mov r8, r3",
+            "b 8f",
+            "7:",
+            "ldr r9, [lr, #40]",
+            "ldm r9, {{r3, r4, r5, r8}}",
+            "8:",
+            "ldrd r0, r1, [lr]",
+            two_per_pass!(
+                "r0",
+                chunk_4px!("r2", "r1", "r9", "r10", "r11", "r12", "r3", "r4", "r5", "r8")
+            ),
+            "ldr r9, [lr, #44]",
+            "tst r9, #2",
+            "bne 5f",
+            "ldr r9, [lr, #40]",
+            "stm r9, {{r3, r4, r5, r8}}",
+            "b 6f",
+            "5:",
+            // The output stage, as channels_4px (this entry: m at +4, h at +8).
+            "ldr r9, [lr, #8]",
+            "ldrd r9, r10, [r9, #4]",
+            "ldrd r0, r1, [lr, #12]",
+            "ldr r11, [lr, #20]",
+            "cmp r10, #0",
+            "blt 10f",
+            stage_high!("r3", "r9", "r10", "r0", "r1", "r11"),
+            stage_high!("r4", "r9", "r10", "r0", "r1", "r11"),
+            stage_high!("r5", "r9", "r10", "r0", "r1", "r11"),
+            stage_high!("r8", "r9", "r10", "r0", "r1", "r11"),
+            "b 11f",
+            "10:",
+            stage_rounded!("r3", "r9", "r0", "r1", "r11"),
+            stage_rounded!("r4", "r9", "r0", "r1", "r11"),
+            stage_rounded!("r5", "r9", "r0", "r1", "r11"),
+            stage_rounded!("r8", "r9", "r0", "r1", "r11"),
+            "11:",
+            "ldrd r9, r10, [lr, #24]",
+            "strb r3, [r9]",
+            "strb r4, [r9, r10]",
+            "add r12, r9, r10, lsl #1",
+            "strb r5, [r12]",
+            "strb r8, [r12, r10]",
+            "adds r9, r9, #1",
+            "str r9, [lr, #24]",
+            "6:",
+            // The next channel: its table entry, accumulator slot, weight
+            // row; the count.
+            "ldr r9, [lr, #8]",
+            "add r9, r9, #12",
+            "str r9, [lr, #8]",
+            "ldr r9, [lr, #40]",
+            "add r9, r9, #16",
+            "str r9, [lr, #40]",
             "ldr r9, [lr, #36]",
             "add r2, r2, r9",
             "ldr r9, [lr, #32]",
