@@ -71,9 +71,12 @@ impl Draw {
     }
     /// A zero point: the extremes often.
     fn zp(&mut self) -> i32 {
-        match self.below(4) {
-            0 => -128,
-            1 => 127,
+        match self.below(64) {
+            // Outside int8 (only a direct call passes these; the DSP
+            // kernels must hand them to the reference's i32 arithmetic).
+            0 => [i32::MIN, -129, 128, 40_000][self.below(4) as usize],
+            1..=16 => -128,
+            17..=32 => 127,
             _ => self.i8() as i32,
         }
     }

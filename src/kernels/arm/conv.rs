@@ -69,6 +69,9 @@ pub fn conv2d(
         // As in `fast::conv2d`: no output, no bound on `k · k · in_c`.
         return Ok(());
     }
+    if !packs(p.in_zp) {
+        return wide_rows(p, input, weights, bias, multiplier, shift, output);
+    }
     let out = Requant::new(p.out_zp, p.act_min, p.act_max);
     let kc = p.k * p.in_c;
     // Separate functions, so that the stack holds one path's buffers at a time.
@@ -114,7 +117,7 @@ pub fn conv2d_masked(
         return Ok(());
     }
     let kc = p.k * p.in_c;
-    if kc > SEG || kc == 0 {
+    if kc > SEG || kc == 0 || !packs(p.in_zp) {
         // The masked taps are zero (the model checker verifies it), so the
         // plain reference conv gives the same bytes.
         return wide_rows(p, input, weights, bias, multiplier, shift, output);
@@ -133,6 +136,15 @@ pub fn conv2d_masked(
         &out,
     );
     Ok(())
+}
+
+/// True when `x − zp` fits the `i16` lanes the DSP kernels pack inputs
+/// into, for every int8 `x`: an int8 zero point (every model the checker
+/// accepts). Other zero points, which only a direct kernel call can pass,
+/// take the reference, whose `i32` arithmetic they need.
+#[inline(always)]
+pub(super) fn packs(zp: i32) -> bool {
+    (-128..=127).contains(&zp)
 }
 
 /// The taps a conv reads: kernel rows `0..rows`, the last of them up to

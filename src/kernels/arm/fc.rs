@@ -8,7 +8,7 @@
 //! multiply-accumulates in the inner loop. Inputs longer than [`MAX_IN`]
 //! go to the portable kernels.
 
-use super::conv::Requant;
+use super::conv::{packs, Requant};
 use super::dsp::{channel_pairs, chunks4, dot_2rows, pack_bytes, splat16};
 use crate::kernels::reference::{self, expect_len, size, FcParams};
 use crate::quant::OutputStage;
@@ -96,7 +96,7 @@ pub fn fully_connected(
     expect_len(multiplier.len(), p.out_len)?;
     expect_len(shift.len(), p.out_len)?;
     expect_len(output.len(), p.out_len)?;
-    if p.in_len > MAX_IN || p.in_len == 0 {
+    if p.in_len > MAX_IN || p.in_len == 0 || !packs(p.in_zp) {
         return reference::fully_connected(p, input, weights, bias, multiplier, shift, output);
     }
     let mut buf = [[0u32; 2]; MAX_IN / 4];

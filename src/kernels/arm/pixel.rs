@@ -9,7 +9,7 @@
 //! matrix–vector products), and the high-word output stage follows.
 //! Windows longer than [`MAX_WINDOW`] take the portable kernel.
 
-use super::conv::Requant;
+use super::conv::{packs, Requant};
 use super::dsp::{channel_pairs, chunks4, dot_2rows, pack4, pack_bytes, splat16};
 use crate::kernels::fast::{self, check_pixel, live};
 use crate::kernels::reference::ConvParams;
@@ -44,7 +44,7 @@ pub fn conv2d_pixel(
     let (live_rows, centre) = live(mask, p.k);
     let kc = p.k * p.in_c;
     let len = live_rows.saturating_sub(1) * kc + centre * p.in_c;
-    if len > MAX_WINDOW || len == 0 || p.out_c == 0 {
+    if len > MAX_WINDOW || len == 0 || p.out_c == 0 || !packs(p.in_zp) {
         return fast::conv2d_pixel(
             p, mask, input, rows, y, x, weights, bias, multiplier, shift, out,
         );
