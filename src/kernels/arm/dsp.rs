@@ -299,6 +299,44 @@ pub(super) fn pack_run(src: &[[i8; 4]], cols: &mut [[u32; 8]], slot: usize, zp2:
     n
 }
 
+/// [`pack_run`] without the zero point: `cols[j][2·slot..2·slot + 2] =
+/// [x0|x2, x1|x3]` of `src[j]`, sign-extended (`LDR`, two `SXTB16`, `STRD`,
+/// and per two chunks `SUBS`/`BNE`: 4.5 instructions per chunk against 8).
+/// For callers that fold `−zp · Σ w` into the bias instead.
+#[inline(always)]
+pub(super) fn pack_run_raw(src: &[[i8; 4]], cols: &mut [[u32; 8]], slot: usize) -> usize {
+    let n = src.len().min(cols.len());
+    if n == 0 {
+        return 0;
+    }
+    let dst = cols.as_mut_ptr().cast::<u32>().wrapping_add(2 * (slot & 3));
+    // SAFETY: as [`pack_run`]: `n` chunks, reads `n · 4` bytes of `src`
+    // (LDR, unaligned allowed), writes two words at byte offset
+    // `8 · (slot & 3)` of each of `cols[0..n]`, inside both slices. Flags
+    // are clobbered (SUBS, LSRS, TST).
+    unsafe {
+        asm!(
+            two_per_pass!(
+                "{n}",
+                concat!(
+                    "ldr {v}, [{s}], #4\n",
+                    "sxtb16 {a}, {v}\n",
+                    "sxtb16 {b}, {v}, ror #8\n",
+                    "strd {a}, {b}, [{d}], #32\n",
+                )
+            ),
+            n = inout(reg) n => _,
+            s = inout(reg) src.as_ptr() => _,
+            d = inout(reg) dst => _,
+            v = out(reg) _,
+            a = out(reg) _,
+            b = out(reg) _,
+            options(nostack),
+        );
+    }
+    n
+}
+
 /// `acc[p] += Σ_j x_p[j] · w[j]` for four pixels `p` sharing one weight row.
 ///
 /// `cols[j]` holds chunk `j` of the four pixels, `[x02, x13]` per pixel
