@@ -140,6 +140,45 @@ macro_rules! stage_rounded {
     };
 }
 
+/// The four-pixel channel loops' end of channel (registers as
+/// [`channels_4px`] uses them): the channel's `m` and `h` from its table
+/// entry at `[table pointer, $entry]`, `zp`, `lo`, `hi` from the loop
+/// state, the output stage of the four accumulators `r3`, `r4`, `r5`, `r8`
+/// (`h = −1`, shift −1: the rounded high word, `SMMULR`), and the four
+/// stores at `dst + i · stride`; `dst` moves on by one. Labels 10, 11.
+#[rustfmt::skip]
+macro_rules! stage4_store {
+    ($entry:literal) => {
+        concat!(
+            "ldr r9, [lr, #8]\n",
+            "ldrd r9, r10, [r9, #", $entry, "]\n",
+            "ldrd r0, r1, [lr, #12]\n",
+            "ldr r11, [lr, #20]\n",
+            "cmp r10, #0\n",
+            "blt 10f\n",
+            stage_high!("r3", "r9", "r10", "r0", "r1", "r11"),
+            stage_high!("r4", "r9", "r10", "r0", "r1", "r11"),
+            stage_high!("r5", "r9", "r10", "r0", "r1", "r11"),
+            stage_high!("r8", "r9", "r10", "r0", "r1", "r11"),
+            "b 11f\n",
+            "10:\n",
+            stage_rounded!("r3", "r9", "r0", "r1", "r11"),
+            stage_rounded!("r4", "r9", "r0", "r1", "r11"),
+            stage_rounded!("r5", "r9", "r0", "r1", "r11"),
+            stage_rounded!("r8", "r9", "r0", "r1", "r11"),
+            "11:\n",
+            "ldrd r9, r10, [lr, #24]\n",
+            "strb r3, [r9]\n",
+            "strb r4, [r9, r10]\n",
+            "add r12, r9, r10, lsl #1\n",
+            "strb r5, [r12]\n",
+            "strb r8, [r12, r10]\n",
+            "adds r9, r9, #1\n",
+            "str r9, [lr, #24]\n",
+        )
+    };
+}
+
 /// `a = min(max(a, lo), hi)`, signed. 6 instructions.
 #[rustfmt::skip]
 macro_rules! clamp {
@@ -533,36 +572,10 @@ pub(super) fn channels_4px(
                 "r0",
                 chunk_4px!("r2", "r1", "r9", "r10", "r11", "r12", "r3", "r4", "r5", "r8")
             ),
-            // The output stage: m, h of this channel (the table pointer is
-            // already 12 bytes on), zp, lo, hi.
-            "ldr r9, [lr, #8]",
-            "ldrd r9, r10, [r9, #-8]",
-            "ldrd r0, r1, [lr, #12]",
-            "ldr r11, [lr, #20]",
-            // h = −1 (shift −1): the rounded high word, `SMMULR`.
-            "cmp r10, #0",
-            "blt 5f",
-            stage_high!("r3", "r9", "r10", "r0", "r1", "r11"),
-            stage_high!("r4", "r9", "r10", "r0", "r1", "r11"),
-            stage_high!("r5", "r9", "r10", "r0", "r1", "r11"),
-            stage_high!("r8", "r9", "r10", "r0", "r1", "r11"),
-            "b 6f",
-            "5:",
-            stage_rounded!("r3", "r9", "r0", "r1", "r11"),
-            stage_rounded!("r4", "r9", "r0", "r1", "r11"),
-            stage_rounded!("r5", "r9", "r0", "r1", "r11"),
-            stage_rounded!("r8", "r9", "r0", "r1", "r11"),
-            "6:",
-            // Stores: dst, dst + stride, dst + 2·stride, dst + 3·stride;
-            // then the next channel's dst, its weight row, the count.
-            "ldrd r9, r10, [lr, #24]",
-            "strb r3, [r9]",
-            "strb r4, [r9, r10]",
-            "add r12, r9, r10, lsl #1",
-            "strb r5, [r12]",
-            "strb r8, [r12, r10]",
-            "adds r9, r9, #1",
-            "str r9, [lr, #24]",
+            // The output stage and the stores (the table pointer is
+            // already 12 bytes on: m at −8, h at −4); then the next
+            // channel's weight row, the count.
+            stage4_store!("-8"),
             "ldr r9, [lr, #36]",
             "add r2, r2, r9",
             "ldr r9, [lr, #32]",
@@ -678,32 +691,9 @@ pub(super) fn channels_4px_seg(
             "stm r9, {{r3, r4, r5, r8}}",
             "b 6f",
             "5:",
-            // The output stage, as channels_4px (this entry: m at +4, h at +8).
-            "ldr r9, [lr, #8]",
-            "ldrd r9, r10, [r9, #4]",
-            "ldrd r0, r1, [lr, #12]",
-            "ldr r11, [lr, #20]",
-            "cmp r10, #0",
-            "blt 10f",
-            stage_high!("r3", "r9", "r10", "r0", "r1", "r11"),
-            stage_high!("r4", "r9", "r10", "r0", "r1", "r11"),
-            stage_high!("r5", "r9", "r10", "r0", "r1", "r11"),
-            stage_high!("r8", "r9", "r10", "r0", "r1", "r11"),
-            "b 11f",
-            "10:",
-            stage_rounded!("r3", "r9", "r0", "r1", "r11"),
-            stage_rounded!("r4", "r9", "r0", "r1", "r11"),
-            stage_rounded!("r5", "r9", "r0", "r1", "r11"),
-            stage_rounded!("r8", "r9", "r0", "r1", "r11"),
-            "11:",
-            "ldrd r9, r10, [lr, #24]",
-            "strb r3, [r9]",
-            "strb r4, [r9, r10]",
-            "add r12, r9, r10, lsl #1",
-            "strb r5, [r12]",
-            "strb r8, [r12, r10]",
-            "adds r9, r9, #1",
-            "str r9, [lr, #24]",
+            // The output stage and the stores, as channels_4px (this
+            // entry: m at +4, h at +8).
+            stage4_store!("4"),
             "6:",
             // The next channel: its table entry, accumulator slot, weight
             // row; the count.
