@@ -30,6 +30,19 @@ struct Net {
 }
 
 impl Net {
+    /// An empty density model.
+    fn density() -> Self {
+        Net {
+            family: Family::Density,
+            tensors: Vec::new(),
+            ops: Vec::new(),
+            data: Vec::new(),
+            head: None,
+            arena: 0,
+            selftest: None,
+        }
+    }
+
     fn tensor(&mut self, h: u16, w: u16, c: u16, zp: i32, scale: f32) -> u8 {
         let t = TensorRepr {
             h,
@@ -195,15 +208,7 @@ fn pixelcnn(seed: u64, side: u16) -> Net {
 /// `kb`×`kb` mask B conv in the block.
 fn pixelcnn_hw(seed: u64, hw: (u16, u16), ka: u8, kb: u8) -> Net {
     let mut g = Gen(Pcg32::seeded(seed));
-    let mut net = Net {
-        family: Family::Density,
-        tensors: Vec::new(),
-        ops: Vec::new(),
-        data: Vec::new(),
-        head: None,
-        arena: 0,
-        selftest: None,
-    };
+    let mut net = Net::density();
     let x = net.tensor(hw.0, hw.1, 1, 0, 1.0);
     let a = conv(&mut net, &mut g, x, 6, ka, Mask::A, true, hw);
     let t = conv(&mut net, &mut g, a, 4, 1, Mask::None, true, hw);
@@ -679,15 +684,7 @@ fn tall_images_run_on_every_path() {
 fn density_model_deeper_than_the_step_table_runs_every_path() {
     let mut g = Gen(Pcg32::seeded(23));
     let hw = (5, 6);
-    let mut net = Net {
-        family: Family::Density,
-        tensors: Vec::new(),
-        ops: Vec::new(),
-        data: Vec::new(),
-        head: None,
-        arena: 0,
-        selftest: None,
-    };
+    let mut net = Net::density();
     let x = net.tensor(hw.0, hw.1, 1, 0, 1.0);
     let mut a = conv(&mut net, &mut g, x, 4, 3, Mask::A, true, hw);
     for _ in 0..11 {
