@@ -30,8 +30,8 @@
 //! faster on the 32-channel layers but 768 bytes more stack.
 
 use super::dsp::{
-    channels_4px, channels_4px_seg, chunks4, dot_4px, high_word, pack4, pack_run, pack_run_raw,
-    requant4, splat16, Chan,
+    channels_4px, channels_4px_seg, chunks4, dot_4px, high_word, pack4, pack_rows, pack_run,
+    pack_run_raw, requant4, splat16, Chan,
 };
 use super::small;
 use crate::kernels::fast::{check_causal, live};
@@ -539,6 +539,22 @@ fn gather_aligned(
     let x0 = ox * p.stride;
     let kx_lo = p.pad.saturating_sub(x0).min(p.k);
     let kx_hi = p.k.min((p.in_w + p.pad).saturating_sub(x0)).max(kx_lo);
+    // A window inside the input, every row of it whole (no padding, no
+    // masked taps): its rows in one asm call.
+    let y0 = (oy * p.stride + rows.start).checked_sub(p.pad);
+    let inside = kx_lo == 0
+        && kx_hi == p.k
+        && !rows.is_empty()
+        && (rows.end < live.rows || live.last == p.k)
+        && y0.is_some_and(|y| y + rows.len() <= p.in_h);
+    if let (true, Some(y0)) = (inside, y0) {
+        let row = p.in_w * p.in_c;
+        let at = y0 * row + (x0 - p.pad) * p.in_c;
+        let zp = if raw { None } else { Some(zp2) };
+        if pack_rows(input, at, row, (rows.len(), p.k * q), cols, slot, zp) != 0 {
+            return;
+        }
+    }
     for ky in rows {
         let iy = (oy * p.stride + ky)
             .checked_sub(p.pad)

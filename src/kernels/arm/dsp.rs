@@ -41,6 +41,36 @@ macro_rules! two_per_pass {
     };
 }
 
+/// `$body` run `$n` times (`$n` a register, consumed): single bodies until
+/// `$n` is a multiple of four, then four per pass with one `SUBS`/`BNE`
+/// (labels 2–4, 12, 13). The channel loops' dot products use it: per
+/// chunk 0.5 instructions of loop against 1 for [`two_per_pass!`], for
+/// two more copies of the body.
+#[rustfmt::skip]
+macro_rules! four_per_pass {
+    ($n:literal, $body:expr) => {
+        concat!(
+            "12:\n",
+            "tst ", $n, ", #3\n",
+            "beq 13f\n",
+            $body,
+            "subs ", $n, ", ", $n, ", #1\n",
+            "b 12b\n",
+            "13:\n",
+            "lsrs ", $n, ", ", $n, ", #2\n",
+            "beq 3f\n",
+            "4:\n",
+            $body,
+            $body,
+            $body,
+            $body,
+            "subs ", $n, ", ", $n, ", #1\n",
+            "bne 4b\n",
+            "3:\n",
+        )
+    };
+}
+
 /// One chunk of four window values × four pixels: four weights loaded from
 /// `w` and unpacked once (`u0` = bytes 0, 2; `u1` = bytes 1, 3), each
 /// pixel's packed pair `[x02, x13]` loaded from `c` (`LDRD`), two `SMLAD`s
@@ -145,7 +175,7 @@ macro_rules! stage_rounded {
 /// entry at `[table pointer, $entry]`, `zp`, `lo`, `hi` from the loop
 /// state, the output stage of the four accumulators `r3`, `r4`, `r5`, `r8`
 /// (`h = −1`, shift −1: the rounded high word, `SMMULR`), and the four
-/// stores at `dst + i · stride`; `dst` moves on by one. Labels 10, 11.
+/// stores at `dst + i · stride`; `dst` moves on by one. Labels 10, 11, 14.
 #[rustfmt::skip]
 macro_rules! stage4_store {
     ($entry:literal) => {
@@ -156,6 +186,23 @@ macro_rules! stage4_store {
             "ldr r11, [lr, #20]\n",
             "cmp r10, #0\n",
             "blt 10f\n",
+            // The whole int8 range (`lo = −128`, `hi = 127`: ReLU outputs
+            // whose zero point is −128, and no-activation layers): the
+            // clamp is one `SSAT`.
+            "cmp r11, #127\n",
+            "bne 14f\n",
+            "cmn r1, #128\n",
+            "bne 14f\n",
+            high_zp!("r3", "r9", "r10", "r0"),
+            "ssat r3, #8, r3\n",
+            high_zp!("r4", "r9", "r10", "r0"),
+            "ssat r4, #8, r4\n",
+            high_zp!("r5", "r9", "r10", "r0"),
+            "ssat r5, #8, r5\n",
+            high_zp!("r8", "r9", "r10", "r0"),
+            "ssat r8, #8, r8\n",
+            "b 11f\n",
+            "14:\n",
             stage_high!("r3", "r9", "r10", "r0", "r1", "r11"),
             stage_high!("r4", "r9", "r10", "r0", "r1", "r11"),
             stage_high!("r5", "r9", "r10", "r0", "r1", "r11"),
@@ -376,6 +423,113 @@ pub(super) fn pack_run_raw(src: &[[i8; 4]], cols: &mut [[u32; 8]], slot: usize) 
     n
 }
 
+/// Around a chunk body, the loop over `rows` runs of `k` chunks each, the
+/// source `s` moving on by `skip` bytes after each run (labels 2–5).
+#[rustfmt::skip]
+macro_rules! rows_of {
+    ($body:expr) => {
+        concat!(
+            "5:\n",
+            "mov {n}, {k}\n",
+            two_per_pass!("{n}", $body),
+            "add {s}, {s}, {skip}\n",
+            "subs {r}, {r}, #1\n",
+            "bne 5b\n",
+        )
+    };
+}
+
+/// A whole window inside the input, packed in one call: `rows` runs of
+/// `k` chunks, run `y` starting at byte `at + y · stride` of `src`, into
+/// column `slot` of consecutive chunks of `cols`, as [`pack_run`] with
+/// `zp2` (`Some`) or [`pack_run_raw`] (`None`) does each run; returns the
+/// chunks written, `rows · k`. Per chunk 6 (4 raw) instructions plus
+/// `SUBS`/`BNE` per two, 8 per run: about a third of the same runs packed
+/// by [`pack_run`] calls from Rust, whose per-run bookkeeping (bounds,
+/// padding, slices) cost more than the packing on DiracNet's 3×3 windows.
+///
+/// Returns 0, doing nothing, unless `rows`, `k` ≥ 1 and everything fits:
+/// `at + (rows − 1) · stride + 4k ≤ src.len()`, `4k ≤ stride`, `rows · k ≤
+/// cols.len()`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn pack_rows(
+    src: &[i8],
+    at: usize,
+    stride: usize,
+    (rows, k): (usize, usize),
+    cols: &mut [[u32; 8]],
+    slot: usize,
+    zp2: Option<u32>,
+) -> usize {
+    let fits = rows >= 1
+        && k >= 1
+        && 4 * k <= stride
+        && rows.checked_mul(k).is_some_and(|n| n <= cols.len())
+        && (rows - 1)
+            .checked_mul(stride)
+            .and_then(|v| v.checked_add(at))
+            .and_then(|v| v.checked_add(4 * k))
+            .is_some_and(|end| end <= src.len());
+    if !fits {
+        return 0;
+    }
+    let s = src.as_ptr().wrapping_add(at);
+    let d = cols.as_mut_ptr().cast::<u32>().wrapping_add(2 * (slot & 3));
+    let skip = stride - 4 * k;
+    // SAFETY: `rows` runs of `k` chunks: run `y` reads the `4k` bytes of
+    // `src` from `at + y · stride` (LDR, unaligned allowed), inside `src`
+    // (checked: the last run ends at `at + (rows − 1) · stride + 4k`); the
+    // `rows · k` chunks write two words at byte offset `8 · (slot & 3)` of
+    // each of `cols[0..rows · k]` (word-aligned, as STRD needs), inside
+    // `cols` (checked). Only declared registers are written; the stack is
+    // not touched; flags are clobbered (SSUB16, SUBS, LSRS, TST).
+    unsafe {
+        match zp2 {
+            Some(z) => asm!(
+                rows_of!(concat!(
+                    "ldr {v}, [{s}], #4\n",
+                    "sxtb16 {a}, {v}\n",
+                    "sxtb16 {b}, {v}, ror #8\n",
+                    "ssub16 {a}, {a}, {z}\n",
+                    "ssub16 {b}, {b}, {z}\n",
+                    "strd {a}, {b}, [{d}], #32\n",
+                )),
+                n = out(reg) _,
+                k = in(reg) k,
+                r = inout(reg) rows => _,
+                s = inout(reg) s => _,
+                skip = in(reg) skip,
+                d = inout(reg) d => _,
+                z = in(reg) z,
+                v = out(reg) _,
+                a = out(reg) _,
+                b = out(reg) _,
+                options(nostack),
+            ),
+            None => asm!(
+                rows_of!(concat!(
+                    "ldr {v}, [{s}], #4\n",
+                    "sxtb16 {a}, {v}\n",
+                    "sxtb16 {b}, {v}, ror #8\n",
+                    "strd {a}, {b}, [{d}], #32\n",
+                )),
+                n = out(reg) _,
+                k = in(reg) k,
+                r = inout(reg) rows => _,
+                s = inout(reg) s => _,
+                skip = in(reg) skip,
+                d = inout(reg) d => _,
+                v = out(reg) _,
+                a = out(reg) _,
+                b = out(reg) _,
+                options(nostack),
+            ),
+        }
+    }
+    rows * k
+}
+
 /// `acc[p] += Σ_j x_p[j] · w[j]` for four pixels `p` sharing one weight row.
 ///
 /// `cols[j]` holds chunk `j` of the four pixels, `[x02, x13]` per pixel
@@ -568,7 +722,7 @@ pub(super) fn channels_4px(
             "mov r5, r3",
             "mov r8, r3",
             "ldrd r0, r1, [lr]",
-            two_per_pass!(
+            four_per_pass!(
                 "r0",
                 chunk_4px!("r2", "r1", "r9", "r10", "r11", "r12", "r3", "r4", "r5", "r8")
             ),
@@ -680,7 +834,7 @@ pub(super) fn channels_4px_seg(
             "ldm r9, {{r3, r4, r5, r8}}",
             "8:",
             "ldrd r0, r1, [lr]",
-            two_per_pass!(
+            four_per_pass!(
                 "r0",
                 chunk_4px!("r2", "r1", "r9", "r10", "r11", "r12", "r3", "r4", "r5", "r8")
             ),
