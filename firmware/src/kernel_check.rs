@@ -16,7 +16,7 @@
 //! fallback), more than one channel block, and the DiracNet layer shapes.
 
 use tinyinfer::kernels::lm::QMatrix;
-use tinyinfer::kernels::reference::{AddParams, ConvParams, FcParams};
+use tinyinfer::kernels::reference::{AddParams, ConvParams, FcParams, GapParams, PoolParams};
 use tinyinfer::kernels::{arm, fast, reference, Mask};
 use tinyinfer::quant::{MAX_SHIFT, MIN_SHIFT};
 use tinyinfer::rng::{Pcg32, Rng};
@@ -45,6 +45,8 @@ pub struct Summary {
     pub lm: u32,
     /// Element-wise add cases (short slices and the long-tensor table path).
     pub add: u32,
+    /// Pooling cases (`max_pool_2x2` and `global_avg_pool` each).
+    pub pool: u32,
     /// Wrong-length calls compared with the reference's error.
     pub errors: u32,
 }
@@ -683,6 +685,76 @@ pub fn run(
             return Err(fail("add", sum.add, i));
         }
         sum.add += 1;
+        done += 1;
+    }
+
+    // Pooling: 2×2 max and global average, channel counts on and off the
+    // four-channel path, odd sizes (the last row and column dropped),
+    // windows past the 255 pixels of the average's `i16` lanes, and now and
+    // then an output a byte long (the reference's error, field for field).
+    let mut done = 0;
+    while done < cases {
+        let c = if d.below(2) == 0 {
+            d.pick(&cins)
+        } else {
+            d.usize_in(1, 24)
+        };
+        let skew = usize::from(d.below(10) == 0);
+        let (h, w) = (d.usize_in(1, 20), d.usize_in(1, 20));
+        let p = PoolParams {
+            in_h: h,
+            in_w: w,
+            c,
+        };
+        let out = (h / 2) * (w / 2) * c + skew;
+        let Some(t) = carve(scratch, [h * w * c, 0, out, out], 0) else {
+            continue;
+        };
+        d.bytes(t.input);
+        t.want.fill(0x55);
+        t.got.fill(0x55u8 as i8);
+        let r = reference::max_pool_2x2(&p, t.input, t.want);
+        let a = arm::max_pool_2x2(&p, t.input, t.got);
+        if r != a {
+            return Err(fail("max_pool_2x2", sum.pool, u32::MAX));
+        }
+        if let Some(i) = first_diff(t.want, t.got) {
+            return Err(fail("max_pool_2x2", sum.pool, i));
+        }
+        let (h, w) = if d.below(4) == 0 {
+            (d.usize_in(12, 20), d.usize_in(12, 20))
+        } else {
+            (d.usize_in(1, 12), d.usize_in(1, 12))
+        };
+        let (act_min, act_max) = d.clamp();
+        let (mut m, mut sh) = ([0i32; 1], [0i32; 1]);
+        d.requant_mixed(&mut m, &mut sh);
+        let g = GapParams {
+            in_h: h,
+            in_w: w,
+            c,
+            in_zp: d.zp(),
+            out_zp: d.zp(),
+            multiplier: m[0],
+            shift: sh[0],
+            act_min,
+            act_max,
+        };
+        let Some(t) = carve(scratch, [h * w * c, 0, c + skew, c + skew], 0) else {
+            continue;
+        };
+        d.bytes(t.input);
+        t.want.fill(0x55);
+        t.got.fill(0x55u8 as i8);
+        let r = reference::global_avg_pool(&g, t.input, t.want);
+        let a = arm::global_avg_pool(&g, t.input, t.got);
+        if r != a {
+            return Err(fail("global_avg_pool", sum.pool, u32::MAX));
+        }
+        if let Some(i) = first_diff(t.want, t.got) {
+            return Err(fail("global_avg_pool", sum.pool, i));
+        }
+        sum.pool += 1;
         done += 1;
     }
 

@@ -423,11 +423,17 @@ fn dirac_bit_exact_on_qemu_under_the_nrf_budget() {
     // 76 → 80 KB: and the typed report records (tinyinfer::link::report:
     // the shared encoder, the semihosting transport, the record call
     // sites), +2.3 KB: 77,556 bytes measured with both.
+    // 80 → 88 KB: the fourth round of DSP kernels (windows packed by one
+    // asm call per pixel or group, border windows included; the last one
+    // or two pixels of a conv through the per-pixel path; 2×2 max and
+    // global average pooling four channels per instruction; the add's
+    // two-element SSAT loop), DiracNet 12.27 M → 10.96 M instructions:
+    // 85,980 bytes measured (79,072 before, at 0d01a9d).
     let arena = r["arena_bytes"].as_u64().unwrap();
     let ram = r["ram_bytes"].as_u64().unwrap();
     assert!(ram <= arena + 8 * 1024, "RAM {ram} > arena {arena} + 8 KB");
     let flash = r["firmware_flash_bytes"].as_u64().unwrap();
-    assert!(flash <= 80 * 1024, "firmware flash grew to {flash} bytes");
+    assert!(flash <= 88 * 1024, "firmware flash grew to {flash} bytes");
     assert!(r["model_flash_bytes"].as_u64().unwrap() <= NRF_MODEL_LEN as u64);
 }
 

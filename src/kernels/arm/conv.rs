@@ -31,8 +31,9 @@
 
 use super::dsp::{
     channels_4px, channels_4px_seg, chunks4, dot_4px, high_word, pack4, pack_rows, pack_run,
-    pack_run_raw, requant4, splat16, Chan,
+    pack_run_raw, requant4, splat16, Chan, FULL_RANGE,
 };
+use super::pixel;
 use super::small;
 use crate::kernels::fast::{check_causal, live};
 use crate::kernels::reference::{self, check_conv, ConvParams};
@@ -42,6 +43,9 @@ use crate::Result;
 
 /// Window elements per pixel the stack buffer holds (a multiple of 4).
 pub const SEG: usize = 192;
+/// Longest window [`single_pixels`] gathers (1,152 bytes of stack, in its
+/// own frame): DiracNet's widest, 3 · 3 · 64.
+const SINGLE: usize = 576;
 /// Output channels accumulated together when a window takes several segments.
 const BLOCK: usize = 32;
 /// Output channels whose constants [`four_pixels`] tables once per call
@@ -84,10 +88,17 @@ pub fn conv2d(
             rows: p.k,
             last: p.k,
         };
-        if !four_pixels(
-            p, all, input, weights, bias, multiplier, shift, output, &out,
+        let pixels = p.out_h * p.out_w;
+        let single = p.in_c % 4 == 0 && p.k * kc <= SINGLE;
+        match four_pixels(
+            p, all, single, input, weights, bias, multiplier, shift, output, &out,
         ) {
-            wide_rows(p, input, weights, bias, multiplier, shift, output)?;
+            Some(done) if done == pixels => {}
+            Some(done)
+                if single_pixels(
+                    p, done, input, weights, bias, multiplier, shift, output, &out,
+                ) => {}
+            _ => wide_rows(p, input, weights, bias, multiplier, shift, output)?,
         }
     }
     Ok(())
@@ -126,9 +137,10 @@ pub fn conv2d_masked(
     }
     let (rows, last) = live(mask, p.k);
     let out = Requant::new(p.out_zp, p.act_min, p.act_max);
-    if !four_pixels(
+    if four_pixels(
         p,
         Live { rows, last },
+        false,
         input,
         weights,
         bias,
@@ -136,7 +148,8 @@ pub fn conv2d_masked(
         shift,
         output,
         &out,
-    ) {
+    ) != Some(p.out_h * p.out_w)
+    {
         wide_rows(p, input, weights, bias, multiplier, shift, output)?;
     }
     Ok(())
@@ -193,6 +206,7 @@ fn wide_rows(
 fn four_pixels(
     p: &ConvParams,
     live: Live,
+    single: bool,
     input: &[i8],
     weights: &[i8],
     bias: &[i32],
@@ -200,7 +214,7 @@ fn four_pixels(
     shift: &[i32],
     output: &mut [i8],
     out: &Requant,
-) -> bool {
+) -> Option<usize> {
     let kc = p.k * p.in_c;
     let taps = p.k * kc;
     let rows_per_seg = SEG / kc; // >= 1
@@ -214,6 +228,7 @@ fn four_pixels(
     // Every channel's bias and output stage, once per call, when all of
     // them take the high-word path: then whole windows run the channel
     // loop in asm ([`channels_4px`]).
+    let full = (p.act_min, p.act_max) == (-128, 127);
     let mut table = [Chan::default(); TABLE];
     let mut tabled = p.out_c <= TABLE;
     let params = bias.iter().zip(multiplier).zip(shift);
@@ -222,7 +237,10 @@ fn four_pixels(
         *c = Chan {
             bias: b,
             m,
-            h: (-2 - sh).clamp(-1, 29),
+            h: match (-2 - sh).clamp(-1, 29) {
+                h if full && h >= 0 => h + FULL_RANGE,
+                h => h,
+            },
         };
     }
     // Raw windows: with the asm loops and whole chunks, the zero point is
@@ -251,6 +269,11 @@ fn four_pixels(
     let mut px0 = 0;
     while px0 < pixels {
         let n = (pixels - px0).min(4);
+        if single && n <= 2 {
+            // One or two last pixels: [`single_pixels`] runs only them
+            // (this loop would run four).
+            return Some(px0);
+        }
         let raw_g = raw && n == 4;
         let mut ob = 0;
         while ob < p.out_c {
@@ -265,7 +288,11 @@ fn four_pixels(
                     .sum::<usize>();
                 // One segment: gathered once per pixel group, unless the
                 // window has several segments (then once per block).
-                if segs > 1 || ob == 0 {
+                let whole = aligned
+                    && n == 4
+                    && (segs > 1 || ob == 0)
+                    && gather_inside(p, live, input, px0, ky0..ky1, &mut cols, zp2, raw_g);
+                if (segs > 1 || ob == 0) && !whole {
                     for (slot, tail) in tails.iter_mut().enumerate().take(n) {
                         let px = px0 + slot;
                         let (oy, ox) = (px / p.out_w, px % p.out_w);
@@ -305,7 +332,7 @@ fn four_pixels(
                         );
                     if !done {
                         if raw_g {
-                            return false; // cannot happen: the lengths fit
+                            return None; // cannot happen: the lengths fit
                         }
                         one_segment(
                             chunks, weights, taps, bias, multiplier, shift, dst, p.out_c, out,
@@ -335,7 +362,7 @@ fn four_pixels(
                         continue;
                     }
                     if raw_g {
-                        return false; // cannot happen: the lengths fit
+                        return None; // cannot happen: the lengths fit
                     }
                 }
                 for (o, a) in (ob..oe).zip(acc.iter_mut()) {
@@ -368,6 +395,66 @@ fn four_pixels(
             ob = oe;
         }
         px0 += n;
+    }
+    Some(pixels)
+}
+
+/// Output pixels `from..` one by one: each window gathered into packed
+/// pairs ([`pixel::Gather`], `x − zp`, padding 0), then every channel,
+/// two per pass ([`pixel::Gather::channels`]). For the last one or two
+/// pixels of a conv, which a four-pixel pass would run as four: on
+/// DiracNet's 7×7 layers (49 pixels) this is 1.4 instructions per MAC
+/// for the last pixel against about 5.
+///
+/// Returns false, writing nothing more, unless every window is whole
+/// chunks of at most [`SINGLE`] taps (the caller checks it).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn single_pixels(
+    p: &ConvParams,
+    from: usize,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    output: &mut [i8],
+    out: &Requant,
+) -> bool {
+    let taps = p.k * p.k * p.in_c;
+    if p.in_c % 4 != 0 || taps > SINGLE {
+        return false;
+    }
+    let zp2 = splat16(p.in_zp);
+    let mut g = pixel::Gather::<{ SINGLE / 4 }>::new();
+    for px in from..p.out_h * p.out_w {
+        let (oy, ox) = (px / p.out_w, px % p.out_w);
+        let x0 = ox * p.stride;
+        let kx_lo = p.pad.saturating_sub(x0).min(p.k);
+        let kx_hi = p.k.min((p.in_w + p.pad).saturating_sub(x0)).max(kx_lo);
+        g.clear();
+        for ky in 0..p.k {
+            let iy = (oy * p.stride + ky)
+                .checked_sub(p.pad)
+                .filter(|&y| y < p.in_h);
+            match iy {
+                Some(iy) if kx_lo < kx_hi => {
+                    let at = (iy * p.in_w + x0 + kx_lo - p.pad) * p.in_c;
+                    g.zeros(kx_lo * p.in_c);
+                    let run = input.get(at..at + (kx_hi - kx_lo) * p.in_c);
+                    g.bytes(run.unwrap_or_default(), p.in_zp, zp2);
+                    g.zeros((p.k - kx_hi) * p.in_c);
+                }
+                _ => g.zeros(p.k * p.in_c),
+            }
+        }
+        let dst = output.get_mut(px * p.out_c..(px + 1) * p.out_c);
+        match dst {
+            Some(dst) if g.len() == taps => {
+                g.channels(taps, taps, weights, (bias, multiplier, shift), out, dst);
+            }
+            _ => return false, // cannot happen: the lengths were checked
+        }
     }
     true
 }
@@ -509,6 +596,42 @@ impl Requant {
     }
 }
 
+/// The windows of the group of four pixels from `px0` (raster order) when
+/// the four lie in one output row and their kernel rows `rows` lie inside
+/// the input, every row whole (`in_c % 4 == 0`): one [`pack_rows`] call
+/// for the four, minus `zp2` unless `raw`. Returns false, packing
+/// nothing, for any other group (border pixels, groups that wrap to the
+/// next row), which [`gather_aligned`] packs pixel by pixel.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gather_inside(
+    p: &ConvParams,
+    live: Live,
+    input: &[i8],
+    px0: usize,
+    rows: core::ops::Range<usize>,
+    cols: &mut [[u32; 8]],
+    zp2: u32,
+    raw: bool,
+) -> bool {
+    let (oy, ox) = (px0 / p.out_w, px0 % p.out_w);
+    let x0 = ox * p.stride;
+    let y0 = (oy * p.stride + rows.start).checked_sub(p.pad);
+    let inside = ox + 3 < p.out_w
+        && x0 >= p.pad
+        && (ox + 3) * p.stride + p.k <= p.in_w + p.pad
+        && (rows.end < live.rows || live.last == p.k)
+        && y0.is_some_and(|y| y + rows.len() <= p.in_h);
+    let Some(y0) = y0.filter(|_| inside) else {
+        return false;
+    };
+    let row = p.in_w * p.in_c;
+    let at = y0 * row + (x0 - p.pad) * p.in_c;
+    let zp = if raw { None } else { Some(zp2) };
+    let shape = (rows.len(), p.k * p.in_c / 4, 0);
+    pack_rows(input, (at, p.stride * p.in_c, 4), row, shape, cols, 0, zp) != 0
+}
+
 /// [`gather`] for `in_c % 4 == 0`: every run of taps is whole chunks, so
 /// four bytes at a time ([`pack_run`]: 8 instructions per 4 bytes).
 #[allow(clippy::too_many_arguments)]
@@ -551,9 +674,53 @@ fn gather_aligned(
         let row = p.in_w * p.in_c;
         let at = y0 * row + (x0 - p.pad) * p.in_c;
         let zp = if raw { None } else { Some(zp2) };
-        if pack_rows(input, at, row, (rows.len(), p.k * q), cols, slot, zp) != 0 {
+        let shape = (rows.len(), p.k * q, 0);
+        if pack_rows(input, (at, 0, 1), row, shape, cols, slot & 3, zp) != 0 {
             return;
         }
+    }
+    // Every row whole (no masked taps): the padding filled, if any, and
+    // the taps inside the input (a rectangle of rows `va..vb`, columns
+    // `lo..hi`; the whole window, for pixels off the border) packed in
+    // one asm call.
+    let len = rows.len();
+    if len > 0 && (rows.end < live.rows || live.last == p.k) {
+        let ys = oy * p.stride + rows.start; // in padded coordinates
+        let va = p.pad.saturating_sub(ys).min(len);
+        let vb = (p.in_h + p.pad).saturating_sub(ys).min(len).max(va);
+        let (kq, lq, hq) = (p.k * q, kx_lo * q, kx_hi * q);
+        let fill = |c: &mut [[u32; 8]]| {
+            for x in c {
+                x[i0] = pad;
+                x[i1] = pad;
+            }
+        };
+        let win = cols.get_mut(..len * kq).unwrap_or_default();
+        if va == vb || lq == hq {
+            fill(win);
+            return;
+        }
+        let (above, rest) = win.split_at_mut(va * kq);
+        let (mid, below) = rest.split_at_mut((vb - va) * kq);
+        if va > 0 || vb < len {
+            fill(above);
+            fill(below);
+        }
+        if lq > 0 || hq < kq {
+            for r in mid.chunks_exact_mut(kq) {
+                let (l, r) = r.split_at_mut(lq);
+                fill(l);
+                fill(r.get_mut(hq - lq..).unwrap_or_default());
+            }
+        }
+        let at = ((ys + va - p.pad) * p.in_w + x0 + kx_lo - p.pad) * p.in_c;
+        let zp = if raw { None } else { Some(zp2) };
+        let shape = (vb - va, hq - lq, kq - (hq - lq));
+        let dst = mid.get_mut(lq..).unwrap_or_default();
+        if pack_rows(input, (at, 0, 1), p.in_w * p.in_c, shape, dst, slot & 3, zp) != 0 {
+            return;
+        }
+        j = 0; // cannot happen (the rectangle is inside `input`): repack
     }
     for ky in rows {
         let iy = (oy * p.stride + ky)

@@ -182,17 +182,22 @@ macro_rules! stage4_store {
         concat!(
             "ldr r9, [lr, #8]\n",
             "ldrd r9, r10, [r9, #", $entry, "]\n",
-            "ldrd r0, r1, [lr, #12]\n",
-            "ldr r11, [lr, #20]\n",
+            "ldr r0, [lr, #12]\n",
+            // The whole int8 range (`lo = −128`, `hi = 127`: ReLU outputs
+            // whose zero point is −128, and no-activation layers; `h`
+            // carries [`FULL_RANGE`]): the clamp is one `SSAT`. `ASR` by
+            // `h` reads its low byte, the shift.
+            "cmp r10, #256\n",
+            "bge 14f\n",
+            "ldrd r1, r11, [lr, #16]\n",
             "cmp r10, #0\n",
             "blt 10f\n",
-            // The whole int8 range (`lo = −128`, `hi = 127`: ReLU outputs
-            // whose zero point is −128, and no-activation layers): the
-            // clamp is one `SSAT`.
-            "cmp r11, #127\n",
-            "bne 14f\n",
-            "cmn r1, #128\n",
-            "bne 14f\n",
+            stage_high!("r3", "r9", "r10", "r0", "r1", "r11"),
+            stage_high!("r4", "r9", "r10", "r0", "r1", "r11"),
+            stage_high!("r5", "r9", "r10", "r0", "r1", "r11"),
+            stage_high!("r8", "r9", "r10", "r0", "r1", "r11"),
+            "b 11f\n",
+            "14:\n",
             high_zp!("r3", "r9", "r10", "r0"),
             "ssat r3, #8, r3\n",
             high_zp!("r4", "r9", "r10", "r0"),
@@ -201,12 +206,6 @@ macro_rules! stage4_store {
             "ssat r5, #8, r5\n",
             high_zp!("r8", "r9", "r10", "r0"),
             "ssat r8, #8, r8\n",
-            "b 11f\n",
-            "14:\n",
-            stage_high!("r3", "r9", "r10", "r0", "r1", "r11"),
-            stage_high!("r4", "r9", "r10", "r0", "r1", "r11"),
-            stage_high!("r5", "r9", "r10", "r0", "r1", "r11"),
-            stage_high!("r8", "r9", "r10", "r0", "r1", "r11"),
             "b 11f\n",
             "10:\n",
             stage_rounded!("r3", "r9", "r0", "r1", "r11"),
@@ -423,67 +422,121 @@ pub(super) fn pack_run_raw(src: &[[i8; 4]], cols: &mut [[u32; 8]], slot: usize) 
     n
 }
 
-/// Around a chunk body, the loop over `rows` runs of `k` chunks each, the
-/// source `s` moving on by `skip` bytes after each run (labels 2–5).
+/// Around a chunk body, the loop over `pixels` windows of `rows` runs of
+/// `k` chunks each: the source `s` moves on by `skip` bytes and the
+/// destination `d` by `gap` after each run, `s` and `d` by the window's
+/// `sadj` and `dadj` after each window (labels 2–6; `{st}` points at a
+/// [`PackRows`]).
 #[rustfmt::skip]
 macro_rules! rows_of {
     ($body:expr) => {
         concat!(
+            "ldr {k}, [{st}, #24]\n",
+            "6:\n",
+            "ldr {r}, [{st}]\n",
             "5:\n",
             "mov {n}, {k}\n",
             two_per_pass!("{n}", $body),
-            "add {s}, {s}, {skip}\n",
+            "ldrd {n}, {k}, [{st}, #16]\n",
+            "add {s}, {s}, {n}\n",
+            "add {d}, {d}, {k}\n",
+            "ldr {k}, [{st}, #24]\n",
             "subs {r}, {r}, #1\n",
             "bne 5b\n",
+            "ldrd {r}, {n}, [{st}, #4]\n",
+            "add {s}, {s}, {r}\n",
+            "add {d}, {d}, {n}\n",
+            "ldr {r}, [{st}, #12]\n",
+            "subs {r}, {r}, #1\n",
+            "str {r}, [{st}, #12]\n",
+            "bne 6b\n",
         )
     };
 }
 
-/// A whole window inside the input, packed in one call: `rows` runs of
-/// `k` chunks, run `y` starting at byte `at + y · stride` of `src`, into
-/// column `slot` of consecutive chunks of `cols`, as [`pack_run`] with
-/// `zp2` (`Some`) or [`pack_run_raw`] (`None`) does each run; returns the
-/// chunks written, `rows · k`. Per chunk 6 (4 raw) instructions plus
-/// `SUBS`/`BNE` per two, 8 per run: about a third of the same runs packed
-/// by [`pack_run`] calls from Rust, whose per-run bookkeeping (bounds,
-/// padding, slices) cost more than the packing on DiracNet's 3×3 windows.
+/// The state [`pack_rows`]'s loop keeps in memory (offsets used by the asm).
+#[repr(C)]
+#[allow(dead_code)] // read by the asm only
+struct PackRows {
+    rows: usize, // 0
+    sadj: usize, // 4: from the end of a window's last run to the next window
+    dadj: usize, // 8: from a window's last chunk to the next column's first
+    left: usize, // 12: windows still to pack
+    skip: usize, // 16: from the end of a run to the next run's start
+    gap: usize,  // 20: bytes of `cols` skipped between runs
+    k: usize,    // 24: chunks per run
+}
+
+/// Windows (or their parts inside the input) packed in one call: window
+/// `i < pixels` is `rows` runs of `k` chunks, run `y` starting at byte `at
+/// + i · step + y · stride` of `src`, packed into column `slot + i` of
+/// `cols` from chunk `y · (k + gap)` on, as [`pack_run`] with `zp2`
+/// (`Some`) or [`pack_run_raw`] (`None`) packs each run (`gap` chunks
+/// between runs are left as they are: a border window's padding); returns
+/// the chunks spanned per window, `rows · (k + gap) − gap`. Per chunk 6 (4 raw) instructions plus
+/// `SUBS`/`BNE` per two, 8 per run and 9 per window: about a third of the
+/// same runs packed by [`pack_run`] calls from Rust, whose per-run
+/// bookkeeping (bounds, padding, slices) cost more than the packing on
+/// DiracNet's 3×3 windows.
 ///
-/// Returns 0, doing nothing, unless `rows`, `k` ≥ 1 and everything fits:
-/// `at + (rows − 1) · stride + 4k ≤ src.len()`, `4k ≤ stride`, `rows · k ≤
-/// cols.len()`.
+/// Returns 0, doing nothing, unless `pixels`, `rows`, `k` ≥ 1 and
+/// everything fits: `slot + pixels ≤ 4`, `at + (pixels − 1) · step +
+/// (rows − 1) · stride + 4k ≤ src.len()`, `4k ≤ stride`, `rows · (k + gap)
+/// − gap ≤ cols.len()`, `gap ≤ cols.len()`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn pack_rows(
     src: &[i8],
-    at: usize,
+    (at, step, pixels): (usize, usize, usize),
     stride: usize,
-    (rows, k): (usize, usize),
+    (rows, k, gap): (usize, usize, usize),
     cols: &mut [[u32; 8]],
     slot: usize,
     zp2: Option<u32>,
 ) -> usize {
     let fits = rows >= 1
         && k >= 1
+        && pixels >= 1
+        && slot + pixels <= 4
         && 4 * k <= stride
-        && rows.checked_mul(k).is_some_and(|n| n <= cols.len())
+        && gap <= cols.len()
+        && k.checked_add(gap)
+            .and_then(|kg| rows.checked_mul(kg))
+            .is_some_and(|n| n - gap <= cols.len())
         && (rows - 1)
             .checked_mul(stride)
             .and_then(|v| v.checked_add(at))
             .and_then(|v| v.checked_add(4 * k))
+            .and_then(|v| v.checked_add((pixels - 1).checked_mul(step)?))
             .is_some_and(|end| end <= src.len());
     if !fits {
         return 0;
     }
     let s = src.as_ptr().wrapping_add(at);
-    let d = cols.as_mut_ptr().cast::<u32>().wrapping_add(2 * (slot & 3));
-    let skip = stride - 4 * k;
-    // SAFETY: `rows` runs of `k` chunks: run `y` reads the `4k` bytes of
-    // `src` from `at + y · stride` (LDR, unaligned allowed), inside `src`
-    // (checked: the last run ends at `at + (rows − 1) · stride + 4k`); the
-    // `rows · k` chunks write two words at byte offset `8 · (slot & 3)` of
-    // each of `cols[0..rows · k]` (word-aligned, as STRD needs), inside
-    // `cols` (checked). Only declared registers are written; the stack is
-    // not touched; flags are clobbered (SSUB16, SUBS, LSRS, TST).
+    let d = cols.as_mut_ptr().cast::<u32>().wrapping_add(2 * slot);
+    // Wrapping: `rows · stride` and the window's chunks may exceed `step`, 8.
+    let mut st = PackRows {
+        rows,
+        sadj: step.wrapping_sub(rows.wrapping_mul(stride)),
+        dadj: 8usize.wrapping_sub(rows * (k + gap) * 32),
+        left: pixels,
+        skip: stride - 4 * k,
+        gap: gap * 32,
+        k,
+    };
+    // SAFETY: `pixels` windows of `rows` runs of `k` chunks: run `y` of
+    // window `i` reads the `4k` bytes of `src` from `at + i · step + y ·
+    // stride` (LDR, unaligned allowed; after its last run `s` is at `at +
+    // i · step + rows · stride`, and `sadj` takes it to the next window's
+    // start), inside `src` (checked: the last run of the last window ends at
+    // `at + (pixels − 1) · step + (rows − 1) · stride + 4k`). Run `y` of
+    // window `i` writes two words at byte offset `8 · (slot + i)` (< 32,
+    // checked) of each of `cols[y · (k + gap)..][..k]` (word-aligned, as
+    // STRD needs; `d` skips `gap` chunks after each run, and `dadj` takes it
+    // from past the last run back to the next column), inside `cols`
+    // (checked: the last chunk written is `rows · (k + gap) − gap − 1`). It reads and writes `st` (a live local, `repr(C)`) through
+    // `st`. Only declared registers are written; the stack is not touched;
+    // flags are clobbered (SSUB16, SUBS, LSRS, TST).
     unsafe {
         match zp2 {
             Some(z) => asm!(
@@ -495,11 +548,11 @@ pub(super) fn pack_rows(
                     "ssub16 {b}, {b}, {z}\n",
                     "strd {a}, {b}, [{d}], #32\n",
                 )),
+                st = in(reg) core::ptr::addr_of_mut!(st),
                 n = out(reg) _,
-                k = in(reg) k,
-                r = inout(reg) rows => _,
+                k = out(reg) _,
+                r = out(reg) _,
                 s = inout(reg) s => _,
-                skip = in(reg) skip,
                 d = inout(reg) d => _,
                 z = in(reg) z,
                 v = out(reg) _,
@@ -514,11 +567,11 @@ pub(super) fn pack_rows(
                     "sxtb16 {b}, {v}, ror #8\n",
                     "strd {a}, {b}, [{d}], #32\n",
                 )),
+                st = in(reg) core::ptr::addr_of_mut!(st),
                 n = out(reg) _,
-                k = in(reg) k,
-                r = inout(reg) rows => _,
+                k = out(reg) _,
+                r = out(reg) _,
                 s = inout(reg) s => _,
-                skip = in(reg) skip,
                 d = inout(reg) d => _,
                 v = out(reg) _,
                 a = out(reg) _,
@@ -527,7 +580,7 @@ pub(super) fn pack_rows(
             ),
         }
     }
-    rows * k
+    rows * (k + gap) - gap
 }
 
 /// `acc[p] += Σ_j x_p[j] · w[j]` for four pixels `p` sharing one weight row.
@@ -616,7 +669,9 @@ pub(super) fn dot_2rows(x: &[[u32; 2]], r0: &[[i8; 4]], r1: &[[i8; 4]], acc: [i3
 
 /// One output channel's constants for [`channels_4px`]: its bias, and its
 /// high-word output stage (`m ≥ 0`, `h = −2 − shift`, see [`requant4`];
-/// `h = −1`, shift −1, takes the rounded high word, `SMMULR`).
+/// `h = −1`, shift −1, takes the rounded high word, `SMMULR`). For a
+/// layer whose clamp is the whole int8 range, `h ≥ 0` carries
+/// [`FULL_RANGE`] (`h + 256`): the loops then clamp with one `SSAT`.
 #[derive(Clone, Copy, Default)]
 #[repr(C)]
 pub(super) struct Chan {
@@ -624,6 +679,9 @@ pub(super) struct Chan {
     pub m: i32,
     pub h: i32,
 }
+
+/// Added to a [`Chan`]'s `h ≥ 0` when the output clamp is `[−128, 127]`.
+pub(super) const FULL_RANGE: i32 = 256;
 
 /// The state [`channels_4px`]'s loop keeps in memory (it needs every
 /// register for the inner loop): field offsets are used by the asm.
@@ -1075,6 +1133,46 @@ pub(super) fn add_tabled(
     if n == 0 {
         return true;
     }
+    if (lo, hi) == (-128, 127) {
+        // The whole int8 range: the clamp is one `SSAT`, which frees the
+        // registers for a second table pointer and two elements per pass
+        // (12 instructions per element).
+        // SAFETY: as below: `n ≥ 1` elements of `a`, `b` and `out`; table
+        // reads `t[128 + x]` (through `ca`, at `t[128]`) and `t[384 + y]`
+        // (through `cb`, at `t[384]`) for signed bytes `x`, `y`, indices
+        // 0..512, inside `t`. Only the declared registers are written;
+        // flags clobbered (QADD's Q flag, TST, LSRS, SUBS).
+        unsafe {
+            asm!(
+                two_per_pass!(
+                    "{n}",
+                    concat!(
+                        "ldrsb {x}, [{a}], #1\n",
+                        "ldrsb {y}, [{b}], #1\n",
+                        "ldr {x}, [{ca}, {x}, lsl #2]\n",
+                        "ldr {y}, [{cb}, {y}, lsl #2]\n",
+                        "qadd {x}, {x}, {y}\n",
+                        high_zp!("{x}", "{m}", "{h}", "{zp}"),
+                        "ssat {x}, #8, {x}\n",
+                        "strb {x}, [{o}], #1\n",
+                    )
+                ),
+                a = inout(reg) a.as_ptr() => _,
+                b = inout(reg) b.as_ptr() => _,
+                o = inout(reg) out.as_mut_ptr() => _,
+                n = inout(reg) n => _,
+                ca = in(reg) t.as_ptr().wrapping_add(128),
+                cb = in(reg) t.as_ptr().wrapping_add(384),
+                m = in(reg) m,
+                h = in(reg) h,
+                zp = in(reg) zp,
+                x = out(reg) _,
+                y = out(reg) _,
+                options(nostack),
+            );
+        }
+        return true;
+    }
     // SAFETY: `n ≥ 1` elements: reads `a[i]`, `b[i]` (LDRSB, post-increment)
     // and writes `out[i]` for i < n, the three slices being `n` long. The
     // table reads are `t[128 + x]` and `t[256 + 128 + y]` for signed bytes
@@ -1231,7 +1329,8 @@ pub(super) fn dot5_windows(wins: &mut [Window], f: &[u32; 5], bias: i32) {
 /// The high-word output stage (as [`requant4`]) of every window's
 /// accumulator: `dst[i · stride]` for window `i`. Per value `LDR`, the
 /// stage, `STRB`, `ADD`, and per two values `SUBS`/`BNE`: 14 instructions,
-/// 12 when `hi` is 127 (`SSAT` clamps the top).
+/// 12 when `hi` is 127 (`SSAT` clamps the top), 9 for the whole int8
+/// range (`SSAT` alone).
 ///
 /// Returns false, storing nothing, unless `(wins.len() − 1) · stride <
 /// dst.len()`. Both loops run two values per pass.
@@ -1256,6 +1355,33 @@ pub(super) fn requant_windows(
         return n == 0;
     }
     let acc = wins.as_ptr().cast::<i32>().wrapping_add(5);
+    if (lo, hi) == (-128, 127) {
+        // SAFETY: as below; `SSAT t, #8` is the whole clamp.
+        unsafe {
+            asm!(
+                two_per_pass!(
+                    "{n}",
+                    concat!(
+                        "ldr {t}, [{p}], #24\n",
+                        high_zp!("{t}", "{m}", "{h}", "{zp}"),
+                        "ssat {t}, #8, {t}\n",
+                        "strb {t}, [{d}]\n",
+                        "add {d}, {d}, {s}\n",
+                    )
+                ),
+                p = inout(reg) acc => _,
+                n = inout(reg) n => _,
+                t = out(reg) _,
+                m = in(reg) m,
+                h = in(reg) h,
+                zp = in(reg) zp,
+                d = inout(reg) dst.as_mut_ptr() => _,
+                s = in(reg) stride,
+                options(nostack),
+            );
+        }
+        return true;
+    }
     if hi == 127 {
         // SAFETY: as below; `SSAT t, #8` clamps to [−128, 127], and the
         // top of the range is 127, so the clamp to `hi` is the same.
@@ -1316,4 +1442,113 @@ pub(super) fn requant_windows(
         );
     }
     true
+}
+
+/// One output row of 2×2 max pooling: `rows` holds two input rows of
+/// `row` bytes (`c` channels per pixel, `c` a multiple of 4); output pixel
+/// `x` of `out` (`c` bytes each) is the byte-wise signed max of input
+/// pixels `2x`, `2x + 1` of both rows (`SSUB8` sets the GE flags where
+/// `a ≥ b`, `SEL` picks; 13 instructions per four outputs).
+///
+/// Returns false, doing nothing, unless `c ≥ 4`, `c % 4 == 0`, `out` is
+/// whole pixels, `2 · out.len() ≤ row` and `2 · row ≤ rows.len()`.
+#[inline(always)]
+pub(super) fn max_pool_row(rows: &[i8], row: usize, c: usize, out: &mut [i8]) -> bool {
+    let fits = c >= 4
+        && c % 4 == 0
+        && !out.is_empty()
+        && out.len() % c == 0
+        && out.len().checked_mul(2).is_some_and(|v| v <= row)
+        && row.checked_mul(2).is_some_and(|v| v <= rows.len());
+    if !fits {
+        return false;
+    }
+    // SAFETY: for output pixel `x < out.len() / c` and word `i < c / 4`
+    // the loop reads the words at byte offsets `2xc + 4i` and `2xc + c +
+    // 4i` of both rows (`a` from `rows`, `d` from `rows + row`; LDR,
+    // unaligned allowed): the largest ends at `row + 2 · out.len() ≤ 2 ·
+    // row ≤ rows.len()` (checked), and writes `out` word by word up to
+    // `out.len()` (STR, unaligned allowed). After a pixel's `c / 4` words,
+    // `a` and `d` skip the pair's second pixel (`c` bytes). Only declared
+    // registers are written; flags (GE included) are clobbered.
+    unsafe {
+        asm!(
+            "1:",
+            "mov {n}, {w}",
+            "2:",
+            "ldr {t0}, [{a}, {c}]",
+            "ldr {t1}, [{a}], #4",
+            "ssub8 {t2}, {t1}, {t0}",
+            "sel {t1}, {t1}, {t0}",
+            "ldr {t0}, [{d}, {c}]",
+            "ldr {t2}, [{d}], #4",
+            "ssub8 {t3}, {t2}, {t0}",
+            "sel {t2}, {t2}, {t0}",
+            "ssub8 {t3}, {t1}, {t2}",
+            "sel {t1}, {t1}, {t2}",
+            "str {t1}, [{o}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "add {a}, {a}, {c}",
+            "add {d}, {d}, {c}",
+            "subs {px}, {px}, #1",
+            "bne 1b",
+            a = inout(reg) rows.as_ptr() => _,
+            d = inout(reg) rows.as_ptr().wrapping_add(row) => _,
+            o = inout(reg) out.as_mut_ptr() => _,
+            px = inout(reg) out.len() / c => _,
+            w = in(reg) c / 4,
+            c = in(reg) c,
+            n = out(reg) _,
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            t2 = out(reg) _,
+            t3 = out(reg) _,
+            options(nostack),
+        );
+    }
+    true
+}
+
+/// The sums over `n` pixels of channels `ch..ch + 4` of `x` (`c` channels
+/// per pixel): `[s02, s13]`, channels `ch` and `ch + 2` in the low and high
+/// `i16` lanes of `s02`, `ch + 1` and `ch + 3` in those of `s13` (`SXTAB16`;
+/// the lanes wrap, so callers keep `n ≤ 255`).
+///
+/// Returns `None` unless `n ≥ 1` and `(n − 1) · c + ch + 4 ≤ x.len()`.
+#[inline(always)]
+pub(super) fn sum_column4(x: &[i8], ch: usize, c: usize, n: usize) -> Option<[u32; 2]> {
+    let fits = n >= 1
+        && (n - 1)
+            .checked_mul(c)
+            .and_then(|v| v.checked_add(ch))
+            .and_then(|v| v.checked_add(4))
+            .is_some_and(|end| end <= x.len());
+    if !fits {
+        return None;
+    }
+    let (mut s02, mut s13) = (0u32, 0u32);
+    // SAFETY: `n ≥ 1` words read, at byte offsets `ch + i · c` of `x` for
+    // `i < n` (LDR, unaligned allowed), the last ending at `(n − 1) · c +
+    // ch + 4 ≤ x.len()` (checked). Register-only otherwise; flags
+    // clobbered (SUBS).
+    unsafe {
+        asm!(
+            "1:",
+            "ldr {v}, [{p}]",
+            "add {p}, {p}, {c}",
+            "sxtab16 {s02}, {s02}, {v}",
+            "sxtab16 {s13}, {s13}, {v}, ror #8",
+            "subs {n}, {n}, #1",
+            "bne 1b",
+            p = inout(reg) x.as_ptr().wrapping_add(ch) => _,
+            c = in(reg) c,
+            n = inout(reg) n => _,
+            v = out(reg) _,
+            s02 = inout(reg) s02,
+            s13 = inout(reg) s13,
+            options(nostack, readonly),
+        );
+    }
+    Some([s02, s13])
 }

@@ -21,7 +21,9 @@
 //! | [`conv2d`], windows ≤ 10 taps | 1 pixel × 1 channel, filters packed once per call | 5 `LDR` + 5 `SMLAD` per 9 MACs |
 //! | [`conv2d_pixel`] | 2 channels × the packed live window of one position, pairs and output stage in asm | 1.5 |
 //! | [`fully_connected`] | 2 rows × packed input, as [`conv2d_pixel`] | 1.5 |
-//! | [`add`] | long tensors: one element per pass, tabled rescales, `QADD`, output stage | 20 per element |
+//! | [`add`] | long tensors: two elements per pass, tabled rescales, `QADD`, output stage (`SSAT` clamp for the whole int8 range) | 12 per element (20 with another clamp) |
+//! | [`max_pool_2x2`] | four channels per `SSUB8`/`SEL` | 13 per four outputs |
+//! | [`global_avg_pool`] | four channels per two `SXTAB16` | 1.5 per input byte |
 //! | [`lstm_gates`], [`latent`], [`decoder`] | 2 rows × packed input | 1.5 |
 
 mod add;
@@ -30,13 +32,13 @@ mod dsp;
 mod fc;
 mod lm;
 mod pixel;
+mod pool;
 mod small;
 
-pub use super::fast::{
-    global_avg_pool, max_pool_2x2, AddParams, ConvParams, FcParams, GapParams, PoolParams,
-};
+pub use super::fast::{AddParams, ConvParams, FcParams, GapParams, PoolParams};
 pub use add::add;
 pub use conv::{conv2d, conv2d_masked, SEG};
 pub use fc::{fully_connected, MAX_IN};
 pub use lm::{decoder, latent, lstm_gates, MAX_LM_IN};
 pub use pixel::{conv2d_pixel, MAX_WINDOW};
+pub use pool::{global_avg_pool, max_pool_2x2};

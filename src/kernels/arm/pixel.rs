@@ -55,16 +55,17 @@ pub fn conv2d_pixel(
     Ok(())
 }
 
-/// The window gathered into packed chunks: [`Gather::chunks`] whole ones and
+/// A window of up to `4N` values gathered into packed chunks:
+/// [`Gather::chunks`] whole ones and
 /// the last `len % 4` values in `tail`.
-struct Gather {
-    buf: [[u32; 2]; MAX_WINDOW / 4],
+pub(super) struct Gather<const N: usize> {
+    buf: [[u32; 2]; N],
     chunks: usize,
     stage: [i32; 4],
     fill: usize,
 }
 
-impl Gather {
+impl<const N: usize> Gather<N> {
     #[inline(always)]
     fn push(&mut self, v: i32) {
         self.stage[self.fill & 3] = v;
@@ -80,7 +81,7 @@ impl Gather {
 
     /// `n` padding taps (0 once the zero point is subtracted): whole
     /// chunks at a time once the stage is empty.
-    fn zeros(&mut self, n: usize) {
+    pub(super) fn zeros(&mut self, n: usize) {
         let lead = ((4 - self.fill) & 3).min(n);
         for _ in 0..lead {
             self.push(0);
@@ -98,7 +99,7 @@ impl Gather {
     /// time (`dsp::pack_bytes`, 5 instructions) while the stage is empty,
     /// which holds throughout when the channel count is a multiple of 4.
     #[inline(always)]
-    fn bytes(&mut self, x: &[i8], zp: i32, zp2: u32) {
+    pub(super) fn bytes(&mut self, x: &[i8], zp: i32, zp2: u32) {
         if self.fill != 0 {
             for &v in x {
                 self.push(v as i32 - zp);
@@ -117,7 +118,7 @@ impl Gather {
     }
 
     fn chunks(&self) -> &[[u32; 2]] {
-        &self.buf[..self.chunks.min(MAX_WINDOW / 4)]
+        &self.buf[..self.chunks.min(N)]
     }
 
     /// The last `len % 4` window values times the last weights of a row.
@@ -151,12 +152,7 @@ fn window_pixel(
     let c = k / 2;
     let (live_rows, centre) = live(mask, k);
     let zp2 = splat16(p.in_zp);
-    let mut g = Gather {
-        buf: [[0; 2]; MAX_WINDOW / 4],
-        chunks: 0,
-        stage: [0; 4],
-        fill: 0,
-    };
+    let mut g = Gather::<{ MAX_WINDOW / 4 }>::new();
     // Taps inside the image along x: c ≤ x + kx < in_w + c.
     let kx_lo = c.saturating_sub(x).min(k);
     let kx_hi = k.min((p.in_w + c).saturating_sub(x)).max(kx_lo);
@@ -178,42 +174,89 @@ fn window_pixel(
             _ => g.zeros(cols * cin),
         }
     }
-    let taps = k * k * cin;
     let out_stage = Requant::new(p.out_zp, p.act_min, p.act_max);
-    // Whole chunks only (no tail): pairs of channels in asm, as far as
-    // they take the high-word output stage.
-    let done = if g.fill == 0 && out_stage.zp_small() {
-        channel_pairs(
-            g.chunks(),
-            weights,
-            taps,
-            bias,
-            multiplier,
-            shift,
-            out_stage.constants(),
-            out,
-        )
-        .unwrap_or(0)
-    } else {
-        0
-    };
-    let filters = weights.chunks_exact(taps).skip(done);
-    let params = bias.iter().zip(multiplier).zip(shift).skip(done);
-    let mut it = filters
-        .zip(params)
-        .zip(out.get_mut(done..).unwrap_or_default().iter_mut());
-    while let Some(((w0, ((&b0, &m0), &s0)), y0)) = it.next() {
-        let next = it.next();
-        let (w1, b1) = next
-            .as_ref()
-            .map_or((w0, b0), |((w1, ((&b1, _), _)), _)| (*w1, b1));
-        let (r0, r1) = (&w0[..len.min(w0.len())], &w1[..len.min(w1.len())]);
-        let (c0, t0) = chunks4(r0);
-        let (c1, t1) = chunks4(r1);
-        let [a0, a1] = dot_2rows(g.chunks(), c0, c1, [b0, b1]);
-        *y0 = out_stage.one(a0.wrapping_add(g.tail_dot(t0)), m0, s0);
-        if let Some(((_, ((_, &m1), &s1)), y1)) = next {
-            *y1 = out_stage.one(a1.wrapping_add(g.tail_dot(t1)), m1, s1);
+    g.channels(
+        len,
+        k * k * cin,
+        weights,
+        (bias, multiplier, shift),
+        &out_stage,
+        out,
+    );
+}
+
+impl<const N: usize> Gather<N> {
+    /// An empty window.
+    pub(super) fn new() -> Self {
+        Gather {
+            buf: [[0; 2]; N],
+            chunks: 0,
+            stage: [0; 4],
+            fill: 0,
+        }
+    }
+
+    /// Empties the window (the buffer keeps its bytes).
+    pub(super) fn clear(&mut self) {
+        self.chunks = 0;
+        self.fill = 0;
+    }
+
+    /// The window's `len` values taken so far (`zeros`, `bytes`).
+    pub(super) fn len(&self) -> usize {
+        4 * self.chunks + self.fill
+    }
+
+    /// Every output channel of the gathered window of `len` taps (the
+    /// first `len` of each `taps`-long filter in `weights`), two per pass:
+    /// `out[o]`, with the bias, multiplier and shift of channel `o`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) fn channels(
+        &self,
+        len: usize,
+        taps: usize,
+        weights: &[i8],
+        (bias, multiplier, shift): (&[i32], &[i32], &[i32]),
+        out_stage: &Requant,
+        out: &mut [i8],
+    ) {
+        let g = self;
+        // Whole chunks only (no tail): pairs of channels in asm, as far as
+        // they take the high-word output stage.
+        let done = if g.fill == 0 && out_stage.zp_small() {
+            channel_pairs(
+                g.chunks(),
+                weights,
+                taps,
+                bias,
+                multiplier,
+                shift,
+                out_stage.constants(),
+                out,
+            )
+            .unwrap_or(0)
+        } else {
+            0
+        };
+        let filters = weights.chunks_exact(taps).skip(done);
+        let params = bias.iter().zip(multiplier).zip(shift).skip(done);
+        let mut it = filters
+            .zip(params)
+            .zip(out.get_mut(done..).unwrap_or_default().iter_mut());
+        while let Some(((w0, ((&b0, &m0), &s0)), y0)) = it.next() {
+            let next = it.next();
+            let (w1, b1) = next
+                .as_ref()
+                .map_or((w0, b0), |((w1, ((&b1, _), _)), _)| (*w1, b1));
+            let (r0, r1) = (&w0[..len.min(w0.len())], &w1[..len.min(w1.len())]);
+            let (c0, t0) = chunks4(r0);
+            let (c1, t1) = chunks4(r1);
+            let [a0, a1] = dot_2rows(g.chunks(), c0, c1, [b0, b1]);
+            *y0 = out_stage.one(a0.wrapping_add(g.tail_dot(t0)), m0, s0);
+            if let Some(((_, ((_, &m1), &s1)), y1)) = next {
+                *y1 = out_stage.one(a1.wrapping_add(g.tail_dot(t1)), m1, s1);
+            }
         }
     }
 }
