@@ -667,6 +667,86 @@ pub(super) fn dot_2rows(x: &[[u32; 2]], r0: &[[i8; 4]], r1: &[[i8; 4]], acc: [i3
     [a0, a1]
 }
 
+/// The state [`rows_dot2`]'s loop keeps in memory (offsets used by the asm).
+#[repr(C)]
+#[allow(dead_code)] // read by the asm only
+struct RowsDot {
+    x: *const [u32; 2], // 0: the packed input
+    chunks: usize,      // 4: chunks per row
+    n: usize,           // 8: bytes per row
+    pairs: usize,       // 12: pairs of rows still to run
+}
+
+/// `out[r] = Σ_j x[j] · w[r · n + 4j ..]` for every row `r <
+/// out.len()` of the `[rows][n]` int8 matrix `w`: the whole matrix in one
+/// asm call, two rows per pass ([`chunk_2rows!`], 1.375 instructions per
+/// MAC plus `SUBS`/`BNE` per two chunks), about 12 instructions per pair
+/// of rows around it, against about 100 for the same pass from Rust
+/// ([`dot_2rows`] with its slices, per-row checks and tails).
+///
+/// Returns false, doing nothing, unless `n = 4 · x.len() ≥ 4`,
+/// `out.len()` is even and at least 2, and `out.len() · n ≤ w.len()`.
+#[inline(always)]
+pub(super) fn rows_dot2(x: &[[u32; 2]], w: &[i8], n: usize, out: &mut [i32]) -> bool {
+    let fits = n >= 4
+        && x.len().checked_mul(4) == Some(n)
+        && out.len() >= 2
+        && out.len() % 2 == 0
+        && out.len().checked_mul(n).is_some_and(|v| v <= w.len());
+    if !fits {
+        return false;
+    }
+    let mut st = RowsDot {
+        x: x.as_ptr(),
+        chunks: x.len(),
+        n,
+        pairs: out.len() / 2,
+    };
+    // SAFETY: `out.len() / 2 ≥ 1` pairs: pair `p` reads the `8 · x.len()`
+    // bytes of `x` (word-aligned, LDRD) and rows `2p` and `2p + 1` of `w`
+    // (`n = 4 · x.len()` bytes each from `2p · n` and `(2p + 1) · n`; LDR,
+    // unaligned allowed; after a pair each row pointer has moved on by `n`
+    // and skips the other row's `n`), inside `w` since `out.len() · n ≤
+    // w.len()` (checked); it writes `out[2p]`, `out[2p + 1]` (STRD,
+    // word-aligned `i32`s), inside `out`. It reads and writes `st` (a live
+    // local, `repr(C)`) through `lr`. Every register written is declared;
+    // the stack is not touched; flags are clobbered.
+    unsafe {
+        asm!(
+            "1:",
+            "ldrd r1, r0, [lr]",
+            "movs r5, #0",
+            "movs r8, #0",
+            two_per_pass!(
+                "r0",
+                chunk_2rows!("r1", "r2", "r3", "r9", "r10", "r11", "r12", "r5", "r8")
+            ),
+            "strd r5, r8, [r4], #8",
+            "ldr r0, [lr, #8]",
+            "add r2, r2, r0",
+            "add r3, r3, r0",
+            "ldr r0, [lr, #12]",
+            "subs r0, r0, #1",
+            "str r0, [lr, #12]",
+            "bne 1b",
+            inout("lr") core::ptr::addr_of_mut!(st) => _,
+            inout("r2") w.as_ptr() => _,
+            inout("r3") w.as_ptr().wrapping_add(n) => _,
+            inout("r4") out.as_mut_ptr() => _,
+            out("r0") _,
+            out("r1") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            options(nostack),
+        );
+    }
+    true
+}
+
 /// One output channel's constants for [`channels_4px`]: its bias, and its
 /// high-word output stage (`m ≥ 0`, `h = −2 − shift`, see [`requant4`];
 /// `h = −1`, shift −1, takes the rounded high word, `SMMULR`). For a

@@ -8,7 +8,7 @@
 //! Same checks, errors and bytes as [`crate::kernels::reference::lm`].
 //! Inputs longer than [`MAX_LM_IN`] take the reference kernels.
 
-use super::dsp::{chunks4, dot_2rows, high_word, pack_bytes};
+use super::dsp::{chunks4, dot_2rows, high_word, pack_bytes, rows_dot2};
 use crate::kernels::lm::QMatrix;
 use crate::kernels::reference;
 use crate::kernels::reference::lm::{check_gates, check_rows, sat16};
@@ -18,6 +18,9 @@ use crate::Result;
 
 /// Longest input vector packed on the stack (1,024 bytes of buffer per vector).
 pub const MAX_LM_IN: usize = 512;
+/// Rows of an LSTM's gates whose dot products [`lstm_gates`] holds at once
+/// (two `i32` buffers, 512 bytes of stack).
+const BLOCK: usize = 64;
 
 /// An input vector packed in chunks of four, and its last `len % 4` values.
 struct Packed {
@@ -109,6 +112,33 @@ pub fn lstm_gates(
     }
     let (px, ph) = (Packed::new(x), Packed::new(h));
     let rows = gates.len();
+    if ni % 4 == 0 && nh % 4 == 0 && rows % 2 == 0 {
+        // Whole chunks and pairs of rows: each matrix's dot products in one
+        // asm call per block of rows, the stages in Rust.
+        let (mut ax, mut ah) = ([0i32; BLOCK], [0i32; BLOCK]);
+        let mut done = 0;
+        for r0 in (0..rows).step_by(BLOCK) {
+            let nb = BLOCK.min(rows - r0);
+            let (ax, ah) = (&mut ax[..nb], &mut ah[..nb]);
+            let wx_rows = wx.w.get(r0 * ni..).unwrap_or_default();
+            let wh_rows = wh.w.get(r0 * nh..).unwrap_or_default();
+            if !rows_dot2(px.chunks(), wx_rows, ni, ax) || !rows_dot2(ph.chunks(), wh_rows, nh, ah)
+            {
+                break; // cannot happen: the lengths were checked
+            }
+            let out = gates.iter_mut().skip(r0).zip(ax.iter().zip(ah.iter()));
+            for (i, (g, (&a, &b))) in (r0..).zip(out) {
+                let z = rq(a, wx.mult[i], wx.shift[i])
+                    .saturating_add(rq(b, wh.mult[i], wh.shift[i]))
+                    .saturating_add(bias[i]);
+                *g = sat16(z);
+            }
+            done = r0 + nb;
+        }
+        if done == rows {
+            return Ok(());
+        }
+    }
     let mut r = 0;
     while r < rows {
         let r1 = if r + 1 < rows { r + 1 } else { r };
