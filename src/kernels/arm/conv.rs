@@ -14,11 +14,15 @@
 //! Windows of at most 10 taps (the 1-channel stem) go to
 //! [`super::small`] instead: one pixel, every channel's filter packed once.
 //!
-//! Inner loop: 32 instructions per 32 multiply-accumulates (1.0 per MAC).
-//! Gathering costs 8 instructions per 4 window bytes per pixel
-//! (`dsp::pack_run`) when the channel count is a multiple of 4 (element by
-//! element otherwise), shared by all output channels. Measured on DiracNet's
-//! 3×3 layers: 1.30–1.64 instructions per MAC in all (docs/firmware.md).
+//! Inner loop: 15 instructions per 16 multiply-accumulates, plus
+//! `SUBS`/`BNE` per four chunks. Gathering costs 6 instructions (4 with the
+//! zero point folded into the bias) per 4 window bytes per pixel when the
+//! channel count is a multiple of 4, a whole window (or a group's four, or
+//! a border window's inside rectangle) per asm call (`dsp::pack_rows`);
+//! element by element otherwise; shared by all output channels. The last
+//! one or two pixels of a conv go one by one through [`single_pixels`].
+//! Measured on DiracNet's 3×3 layers: 1.12–1.23 instructions per MAC in
+//! all (docs/firmware.md, fourth round).
 //!
 //! The buffer holds [`SEG`] window elements per pixel (1,536 bytes of
 //! stack): a window longer than that is cut at kernel rows into segments,

@@ -16,7 +16,7 @@
 //!
 //! | kernel | inner loop | instructions per MAC (inner loop) |
 //! | --- | --- | ---: |
-//! | [`conv2d`] | 4 output pixels × 1 channel, windows packed once per group; the channel loop with its output stage in asm for whole windows | 1.0 |
+//! | [`conv2d`] | 4 output pixels × 1 channel, windows packed once per group; the channel loop with its output stage in asm for whole windows | 0.97 |
 //! | [`conv2d_masked`] | as [`conv2d`], over the live taps (a prefix of each filter) | 1.0 |
 //! | [`conv2d`], windows ≤ 10 taps | 1 pixel × 1 channel, filters packed once per call | 5 `LDR` + 5 `SMLAD` per 9 MACs |
 //! | [`conv2d_pixel`] | 2 channels × the packed live window of one position, pairs and output stage in asm | 1.5 |
@@ -24,7 +24,7 @@
 //! | [`add`] | long tensors: two elements per pass, tabled rescales, `QADD`, output stage (`SSAT` clamp for the whole int8 range) | 12 per element (20 with another clamp) |
 //! | [`max_pool_2x2`] | four channels per `SSUB8`/`SEL` | 13 per four outputs |
 //! | [`global_avg_pool`] | four channels per two `SXTAB16` | 1.5 per input byte |
-//! | [`lstm_gates`], [`latent`], [`decoder`] | 2 rows × packed input | 1.5 |
+//! | [`lstm_gates`], [`latent`], [`decoder`] | 2 rows × packed input (the gates: every pair of a block of rows in one asm call) | 1.5 |
 
 mod add;
 mod conv;
