@@ -219,6 +219,30 @@ pub struct Timing {
     pub arm: u32,
 }
 
+/// `Err` at the first difference between a reference call and the arm
+/// kernel's: their `Result`s (index `u32::MAX`), then their output bytes.
+fn same<T: PartialEq>(
+    kernel: &'static str,
+    case: u32,
+    (r, a): (T, T),
+    want: &[i8],
+    got: &[i8],
+) -> Result<(), Mismatch> {
+    let index = if r != a {
+        u32::MAX
+    } else {
+        match first_diff(want, got) {
+            Some(i) => i,
+            None => return Ok(()),
+        }
+    };
+    Err(Mismatch {
+        kernel,
+        case,
+        index,
+    })
+}
+
 /// One conv2d case on `p`; `Err(index)` at the first difference. With a
 /// clock, also times the three implementations into `timing`.
 fn conv_case(
@@ -715,12 +739,7 @@ pub fn run(
         t.got.fill(0x55u8 as i8);
         let r = reference::max_pool_2x2(&p, t.input, t.want);
         let a = arm::max_pool_2x2(&p, t.input, t.got);
-        if r != a {
-            return Err(fail("max_pool_2x2", sum.pool, u32::MAX));
-        }
-        if let Some(i) = first_diff(t.want, t.got) {
-            return Err(fail("max_pool_2x2", sum.pool, i));
-        }
+        same("max_pool_2x2", sum.pool, (r, a), t.want, t.got)?;
         let (h, w) = if d.below(4) == 0 {
             (d.usize_in(12, 20), d.usize_in(12, 20))
         } else {
@@ -748,12 +767,7 @@ pub fn run(
         t.got.fill(0x55u8 as i8);
         let r = reference::global_avg_pool(&g, t.input, t.want);
         let a = arm::global_avg_pool(&g, t.input, t.got);
-        if r != a {
-            return Err(fail("global_avg_pool", sum.pool, u32::MAX));
-        }
-        if let Some(i) = first_diff(t.want, t.got) {
-            return Err(fail("global_avg_pool", sum.pool, i));
-        }
+        same("global_avg_pool", sum.pool, (r, a), t.want, t.got)?;
         sum.pool += 1;
         done += 1;
     }
