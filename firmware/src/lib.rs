@@ -214,6 +214,10 @@ where
     };
     let checked = match Model::new_checked(image) {
         Ok(m) => m,
+        // A core built without the language-model family (this crate's
+        // feature `language`) refuses such a model before checking its sections.
+        #[cfg(not(feature = "language"))]
+        Err(tinyinfer::Error::WrongFamily) => return without_driver(Family::LanguageModel),
         Err(e) => return Outcome::Model(e),
     };
     match checked.family() {
@@ -234,17 +238,7 @@ where
         Family::Classifier => {}
         // A driver left out of this build (features `density`, `language`).
         #[allow(unreachable_patterns)]
-        other => {
-            defmt::error!(
-                "this firmware was built without the driver for {=str} models",
-                match other {
-                    Family::Density => "density (feature `density`)",
-                    Family::LanguageModel => "language (feature `language`)",
-                    Family::Classifier => "classifier",
-                }
-            );
-            return Outcome::Model(tinyinfer::Error::WrongFamily);
-        }
+        other => return without_driver(other),
     }
     let model = match Classifier::new(checked) {
         Ok(m) => m,
@@ -316,6 +310,21 @@ where
         }
     }
     outcome
+}
+
+/// A model of a family whose driver this build left out (features
+/// `density`, `language`): says so, and `WrongFamily` (status 18).
+#[allow(dead_code)] // with every driver in, no family is left out
+fn without_driver(family: Family) -> Outcome {
+    defmt::error!(
+        "this firmware was built without the driver for {=str} models",
+        match family {
+            Family::Density => "density (feature `density`)",
+            Family::LanguageModel => "language (feature `language`)",
+            Family::Classifier => "classifier",
+        }
+    );
+    Outcome::Model(tinyinfer::Error::WrongFamily)
 }
 
 /// Blinks `code` short flashes, then a pause, forever: the error pattern on
