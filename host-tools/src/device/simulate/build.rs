@@ -22,7 +22,8 @@ pub fn firmware_dir(flag: Option<&Path>) -> PathBuf {
 pub enum Drivers {
     /// Classifier, density (PixelCNN) and language-model drivers.
     All,
-    /// The classifier driver only: no density or language driver in flash.
+    /// The classifier driver only: no density or language driver in flash,
+    /// no panic location and no defmt info lines (the smallest app).
     ClassifierOnly,
 }
 
@@ -78,11 +79,14 @@ impl App {
         }
     }
 
-    /// Its cargo features: the board's transport, then the drivers.
+    /// Its cargo features: the board's transport, then the drivers. The
+    /// classifier-only app is the smallest: it also leaves out the panic's
+    /// location in the log (`panic-location`, 3.5 KB; a panic still exits
+    /// with status 3).
     pub fn features(self) -> String {
         let t = self.board.transport.feature();
         match self.drivers {
-            Drivers::All => format!("{t},density,language"),
+            Drivers::All => format!("{t},density,language,panic-location"),
             Drivers::ClassifierOnly => t.to_string(),
         }
     }
@@ -137,6 +141,14 @@ pub fn build_firmware_with(
         Some(n) => cmd.env("TINYINFER_STACK_RESERVE", n.to_string()),
         None => cmd.env_remove("TINYINFER_STACK_RESERVE"),
     };
+    // The classifier-only app is the smallest one: defmt's info lines (for
+    // people; `simulate` reads every figure from the report's records) are
+    // compiled out, warnings and errors kept: 1.1 KB of flash
+    // (docs/firmware.md). The other apps log as firmware/.cargo/config.toml
+    // (or the caller's DEFMT_LOG) says.
+    if app.drivers == Drivers::ClassifierOnly {
+        cmd.env("DEFMT_LOG", "warn");
+    }
     for v in [
         "RUSTFLAGS",
         "CARGO_ENCODED_RUSTFLAGS",
