@@ -107,6 +107,14 @@ fn main() {
         fs::create_dir_all(&dir).expect("creating the board's link directory");
         let reserve = reserve_override.unwrap_or(b.stack_reserve as u64);
         fs::write(dir.join("memory.x"), memory_x(b, &target, reserve)).expect("writing memory.x");
+        // cortex-m-rt's `device` feature (ours: `few-vectors`) has link.x
+        // include a `device.x` naming the device's interrupt handlers: the
+        // app's table (src/mem.rs) names none but `DefaultHandler`.
+        fs::write(
+            dir.join("device.x"),
+            "/* tinyinfer-firmware: no device interrupt handlers (feature `few-vectors`). */\n",
+        )
+        .expect("writing device.x");
         // Two arguments: flip-link reads search paths as `-L` then the path.
         println!("cargo:rustc-link-arg-bin={}=-L", b.bin);
         println!("cargo:rustc-link-arg-bin={}={}", b.bin, dir.display());

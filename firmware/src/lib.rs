@@ -210,14 +210,17 @@ where
     // The A/B slot to boot (or a legacy blob at the partition start).
     let image = match slots::boot_image(partition) {
         Ok(image) => image,
+        // A core built without the language-model family (this crate's
+        // feature `language`) refuses such a model, before checking its
+        // sections, with this error (the checker's only use of it).
+        #[cfg(not(feature = "language"))]
+        Err(Outcome::Model(tinyinfer::Error::WrongFamily)) => {
+            return without_driver(Family::LanguageModel)
+        }
         Err(outcome) => return outcome,
     };
     let checked = match Model::new_checked(image) {
         Ok(m) => m,
-        // A core built without the language-model family (this crate's
-        // feature `language`) refuses such a model before checking its sections.
-        #[cfg(not(feature = "language"))]
-        Err(tinyinfer::Error::WrongFamily) => return without_driver(Family::LanguageModel),
         Err(e) => return Outcome::Model(e),
     };
     match checked.family() {

@@ -4,7 +4,7 @@
 //!
 //! 1. Builds `firmware/` (`cargo build --release --no-default-features
 //!    --features semihosting,density,language,panic-location --bin BOARD
-//!    --target TARGET`; the classifier-only app: `--features semihosting`)
+//!    --target TARGET`; the classifier-only app: `--features semihosting,few-vectors`)
 //!    or takes `--elf`.
 //! 2. Reads the partition address from the ELF's `__model_start` and copies
 //!    the blob there with QEMU's generic loader.
