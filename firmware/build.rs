@@ -128,6 +128,11 @@ fn main() {
         println!("cargo::rustc-cfg=tinyinfer_dsp");
     }
     println!("cargo:rerun-if-changed=../dsp_cfg.rs");
+    // Armv6-M takes at most 32 device interrupts (src/mem.rs, `few-vectors`).
+    println!("cargo::rustc-check-cfg=cfg(tinyinfer_armv6m)");
+    if target.starts_with("thumbv6m") {
+        println!("cargo::rustc-cfg=tinyinfer_armv6m");
+    }
     println!("cargo:rerun-if-changed=boards.rs");
     println!("cargo:rerun-if-changed=src/bin");
     println!("cargo:rerun-if-changed=build.rs");
