@@ -72,7 +72,10 @@ pub struct Instructions {
 
 /// `n / d` for `d > 0`, one bit at a time: exact, a few dozen bytes, and
 /// no 64-bit division from compiler-builtins (about 900 bytes of flash) for
-/// the clocks that need it, none of the board table's.
+/// the clocks that need it, none of the board table's. Out of line and
+/// cold, so that the counter's usual path stays short.
+#[cold]
+#[inline(never)]
 fn div_u64(n: u64, d: u32) -> u64 {
     let d = d as u64;
     let (mut q, mut r) = (0u64, 0u64);
@@ -125,8 +128,10 @@ impl CycleCounter for Instructions {
                 // No division (a library call inside every measured
                 // interval) when a tick is a whole number of instructions
                 // (every mps2 machine), a shift for a power-of-two `den`.
+                if self.den == 1 {
+                    return ticks * self.num;
+                }
                 return match self.den_shift {
-                    Some(0) => ticks * self.num,
                     Some(s) => (ticks * self.num) >> s,
                     None => div_u64(ticks * self.num, self.den),
                 };

@@ -80,6 +80,16 @@ impl App {
         }
     }
 
+    /// Its cargo profile (firmware/Cargo.toml): `release`, or `small` for
+    /// the classifier-only app (the app crate and its dependencies at
+    /// opt-level "z", the core at "s").
+    pub fn profile(self) -> &'static str {
+        match self.drivers {
+            Drivers::All => "release",
+            Drivers::ClassifierOnly => "small",
+        }
+    }
+
     /// Its cargo features: the board's transport, then the drivers. The
     /// classifier-only app is the smallest: it also leaves out the panic's
     /// location in the log (`panic-location`, 3.5 KB; a panic still exits
@@ -98,7 +108,7 @@ impl App {
 ///
 /// Builds in `firmware/target` (where `cargo build` in firmware/ puts them
 /// too) for the board's target, then copies the ELF to
-/// `firmware/target/<target>/release/<app>.elf`, so apps that share a bin
+/// `firmware/target/<target>/<profile>/<app>.elf`, so apps that share a bin
 /// (the classifier-only variant, other arenas) never overwrite each other's copy.
 pub fn build_firmware(dir: &Path, app: App) -> Result<PathBuf> {
     build_firmware_with(dir, app, None, None)
@@ -128,7 +138,13 @@ pub fn build_firmware_with(
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(dir)
-        .args(["build", "--release", "--no-default-features", "--features"])
+        .args([
+            "build",
+            "--profile",
+            app.profile(),
+            "--no-default-features",
+            "--features",
+        ])
         .arg(&features)
         .args(["--bin", bin, "--target", target])
         .stdin(Stdio::null())
@@ -169,7 +185,7 @@ pub fn build_firmware_with(
         "building the firmware ({bin}, features {features}, target {target}) failed: {status} \
          (needs `rustup target add {target}` and flip-link)"
     );
-    let out = dir.join("target").join(target).join("release");
+    let out = dir.join("target").join(target).join(app.profile());
     // Another arena is another binary: keep its copy apart.
     let mut name = app.name();
     if let Some(n) = arena {
