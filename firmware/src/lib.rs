@@ -44,7 +44,9 @@
 //! ([`rtt`]: defmt-rtt, panic-probe, the DWT cycle counter). The classifier
 //! driver is always in; `density` and `language` add theirs (both default):
 //! a classifier-only app leaves them out of flash, and refuses a model of a
-//! family it was built without (`WrongFamily`, status 18).
+//! family it was built without (`WrongFamily`, status 18). Two more shrink
+//! the smallest app: `panic-location` (default; the panic's file and line
+//! in the log) left out, `few-vectors` (a 48-entry device vector table) in.
 //!
 //! Unsafe code lives in [`mem`] (linker symbols, the static buffers, the
 //! painted stack) and [`mmio`] (device registers); the board files add only
