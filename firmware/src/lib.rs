@@ -319,7 +319,6 @@ where
 
 /// A model of a family whose driver this build left out (features
 /// `density`, `language`): says so, and `WrongFamily` (status 18).
-#[allow(dead_code)] // with every driver in, no family is left out
 fn without_driver(family: Family) -> Outcome {
     defmt::error!(
         "this firmware was built without the driver for {=str} models",
