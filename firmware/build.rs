@@ -107,6 +107,14 @@ fn main() {
         fs::create_dir_all(&dir).expect("creating the board's link directory");
         let reserve = reserve_override.unwrap_or(b.stack_reserve as u64);
         fs::write(dir.join("memory.x"), memory_x(b, &target, reserve)).expect("writing memory.x");
+        // cortex-m-rt's `device` feature (ours: `few-vectors`) has link.x
+        // include a `device.x` naming the device's interrupt handlers: the
+        // app's table (src/mem.rs) names none but `DefaultHandler`.
+        fs::write(
+            dir.join("device.x"),
+            "/* tinyinfer-firmware: no device interrupt handlers (feature `few-vectors`). */\n",
+        )
+        .expect("writing device.x");
         // Two arguments: flip-link reads search paths as `-L` then the path.
         println!("cargo:rustc-link-arg-bin={}=-L", b.bin);
         println!("cargo:rustc-link-arg-bin={}={}", b.bin, dir.display());
@@ -120,6 +128,11 @@ fn main() {
         println!("cargo::rustc-cfg=tinyinfer_dsp");
     }
     println!("cargo:rerun-if-changed=../dsp_cfg.rs");
+    // Armv6-M takes at most 32 device interrupts (src/mem.rs, `few-vectors`).
+    println!("cargo::rustc-check-cfg=cfg(tinyinfer_armv6m)");
+    if target.starts_with("thumbv6m") {
+        println!("cargo::rustc-cfg=tinyinfer_armv6m");
+    }
     println!("cargo:rerun-if-changed=boards.rs");
     println!("cargo:rerun-if-changed=src/bin");
     println!("cargo:rerun-if-changed=build.rs");

@@ -12,13 +12,13 @@ cd "$(dirname "$0")"
 cargo fmt -- --check # this package only (--all would reach the root workspace through the path dependency)
 sh="--no-default-features --features semihosting"
 # mps2-an386 (Cortex-M4F): the app, its nRF-budget link, the DSP kernel check.
-cargo clippy --release $sh,density,language --bin mps2-an386 --bin mps2-an386-nrf-budget --bin kernel-check -- -D warnings
+cargo clippy --release $sh,density,language,panic-location --bin mps2-an386 --bin mps2-an386-nrf-budget --bin kernel-check -- -D warnings
 # The classifier-only app (no density or language driver).
-cargo clippy --release $sh --bin mps2-an386-nrf-budget -- -D warnings
+cargo clippy --release $sh,few-vectors --bin mps2-an386-nrf-budget -- -D warnings
 # The other QEMU CPU profiles, each on its target.
-cargo clippy --release $sh,density,language --bin mps2-an385 --target thumbv7m-none-eabi -- -D warnings
-cargo clippy --release $sh,density,language --bin mps2-an505 --bin kernel-check-m33 --target thumbv8m.main-none-eabihf -- -D warnings
-cargo clippy --release $sh,density,language --bin microbit --target thumbv6m-none-eabi -- -D warnings
+cargo clippy --release $sh,density,language,panic-location --bin mps2-an385 --target thumbv7m-none-eabi -- -D warnings
+cargo clippy --release $sh,density,language,panic-location --bin mps2-an505 --bin kernel-check-m33 --target thumbv8m.main-none-eabihf -- -D warnings
+cargo clippy --release $sh,density,language,panic-location --bin microbit --target thumbv6m-none-eabi -- -D warnings
 # The real boards over RTT (the default features): lints, then the linked apps.
 cargo clippy --release --bin nrf52840-dk --bin nucleo-l4r5zi -- -D warnings
 cargo build --release --bin nrf52840-dk --bin nucleo-l4r5zi

@@ -42,6 +42,12 @@ step cargo clippy --release --workspace --all-targets --features tinyinfer/emit 
 # The main job's build: host tools without `simulate` and `flash`.
 step cargo clippy --release -p tinyinfer-tools --no-default-features --all-targets -- -D warnings
 step cargo build --release -p tinyinfer --target thumbv7em-none-eabihf
+# The core without the density and language families (the classifier-only
+# firmware's core): lints, its unit tests and the test of the ops it
+# refuses (tests/classifier_ops.rs, which the workspace run also runs with
+# them), a few seconds.
+step cargo clippy --release -p tinyinfer --no-default-features --lib -- -D warnings
+step cargo test --release -p tinyinfer --no-default-features --features emit --lib --test classifier_ops
 step cargo build --release -p tinyinfer --target thumbv6m-none-eabi
 # The other CPU profiles the core targets: Cortex-M3, Cortex-M33, and
 # RISC-V (ESP32-C3 class).

@@ -34,7 +34,12 @@
 //! ```
 //!
 //! Features: `emit` (write models; the host tools enable it), `defmt`
-//! (`defmt::Format` for errors and reports).
+//! (`defmt::Format` for errors and reports), and the families besides the
+//! classifier, both default: `density` (the PixelCNN driver and the graph
+//! ops only it uses, elementwise add and masked convs) and `language` (the
+//! language-model checks and driver). A classifier-only firmware builds
+//! without them, which leaves their code out of flash; such a build refuses
+//! what it cannot run with a typed error (see `Cargo.toml`).
 #![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

@@ -44,7 +44,9 @@
 //! ([`rtt`]: defmt-rtt, panic-probe, the DWT cycle counter). The classifier
 //! driver is always in; `density` and `language` add theirs (both default):
 //! a classifier-only app leaves them out of flash, and refuses a model of a
-//! family it was built without (`WrongFamily`, status 18).
+//! family it was built without (`WrongFamily`, status 18). Two more shrink
+//! the smallest app: `panic-location` (default; the panic's file and line
+//! in the log) left out, `few-vectors` (a 48-entry device vector table) in.
 //!
 //! Unsafe code lives in [`mem`] (linker symbols, the static buffers, the
 //! painted stack) and [`mmio`] (device registers); the board files add only
@@ -210,6 +212,13 @@ where
     // The A/B slot to boot (or a legacy blob at the partition start).
     let image = match slots::boot_image(partition) {
         Ok(image) => image,
+        // A core built without the language-model family (this crate's
+        // feature `language`) refuses such a model, before checking its
+        // sections, with this error (the checker's only use of it).
+        #[cfg(not(feature = "language"))]
+        Err(Outcome::Model(tinyinfer::Error::WrongFamily)) => {
+            return without_driver(Family::LanguageModel)
+        }
         Err(outcome) => return outcome,
     };
     let checked = match Model::new_checked(image) {
@@ -234,17 +243,7 @@ where
         Family::Classifier => {}
         // A driver left out of this build (features `density`, `language`).
         #[allow(unreachable_patterns)]
-        other => {
-            defmt::error!(
-                "this firmware was built without the driver for {=str} models",
-                match other {
-                    Family::Density => "density (feature `density`)",
-                    Family::LanguageModel => "language (feature `language`)",
-                    Family::Classifier => "classifier",
-                }
-            );
-            return Outcome::Model(tinyinfer::Error::WrongFamily);
-        }
+        other => return without_driver(other),
     }
     let model = match Classifier::new(checked) {
         Ok(m) => m,
@@ -316,6 +315,20 @@ where
         }
     }
     outcome
+}
+
+/// A model of a family whose driver this build left out (features
+/// `density`, `language`): says so, and `WrongFamily` (status 18).
+fn without_driver(family: Family) -> Outcome {
+    defmt::error!(
+        "this firmware was built without the driver for {=str} models",
+        match family {
+            Family::Density => "density (feature `density`)",
+            Family::LanguageModel => "language (feature `language`)",
+            Family::Classifier => "classifier",
+        }
+    );
+    Outcome::Model(tinyinfer::Error::WrongFamily)
 }
 
 /// Blinks `code` short flashes, then a pause, forever: the error pattern on

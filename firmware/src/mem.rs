@@ -182,3 +182,29 @@ pub fn ram_use() -> RamUse {
         stack_high_water_bytes: (top - at) as u32,
     }
 }
+
+/// The device interrupts of the vector table with feature `few-vectors`
+/// (cortex-m-rt's `device` feature, which leaves this table to the app):
+/// 48, the nRF52840's count, every one cortex-m-rt's `DefaultHandler`.
+/// Nothing enables an interrupt (the NVIC keeps its reset state), so the
+/// core never reads them; cortex-m-rt's own table has 240 entries (480 on
+/// Armv8-M). Armv6-M has at most 32, cortex-m-rt's table there already.
+#[cfg(all(feature = "few-vectors", not(tinyinfer_armv6m)))]
+pub const DEVICE_INTERRUPTS: usize = 48;
+/// Armv6-M's limit (and cortex-m-rt's count there): the feature changes nothing.
+#[cfg(all(feature = "few-vectors", tinyinfer_armv6m))]
+pub const DEVICE_INTERRUPTS: usize = 32;
+
+#[cfg(feature = "few-vectors")]
+extern "C" {
+    fn DefaultHandler();
+}
+
+/// The table itself, where cortex-m-rt's `link.x` puts it (after the
+/// exceptions), under the name it expects.
+#[cfg(feature = "few-vectors")]
+#[link_section = ".vector_table.interrupts"]
+#[no_mangle]
+#[used]
+pub static __INTERRUPTS: [unsafe extern "C" fn(); DEVICE_INTERRUPTS] =
+    [DefaultHandler; DEVICE_INTERRUPTS];

@@ -50,7 +50,7 @@ pub fn on_systick() {
     );
 }
 
-const fn gcd(a: u64, b: u64) -> u64 {
+const fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 {
         a
     } else {
@@ -64,7 +64,29 @@ const fn gcd(a: u64, b: u64) -> u64 {
 pub struct Instructions {
     /// Instructions per tick as the fraction `num / den` (10⁹ / clock).
     num: u64,
-    den: u64,
+    den: u32,
+    /// `log2(den)` when `den` is a power of two (every board of the table:
+    /// 1 on the mps2 machines, 2 on the micro:bit's 16 MHz), else `None`.
+    den_shift: Option<u32>,
+}
+
+/// `n / d` for `d > 0`, one bit at a time: exact, a few dozen bytes, and
+/// no 64-bit division from compiler-builtins (about 900 bytes of flash) for
+/// the clocks that need it, none of the board table's. Out of line and
+/// cold, so that the counter's usual path stays short.
+#[cold]
+#[inline(never)]
+fn div_u64(n: u64, d: u32) -> u64 {
+    let d = d as u64;
+    let (mut q, mut r) = (0u64, 0u64);
+    for i in (0..64).rev() {
+        r = (r << 1) | ((n >> i) & 1);
+        if r >= d {
+            r -= d;
+            q |= 1 << i;
+        }
+    }
+    q
 }
 
 impl Instructions {
@@ -75,10 +97,14 @@ impl Instructions {
         syst.clear_current();
         syst.enable_interrupt();
         syst.enable_counter();
-        let g = gcd(1_000_000_000, clock_hz.max(1) as u64);
+        // In u32: a u64 `%` would link the library's 64-bit division.
+        let clock = clock_hz.max(1);
+        let g = gcd(1_000_000_000, clock);
+        let den = clock / g;
         Instructions {
-            num: 1_000_000_000 / g,
-            den: clock_hz.max(1) as u64 / g,
+            num: (1_000_000_000 / g) as u64,
+            den,
+            den_shift: den.is_power_of_two().then(|| den.trailing_zeros()),
         }
     }
 }
@@ -99,12 +125,15 @@ impl CycleCounter for Instructions {
             // A wrap between the two loads ran the exception: read again.
             if WRAPS.load(Ordering::Relaxed) == w0 {
                 let ticks = ((w0 as u64) << 24) | (RELOAD - cvr) as u64;
-                // No 64-bit division (a library call inside every
-                // measured interval) when a tick is a whole number of
-                // instructions: every mps2 machine.
-                return match self.den {
-                    1 => ticks * self.num,
-                    den => ticks * self.num / den,
+                // No division (a library call inside every measured
+                // interval) when a tick is a whole number of instructions
+                // (every mps2 machine), a shift for a power-of-two `den`.
+                if self.den == 1 {
+                    return ticks * self.num;
+                }
+                return match self.den_shift {
+                    Some(s) => (ticks * self.num) >> s,
+                    None => div_u64(ticks * self.num, self.den),
                 };
             }
         }
@@ -224,10 +253,22 @@ pub fn hard_fault(ef: &ExceptionFrame) -> ! {
 /// The panic handler's body: logs where the panic happened (the message
 /// would pull in `core::fmt`, several KB of flash; the core promises not to
 /// panic on any input) and exits with status 3.
+///
+/// Where is feature `panic-location`. Without it the log says only
+/// "panic": reading the location keeps a file name and a `Location` record
+/// for every bounds check and slice in the app, with the `core::fmt` code
+/// the panic paths pass along, 3,488 bytes of the classifier-only app
+/// (docs/firmware.md), which builds without it.
 pub fn panic(info: &core::panic::PanicInfo) -> ! {
+    #[cfg(feature = "panic-location")]
     match info.location() {
         Some(l) => defmt::error!("panic at {=str}:{=u32}", l.file(), l.line()),
         None => defmt::error!("panic"),
+    }
+    #[cfg(not(feature = "panic-location"))]
+    {
+        let _ = info;
+        defmt::error!("panic (build with feature `panic-location` for where)");
     }
     exit(status::PANIC)
 }

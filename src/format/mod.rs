@@ -332,7 +332,12 @@ impl<'a> Model<'a> {
         let need = |k: SectionKind| get(k).ok_or(Error::MissingSection(k as u16));
 
         if family == Family::LanguageModel {
+            #[cfg(feature = "language")]
             return Self::check_language_model(bytes, family, arena_len, get);
+            // Built without the language-model family (feature `language`):
+            // its sections are not checked, so the model is refused.
+            #[cfg(not(feature = "language"))]
+            return Err(Error::WrongFamily);
         }
         for k in [SectionKind::Lm, SectionKind::Vocab] {
             if get(k).is_some() {
@@ -361,6 +366,7 @@ impl<'a> Model<'a> {
 
     /// A language model has no tensor graph: `DATA`, `LM` and `VOCAB`, and
     /// the arena its plan needs, exactly.
+    #[cfg(feature = "language")]
     fn check_language_model(
         bytes: &'a [u8],
         family: Family,

@@ -48,11 +48,15 @@ impl<'m> Classifier<'m> {
     ///
     /// # Errors
     /// [`Error::WrongFamily`] if the model is not a classifier;
-    /// [`Error::BadGraph`] if its output is not a `1×1×classes` vector.
+    /// [`Error::BadGraph`] if its output is not a `1×1×classes` vector;
+    /// [`Error::BadOp`] for an op this build cannot run (an add or a masked
+    /// conv without feature `density`; the exporter writes neither in a
+    /// classifier).
     pub fn new(model: Model<'m>) -> Result<Self> {
         if model.family() != Family::Classifier {
             return Err(Error::WrongFamily);
         }
+        graph::check_ops(&model)?;
         let (input, output) = (model.input(), model.output());
         if output.h != 1 || output.w != 1 || output.c < 2 || input.is_empty() {
             return Err(Error::BadGraph);

@@ -31,6 +31,7 @@ fn split_pair(arena: &mut [u8], a: Range<usize>, b: Range<usize>) -> Option<(&[u
 
 /// Borrows `a` and `b` for reading and `o` for writing; None if `o` overlaps
 /// either (the reads may overlap each other) or anything falls outside.
+#[cfg(feature = "density")]
 pub(crate) fn split_three(
     arena: &mut [u8],
     a: Range<usize>,
@@ -86,7 +87,12 @@ fn run_op(model: &Model<'_>, op: &OpRepr, arena: &mut [u8]) -> Result<()> {
         return Err(bad);
     }
     if op.kind == OpKind::Add {
+        #[cfg(feature = "density")]
         return run_add(model, op, arena);
+        // Built without the density family's ops (feature `density`): the
+        // drivers refuse such models before they run (`check_ops`).
+        #[cfg(not(feature = "density"))]
+        return Err(bad);
     }
     let (input, output) =
         split_pair(arena, ti.arena_range(), to.arena_range()).ok_or(Error::BadGraph)?;
@@ -111,9 +117,13 @@ fn run_op(model: &Model<'_>, op: &OpRepr, arena: &mut [u8]) -> Result<()> {
                 act_max: op.act_max,
             };
             match op.mask() {
+                #[cfg(feature = "density")]
                 Some(m @ (Mask::A | Mask::B)) if p.k > 1 => {
                     k::conv2d_masked(&p, m, input, parts.weights, parts.bias, mult, shift, output)
                 }
+                // Without feature `density`, `check_ops` refused masked convs.
+                #[cfg(not(feature = "density"))]
+                Some(Mask::A | Mask::B) if p.k > 1 => Err(bad),
                 _ => k::conv2d(&p, input, parts.weights, parts.bias, mult, shift, output),
             }
         }
@@ -154,7 +164,27 @@ fn run_op(model: &Model<'_>, op: &OpRepr, arena: &mut [u8]) -> Result<()> {
     }
 }
 
+/// Checks that [`run`] can run every op of `model` in this build: without
+/// feature `density`, it runs no `Add` op and no masked conv (of more than
+/// one tap; a 1×1 conv's mask changes nothing), so a model with one is
+/// refused here, `Error::BadOp` naming the first, rather than failing
+/// half-way through an inference. With the feature, every checked op runs.
+pub(crate) fn check_ops(model: &Model<'_>) -> Result<()> {
+    #[cfg(not(feature = "density"))]
+    for i in 0..model.op_count() {
+        let op = model.op(i).ok_or(Error::BadOp(i as u16))?;
+        let masked = matches!(op.mask(), Some(Mask::A | Mask::B)) && op.kernel > 1;
+        if op.kind == OpKind::Add || (op.kind == OpKind::Conv2d && masked) {
+            return Err(Error::BadOp(i as u16));
+        }
+    }
+    #[cfg(feature = "density")]
+    let _ = model;
+    Ok(())
+}
+
 /// The add kernel's parameters for an `Add` op (checked by the model).
+#[cfg(feature = "density")]
 pub(crate) fn add_params(model: &Model<'_>, op: &OpRepr) -> Option<k::AddParams> {
     let parts = model.parts(op);
     let tb = model.tensor(op.input2() as usize)?;
@@ -175,6 +205,7 @@ pub(crate) fn add_params(model: &Model<'_>, op: &OpRepr) -> Option<k::AddParams>
     })
 }
 
+#[cfg(feature = "density")]
 fn run_add(model: &Model<'_>, op: &OpRepr, arena: &mut [u8]) -> Result<()> {
     let bad = Error::BadOp(0);
     let p = add_params(model, op).ok_or(bad)?;

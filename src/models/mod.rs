@@ -5,11 +5,15 @@
 //! output. It must not re-derive anything the exporter already computed.
 
 mod classifier;
+#[cfg(feature = "density")]
 mod density;
 mod graph;
+#[cfg(feature = "language")]
 mod language;
 
 pub use classifier::{Classifier, Prediction, SelfTestReport};
+#[cfg(feature = "density")]
 pub use density::{DensityModel, Nll};
 pub use graph::Observer;
+#[cfg(feature = "language")]
 pub use language::{LanguageModel, LogProb, Session};

@@ -22,7 +22,9 @@ pub fn firmware_dir(flag: Option<&Path>) -> PathBuf {
 pub enum Drivers {
     /// Classifier, density (PixelCNN) and language-model drivers.
     All,
-    /// The classifier driver only: no density or language driver in flash.
+    /// The classifier driver only: no density or language driver in flash,
+    /// no panic location, no defmt info lines, a short vector table (the
+    /// smallest app).
     ClassifierOnly,
 }
 
@@ -78,12 +80,26 @@ impl App {
         }
     }
 
-    /// Its cargo features: the board's transport, then the drivers.
+    /// Its cargo profile (firmware/Cargo.toml): `release`, or `small` for
+    /// the classifier-only app (the app crate and its dependencies at
+    /// opt-level "z", the core at "s").
+    pub fn profile(self) -> &'static str {
+        match self.drivers {
+            Drivers::All => "release",
+            Drivers::ClassifierOnly => "small",
+        }
+    }
+
+    /// Its cargo features: the board's transport, then the drivers. The
+    /// classifier-only app is the smallest: it also leaves out the panic's
+    /// location in the log (`panic-location`, 3.5 KB; a panic still exits
+    /// with status 3) and ends its vector table after 48 device interrupts
+    /// (`few-vectors`, 768 bytes; the app enables none).
     pub fn features(self) -> String {
         let t = self.board.transport.feature();
         match self.drivers {
-            Drivers::All => format!("{t},density,language"),
-            Drivers::ClassifierOnly => t.to_string(),
+            Drivers::All => format!("{t},density,language,panic-location"),
+            Drivers::ClassifierOnly => format!("{t},few-vectors"),
         }
     }
 }
@@ -92,7 +108,7 @@ impl App {
 ///
 /// Builds in `firmware/target` (where `cargo build` in firmware/ puts them
 /// too) for the board's target, then copies the ELF to
-/// `firmware/target/<target>/release/<app>.elf`, so apps that share a bin
+/// `firmware/target/<target>/<profile>/<app>.elf`, so apps that share a bin
 /// (the classifier-only variant, other arenas) never overwrite each other's copy.
 pub fn build_firmware(dir: &Path, app: App) -> Result<PathBuf> {
     build_firmware_with(dir, app, None, None)
@@ -122,7 +138,13 @@ pub fn build_firmware_with(
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(dir)
-        .args(["build", "--release", "--no-default-features", "--features"])
+        .args([
+            "build",
+            "--profile",
+            app.profile(),
+            "--no-default-features",
+            "--features",
+        ])
         .arg(&features)
         .args(["--bin", bin, "--target", target])
         .stdin(Stdio::null())
@@ -137,6 +159,14 @@ pub fn build_firmware_with(
         Some(n) => cmd.env("TINYINFER_STACK_RESERVE", n.to_string()),
         None => cmd.env_remove("TINYINFER_STACK_RESERVE"),
     };
+    // The classifier-only app is the smallest one: defmt's info lines (for
+    // people; `simulate` reads every figure from the report's records) are
+    // compiled out, warnings and errors kept: 1.1 KB of flash
+    // (docs/firmware.md). The other apps log as firmware/.cargo/config.toml
+    // (or the caller's DEFMT_LOG) says.
+    if app.drivers == Drivers::ClassifierOnly {
+        cmd.env("DEFMT_LOG", "warn");
+    }
     for v in [
         "RUSTFLAGS",
         "CARGO_ENCODED_RUSTFLAGS",
@@ -155,7 +185,7 @@ pub fn build_firmware_with(
         "building the firmware ({bin}, features {features}, target {target}) failed: {status} \
          (needs `rustup target add {target}` and flip-link)"
     );
-    let out = dir.join("target").join(target).join("release");
+    let out = dir.join("target").join(target).join(app.profile());
     // Another arena is another binary: keep its copy apart.
     let mut name = app.name();
     if let Some(n) = arena {

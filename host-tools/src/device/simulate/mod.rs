@@ -3,7 +3,8 @@
 //! microbit) with a model in its MODEL partition.
 //!
 //! 1. Builds `firmware/` (`cargo build --release --no-default-features
-//!    --features semihosting,density,language --bin BOARD --target TARGET`)
+//!    --features semihosting,density,language,panic-location --bin BOARD
+//!    --target TARGET`; the classifier-only app: `--features semihosting,few-vectors`)
 //!    or takes `--elf`.
 //! 2. Reads the partition address from the ELF's `__model_start` and copies
 //!    the blob there with QEMU's generic loader.
