@@ -72,6 +72,11 @@ fn language(model: Model<'_>) {
     let _ = s.top_k::<4>();
     let t = s.sample(&mut Pcg32::seeded(2));
     assert!(t < v, "sampled {t} of {v}");
+    // The stored self-test (cases checked at load): runs, or says there is none.
+    match lm.selftest(&mut arena) {
+        Ok(r) => assert!(r.passed <= r.total, "{r:?}"),
+        Err(e) => assert_eq!(e, tinyinfer::Error::BadSelfTest, "self-test failed: {e}"),
+    }
 }
 
 fn density(model: Model<'_>) {
