@@ -184,10 +184,12 @@ pub fn run<C: CycleCounter, H: HostLink>(
         });
     }
     let mut outcome = Outcome::Pass;
-    let t0 = counter.now();
+    let t0 = counter.now64();
     match lm.selftest(arena) {
         Ok(r) => {
-            report::selftest(&r, counter.now().wrapping_sub(t0), C::UNIT);
+            // The record's count is 32-bit: saturated, never wrapped.
+            let t = counter.now64().wrapping_sub(t0).min(u32::MAX as u64) as u32;
+            report::selftest(&r, t, C::UNIT);
             if r.passed != r.total || r.total == 0 {
                 outcome = Outcome::SelfTestFailed;
             }

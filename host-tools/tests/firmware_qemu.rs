@@ -22,7 +22,9 @@
 //! - a real DiracNet (trained for one short epoch, exported with the CLI)
 //!   gives bit-exact int8 scores on the device for 200 test images;
 //! - a random character-level language model (MoS head, one LSTM layer)
-//!   generates the host core's token ids and text on the device; a prompt
+//!   runs its stored self-test at boot (passing; a case expecting another
+//!   log-prob fails with status 1) and generates the host core's token ids
+//!   and text on the device; a prompt
 //!   outside its vocabulary and an arena too small for it are typed exits;
 //! - A/B model slots: cut and corrupted slot images boot the other slot, the
 //!   newer sequence wins, both bad gives status 6 (no valid model).
@@ -604,6 +606,10 @@ fn language_model_generates_the_host_text_on_qemu() {
     assert_eq!(r["selftest_passed"], true, "{r:#}");
     assert_eq!(r["selftest_cases"], 4);
     assert_eq!(r["selftest_matched"], 4);
+    assert!(
+        r["selftest_instructions"].as_u64().unwrap_or(0) > 0,
+        "{r:#}"
+    );
     assert_eq!(r["lm_vocab"], 43);
     assert_eq!(r["lm_emb_dim"], 16);
     assert_eq!(r["lm_hidden"], serde_json::json!([32]));

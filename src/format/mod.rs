@@ -33,7 +33,8 @@
 //! Sections: `TENSORS` (records of [`TensorRepr`]), `OPS` (records of
 //! [`OpRepr`]), `DATA` (weights, biases and requantization parameters,
 //! every array 4-byte aligned), the optional `SELFTEST` (inputs with the
-//! outputs the host core computed for them), and `HEAD` (family-specific
+//! outputs the host core computed for them; for a language model, prompts
+//! with the core's top-k after them, see [`SelfTest`]), and `HEAD` (family-specific
 //! output parameters: required for density models, see [`BernoulliHead`];
 //! refused for classifiers).
 //!
@@ -163,9 +164,9 @@ pub enum Body<'a> {
     /// the output `HEAD`. Read through [`Model::tensor`], [`Model::op`],
     /// [`Model::weights`], [`Model::selftest`], [`Model::bernoulli_head`].
     Graph(Graph<'a>),
-    /// Language models: the fixed LSTM + head pipeline of the `LM` section
-    /// and the token table (`VOCAB`). Read through [`Model::lm_spec`] and
-    /// [`Model::vocab`].
+    /// Language models: the fixed LSTM + head pipeline of the `LM` section,
+    /// the token table (`VOCAB`) and an optional `SELFTEST`. Read through
+    /// [`Model::lm_spec`], [`Model::vocab`] and [`Model::selftest`].
     Lstm(Lstm<'a>),
 }
 
