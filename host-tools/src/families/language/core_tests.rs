@@ -234,13 +234,22 @@ fn corrupt_lm_blobs_never_panic() {
 fn fuzz_seeds() {
     let bytes = export(&random_lm(HeadKind::Mos, 2, &[8], 6)).unwrap().blob;
     assert!(Model::new_checked(AlignedBlob::new(&bytes).bytes()).is_ok());
+    // With a sorted token index and two self-test cases: the fuzzer then
+    // mutates both the index and the cases' checks.
+    let with_cases = super::quantize::repack(&bytes, 2).unwrap();
+    assert!(Model::new_checked(AlignedBlob::new(&with_cases).bytes()).is_ok());
     if std::env::var_os("TINYINFER_WRITE_FUZZ_SEEDS").is_none() {
         return;
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/model");
-    for (mode, name) in [(0u8, "seed-lm-checked"), (1, "seed-lm-structure")] {
+    for (mode, name, blob) in [
+        (0u8, "seed-lm-checked", &bytes),
+        (1, "seed-lm-structure", &bytes),
+        (0, "seed-lm-selftest-checked", &with_cases),
+        (1, "seed-lm-selftest-structure", &with_cases),
+    ] {
         let mut b = vec![mode];
-        b.extend_from_slice(&bytes);
+        b.extend_from_slice(blob);
         std::fs::write(dir.join(name), b).unwrap();
     }
 }
