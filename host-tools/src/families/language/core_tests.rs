@@ -252,6 +252,9 @@ fn fuzz_seeds() {
         b.extend_from_slice(blob);
         std::fs::write(dir.join(name), b).unwrap();
     }
+    // The CRC-fixing target reads bare blobs.
+    let crc_fixed = dir.join("../crc_fixed/seed-lm-selftest");
+    std::fs::write(crc_fixed, &with_cases).unwrap();
 }
 
 /// A legal MoS checkpoint whose head saturates: the latents are 0, so the
