@@ -23,7 +23,7 @@ for pair in "softmax:$1" "moc:$2" "mos:$3"; do
   $T eval "$OUT/$name.tinf" --checkpoint "$ckpt" --json > "$OUT/$name.eval.json"
   $T rank "$ckpt" --contexts "$CONTEXTS" --json > "$OUT/$name.rank.json"
 done
-$T export --checkpoint "$4" --family language --out "$OUT/char.tinf"
+$T export --checkpoint "$4" --family language --out "$OUT/char.tinf" --selftest 4
 $T eval "$OUT/char.tinf" --checkpoint "$4" --json > "$OUT/char.eval.json"
 $T rank "$4" --contexts 1000 --json > "$OUT/char.rank.json"
 $T simulate "$OUT/char.tinf" --nrf-budget --prompt "ROMEO:" --tokens 300 --seed 1 --json > "$OUT/char.qemu.json"

@@ -16,6 +16,12 @@
 //! [`Session::step`]): the same draws as the host's `lm::run::generate`.
 //! Without a request: the empty prompt, seed 0, [`DEFAULT_TOKENS`] tokens.
 //!
+//! At boot, before any request, the device runs the model's stored
+//! self-test ([`LanguageModel::selftest`]: prompts of token ids and the
+//! host core's top-k after each) and reports it as the other families do
+//! (a `SelfTest` or `NoSelfTest` record; status 1 or 2 at the end of a run
+//! that otherwise succeeded).
+//!
 //! A prompt with text the vocabulary has no token for ends the run with
 //! [`Error::BadInput`](tinyinfer::Error::BadInput) (its byte offset), status 29.
 //!
@@ -177,6 +183,23 @@ pub fn run<C: CycleCounter, H: HostLink>(
             got: arena.len() as u32,
         });
     }
+    let mut outcome = Outcome::Pass;
+    let t0 = counter.now64();
+    match lm.selftest(arena) {
+        Ok(r) => {
+            // The record's count is 32-bit: saturated, never wrapped.
+            let t = counter.now64().wrapping_sub(t0).min(u32::MAX as u64) as u32;
+            report::selftest(&r, t, C::UNIT);
+            if r.passed != r.total || r.total == 0 {
+                outcome = Outcome::SelfTestFailed;
+            }
+        }
+        Err(tinyinfer::Error::BadSelfTest) if lm.stored_selftest().is_none() => {
+            report::no_selftest();
+            outcome = Outcome::NoSelfTest;
+        }
+        Err(e) => return Outcome::Model(e),
+    }
     let req = match read_request(host, prompt) {
         Ok(r) => r,
         Err(e) => {
@@ -240,5 +263,5 @@ pub fn run<C: CycleCounter, H: HostLink>(
     }
     text.flush();
     report::lm_generated(req.tokens, total, min.min(max), max, C::UNIT);
-    Outcome::Pass
+    outcome
 }

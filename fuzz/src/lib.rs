@@ -15,7 +15,8 @@
 
 use arbitrary::{Result, Unstructured};
 use tinyinfer::format::{
-    Family, Mask, Model, ModelRepr, OpKind, OpRepr, TensorRepr, CRC32, CRC_LEN,
+    Family, Mask, Model, ModelRepr, OpKind, OpRepr, TensorRepr, CRC32, CRC_LEN, LM_TOP_LEN,
+    MAX_LM_TOP, VOCAB_SORTED_INDEX,
 };
 use tinyinfer::models::{Classifier, DensityModel, LanguageModel};
 use tinyinfer::quant::{MAX_SHIFT, MIN_SHIFT};
@@ -72,6 +73,11 @@ fn language(model: Model<'_>) {
     let _ = s.top_k::<4>();
     let t = s.sample(&mut Pcg32::seeded(2));
     assert!(t < v, "sampled {t} of {v}");
+    // The stored self-test (cases checked at load): runs, or says there is none.
+    match lm.selftest(&mut arena) {
+        Ok(r) => assert!(r.passed <= r.total, "{r:?}"),
+        Err(e) => assert_eq!(e, tinyinfer::Error::BadSelfTest, "self-test failed: {e}"),
+    }
 }
 
 fn density(model: Model<'_>) {
@@ -517,10 +523,12 @@ pub fn language_model(u: &mut Unstructured) -> Result<Option<Vec<u32>>> {
     ];
     words.extend(layer_words);
     let lm: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    // Tokens: distinct one- or two-byte strings.
+    // Tokens: distinct one- or two-byte strings; with or without the
+    // sorted index (both layouts load).
+    let indexed: bool = u.arbitrary()?;
     let mut vocab = Vec::new();
     vocab.extend_from_slice(&(v as u32).to_le_bytes());
-    vocab.extend_from_slice(&0u32.to_le_bytes());
+    vocab.extend_from_slice(&(indexed as u32 * VOCAB_SORTED_INDEX).to_le_bytes());
     let tokens: Vec<String> = (0..v)
         .map(|i| {
             if i < 26 {
@@ -536,6 +544,17 @@ pub fn language_model(u: &mut Unstructured) -> Result<Option<Vec<u32>>> {
         at += t.len() as u32;
         vocab.extend_from_slice(&at.to_le_bytes());
     }
+    if indexed {
+        let mut index: Vec<u16> = (0..v as u16).collect();
+        index.sort_by(|&a, &b| tokens[a as usize].cmp(&tokens[b as usize]));
+        for i in index {
+            vocab.extend_from_slice(&i.to_le_bytes());
+        }
+        if v % 2 == 1 {
+            vocab.extend_from_slice(&[0, 0]);
+        }
+    }
+    let bytes_at = vocab.len();
     for t in &tokens {
         vocab.extend_from_slice(t.as_bytes());
     }
@@ -543,27 +562,82 @@ pub fn language_model(u: &mut Unstructured) -> Result<Option<Vec<u32>>> {
         vocab.push(0);
     }
     // Padding bytes after the table would break "offsets end at the bytes' end".
-    let table_end = 8 + 4 * (v + 1);
     let text_len = at as usize;
-    vocab.truncate(table_end + text_len);
+    vocab.truncate(bytes_at + text_len);
     let Some(spec) = LmSpec::parse(&lm, &data) else {
         return Ok(None);
     };
     let arena_len = spec.plan().total as u32;
-    let repr = ModelRepr {
-        family: Family::LanguageModel,
-        arena_len,
-        tensors: &[],
-        ops: &[],
-        data: &data,
-        selftest: None,
-        head: None,
-        lm: Some(&lm),
-        vocab: Some(&vocab),
+    let emit = |selftest: Option<(u32, u32, &[u8])>| {
+        let repr = ModelRepr {
+            family: Family::LanguageModel,
+            arena_len,
+            tensors: &[],
+            ops: &[],
+            data: &data,
+            selftest,
+            head: None,
+            lm: Some(&lm),
+            vocab: Some(&vocab),
+        };
+        let mut out = vec![0u32; repr.buffer_len().div_ceil(4)];
+        repr.emit(bytemuck::cast_slice_mut(&mut out))
+            .ok()
+            .map(|_| out)
     };
-    let mut out = vec![0u32; repr.buffer_len().div_ceil(4)];
-    Ok(repr
-        .emit(bytemuck::cast_slice_mut(&mut out))
-        .ok()
-        .map(|_| out))
+    let Some(plain) = emit(None) else {
+        return Ok(None);
+    };
+    if !u.arbitrary::<bool>()? {
+        return Ok(Some(plain));
+    }
+    // Self-test cases computed by the core, as the exporter does: a prompt
+    // of 1–4 arbitrary tokens and the top 1–3 after it.
+    let (prompt, top) = (
+        u.int_in_range(1..=4usize)?,
+        u.int_in_range(1..=3usize)?.min(v),
+    );
+    let cases = u.int_in_range(1..=2usize)?;
+    let mut recs = Vec::new();
+    {
+        let bytes = bytemuck::cast_slice::<u32, u8>(&plain);
+        let Ok(lm) = Model::check_structure(bytes).and_then(LanguageModel::new) else {
+            return Ok(None);
+        };
+        if lm.arena_len() > MAX_ARENA {
+            return Ok(None);
+        }
+        let mut arena = vec![0u8; lm.arena_len()];
+        let Ok(mut s) = lm.session(&mut arena) else {
+            return Ok(None);
+        };
+        for _ in 0..cases {
+            s.reset();
+            for _ in 0..prompt {
+                let t = u.int_in_range(0..=(v - 1) as u16)?;
+                if s.step(t).is_err() {
+                    return Ok(None);
+                }
+                recs.extend_from_slice(&t.to_le_bytes());
+            }
+            let best = s.top_k::<MAX_LM_TOP>();
+            for &(id, p) in best.iter().take(top) {
+                let Ok(lp) = s.log_prob(id) else {
+                    return Ok(None);
+                };
+                recs.extend_from_slice(&id.to_le_bytes());
+                recs.extend_from_slice(&[0, 0]);
+                recs.extend_from_slice(&p.to_le_bytes());
+                recs.extend_from_slice(&lp.0.to_le_bytes());
+            }
+            while recs.len() % 4 != 0 {
+                recs.push(0);
+            }
+        }
+    }
+    Ok(emit(Some((
+        2 * prompt as u32,
+        (top * LM_TOP_LEN) as u32,
+        &recs,
+    ))))
 }

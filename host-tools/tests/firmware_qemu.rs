@@ -22,7 +22,9 @@
 //! - a real DiracNet (trained for one short epoch, exported with the CLI)
 //!   gives bit-exact int8 scores on the device for 200 test images;
 //! - a random character-level language model (MoS head, one LSTM layer)
-//!   generates the host core's token ids and text on the device; a prompt
+//!   runs its stored self-test at boot (passing; a case expecting another
+//!   log-prob fails with status 1) and generates the host core's token ids
+//!   and text on the device; a prompt
 //!   outside its vocabulary and an arena too small for it are typed exits;
 //! - A/B model slots: cut and corrupted slot images boot the other slot, the
 //!   newer sequence wins, both bad gives status 6 (no valid model).
@@ -522,7 +524,8 @@ fn pixelcnn_nll_and_samples_are_bit_exact_on_qemu() {
 
 /// A random character-level LM (the approach of host-tools/src/families/language/core_tests.rs):
 /// MoS head with `k` components, one LSTM layer of `hidden` units, d = 16.
-fn random_char_lm(k: usize, hidden: usize, seed: u64) -> Vec<u8> {
+/// A random character MoS LM blob with `selftest` stored cases.
+fn random_char_lm(k: usize, hidden: usize, seed: u64, selftest: usize) -> Vec<u8> {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
     use tinyinfer_tools::families::language::float::{HeadF, HeadKind, Level, LmF, LstmF};
@@ -558,16 +561,17 @@ fn random_char_lm(k: usize, hidden: usize, seed: u64) -> Vec<u8> {
         layers: vec![layer],
         head,
     };
-    tinyinfer_tools::families::language::quantize::export(&m)
+    let blob = tinyinfer_tools::families::language::quantize::export(&m)
         .unwrap()
-        .blob
+        .blob;
+    tinyinfer_tools::families::language::quantize::repack(&blob, selftest).unwrap()
 }
 
 #[test]
 fn language_model_generates_the_host_text_on_qemu() {
     use tinyinfer_tools::families::language::run::{detokenize, generate, language_model};
     let dir = scratch();
-    let bytes = random_char_lm(3, 32, 11);
+    let bytes = random_char_lm(3, 32, 11, 4);
     let path = write(dir.path(), "lm.tinf", &bytes);
     let blob = AlignedBlob::new(&bytes);
     let lm = language_model(&blob).unwrap();
@@ -605,6 +609,14 @@ fn language_model_generates_the_host_text_on_qemu() {
     };
     let (r, text) = run(7);
     assert_eq!(r["exit_code"], 0);
+    // The stored self-test ran at boot and matched the host core.
+    assert_eq!(r["selftest_passed"], true, "{r:#}");
+    assert_eq!(r["selftest_cases"], 4);
+    assert_eq!(r["selftest_matched"], 4);
+    assert!(
+        r["selftest_instructions"].as_u64().unwrap_or(0) > 0,
+        "{r:#}"
+    );
     assert_eq!(r["lm_vocab"], 43);
     assert_eq!(r["lm_emb_dim"], 16);
     assert_eq!(r["lm_hidden"], serde_json::json!([32]));
@@ -637,12 +649,35 @@ fn language_model_generates_the_host_text_on_qemu() {
     // Another seed, another text.
     let (_, other) = run(8);
     assert_ne!(text, other, "seeds 7 and 8 gave the same text");
+
+    // A stored case that expects another log-prob: the device says which
+    // case failed and ends with status 1 after generating as asked.
+    let st = {
+        let m = blob.model().unwrap();
+        let s = m.section(tinyinfer::format::SectionKind::SelfTest).unwrap();
+        s.as_ptr() as usize - m.as_bytes().as_ptr() as usize
+    };
+    let case = st + 16 + 2 * (2 * 16 + 5 * 12);
+    let top0_log_prob = case + 2 * 16 + 8;
+    let mut bad = bytes.clone();
+    bad[top0_log_prob] ^= 1;
+    let n = bad.len();
+    let crc = tinyinfer::format::CRC32.checksum(&bad[..n - 4]);
+    bad[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    assert!(AlignedBlob::new(&bad).model().is_ok(), "still well-formed");
+    let bad = write(dir.path(), "bad-case.tinf", &bad);
+    let (ok, r) = simulate(App::QEMU, &[&bad, "--tokens", "4"]);
+    assert!(!ok);
+    assert_eq!(r["exit_code"], 1, "{r:#}");
+    assert_eq!(r["selftest_matched"], 3);
+    assert_eq!(r["selftest_passed"], false);
+    assert_eq!(r["matches_host"], true, "{r:#}");
 }
 
 #[test]
 fn language_model_prompt_outside_the_vocabulary_is_a_typed_error() {
     let dir = scratch();
-    let path = write(dir.path(), "lm.tinf", &random_char_lm(2, 16, 12));
+    let path = write(dir.path(), "lm.tinf", &random_char_lm(2, 16, 12, 0));
     // '~' has no token: the device refuses at its byte offset, status 29.
     let (ok, r) = simulate(App::QEMU, &[&path, "--prompt", "abc~", "--tokens", "8"]);
     assert!(!ok);

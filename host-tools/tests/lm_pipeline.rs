@@ -166,3 +166,41 @@ fn export_follows_the_checkpoint_family_tag() {
         "{err}"
     );
 }
+
+#[test]
+fn export_selftest_and_repack_lm_write_the_same_checked_cases() {
+    let t = trained();
+    let (m, c) = (t.model.to_str().unwrap(), t.ckpt.to_str().unwrap());
+    let with = t.dir.join("with-selftest.tinf");
+    let w = with.to_str().unwrap();
+    run(&["export", "--checkpoint", c, "--out", w, "--selftest", "3"]);
+    let inspect = json(&run(&["inspect", w, "--json"]));
+    assert_eq!(inspect["selftest_cases"], 3, "{inspect:#}");
+    // The same cases from the plain blob, without the checkpoint: the
+    // records depend on the weights only.
+    let repacked = t.dir.join("repacked.tinf");
+    let r = repacked.to_str().unwrap();
+    run(&["repack-lm", m, "--out", r, "--selftest", "3"]);
+    assert_eq!(
+        std::fs::read(&with).unwrap(),
+        std::fs::read(&repacked).unwrap()
+    );
+    // Without cases: the plain export (it carries the sorted index already).
+    run(&["repack-lm", m, "--out", r]);
+    assert_eq!(
+        std::fs::read(&t.model).unwrap(),
+        std::fs::read(&repacked).unwrap()
+    );
+    // Bad input: not a language model, too many cases; nothing written.
+    let never = t.dir.join("never-repacked.tinf");
+    let n = never.to_str().unwrap();
+    let dirac = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../models/bench/diracnet-micro.tinf"
+    );
+    let err = fail(&["repack-lm", dirac, "--out", n]);
+    assert!(err.contains("not a language model"), "{err}");
+    let err = fail(&["repack-lm", m, "--out", n, "--selftest", "5000"]);
+    assert!(err.contains("5000"), "{err}");
+    assert!(!never.exists(), "a failed repack left a file");
+}

@@ -28,10 +28,20 @@
 //! # `VOCAB` section
 //!
 //! ```text
-//! 0 count u32 (= V)   4 reserved u32   8 offsets u32 × (V + 1)   then the token bytes
+//! 0 count u32 (= V)   4 flags u32   8 offsets u32 × (V + 1)
+//! [with flag bit 0: index u16 × V, zero-padded to a multiple of 4 bytes]
+//! then the token bytes
 //! ```
 //! Token `i` is `bytes[offsets[i]..offsets[i+1]]`, non-empty UTF-8 of at most
 //! [`MAX_TOKEN_BYTES`] bytes.
+//!
+//! Flag bit 0 ([`VOCAB_SORTED_INDEX`]) says a sorted index follows the
+//! offsets: the token ids in the byte order of their texts (strictly
+//! increasing, so the texts are distinct and the index is a permutation of
+//! `0..V`), which the checker verifies in O(V · [`MAX_TOKEN_BYTES`]) and
+//! [`Vocab::id`] binary-searches in O(log V) comparisons. Other flag bits
+//! must be 0. Flags 0 (the blobs written before the index) still load;
+//! their lookups fall back to a linear search.
 
 use super::{u32_at, NONE};
 
@@ -51,6 +61,8 @@ pub const MAX_LM_BIAS: i32 = 1 << 28;
 pub const LM_HEADER_WORDS: usize = 18;
 /// Words per layer record.
 pub const LM_LAYER_WORDS: usize = 8;
+/// `VOCAB` flag: a sorted token index follows the offsets.
+pub const VOCAB_SORTED_INDEX: u32 = 1;
 
 /// Output head of a language model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -395,19 +407,35 @@ pub struct ArenaPlan {
 #[derive(Clone, Copy, Debug)]
 pub struct Vocab<'a> {
     offsets: &'a [u32],
+    /// Token ids sorted by their texts (empty: no index, linear lookups).
+    index: &'a [u16],
     bytes: &'a [u8],
 }
 
 impl<'a> Vocab<'a> {
-    /// Parses and checks a `VOCAB` section of `v` tokens.
+    /// Parses and checks a `VOCAB` section of `v` tokens: the offsets, the
+    /// texts and, when flagged, the sorted index (strictly increasing
+    /// texts, every id below `v`).
     pub fn parse(sec: &'a [u8], v: usize) -> Option<Self> {
-        if u32_at(sec, 0) as usize != v || u32_at(sec, 4) != 0 {
+        let flags = u32_at(sec, 4);
+        if u32_at(sec, 0) as usize != v || flags & !VOCAB_SORTED_INDEX != 0 {
             return None;
         }
         // 32-bit clean: v comes from the caller and may be anything.
         let table_end = v.checked_add(1)?.checked_mul(4)?.checked_add(8)?;
         let offsets: &[u32] = bytemuck::try_cast_slice(sec.get(8..table_end)?).ok()?;
-        let bytes = sec.get(table_end..)?;
+        let (index, bytes_at) = if flags & VOCAB_SORTED_INDEX != 0 {
+            let end = table_end.checked_add(v.checked_mul(2)?.checked_add(3)? & !3)?;
+            let all: &[u16] = bytemuck::try_cast_slice(sec.get(table_end..end)?).ok()?;
+            let (index, pad) = all.split_at(v);
+            if pad.iter().any(|&p| p != 0) {
+                return None;
+            }
+            (index, end)
+        } else {
+            (&[][..], table_end)
+        };
+        let bytes = sec.get(bytes_at..)?;
         if offsets.first() != Some(&0) || offsets.last().copied() != Some(bytes.len() as u32) {
             return None;
         }
@@ -418,7 +446,22 @@ impl<'a> Vocab<'a> {
             }
             core::str::from_utf8(bytes.get(a..b)?).ok()?;
         }
-        Some(Vocab { offsets, bytes })
+        let vocab = Vocab {
+            offsets,
+            index,
+            bytes,
+        };
+        // Strictly increasing texts: distinct ids, so with V entries below V
+        // the index is a permutation.
+        let mut prev: Option<&[u8]> = None;
+        for &id in index {
+            let t = vocab.token(id as usize)?.as_bytes();
+            if prev.is_some_and(|p| p >= t) {
+                return None;
+            }
+            prev = Some(t);
+        }
+        Some(vocab)
     }
 
     /// Number of tokens.
@@ -431,6 +474,11 @@ impl<'a> Vocab<'a> {
         self.len() == 0
     }
 
+    /// The table carries the sorted index ([`VOCAB_SORTED_INDEX`]).
+    pub fn is_indexed(&self) -> bool {
+        !self.index.is_empty()
+    }
+
     /// Text of token `id`.
     pub fn token(&self, id: usize) -> Option<&'a str> {
         let a = *self.offsets.get(id)? as usize;
@@ -438,8 +486,27 @@ impl<'a> Vocab<'a> {
         core::str::from_utf8(self.bytes.get(a..b)?).ok()
     }
 
-    /// The id of a token's text (linear search).
+    /// The id of a token's text: a binary search of the sorted index,
+    /// O(log V) comparisons (a linear search for a table without one).
     pub fn id(&self, text: &str) -> Option<u16> {
+        if !self.is_indexed() {
+            return self.id_linear(text);
+        }
+        let key = text.as_bytes();
+        let at = self
+            .index
+            .binary_search_by(|&id| {
+                self.token(id as usize)
+                    .map_or(&[][..], str::as_bytes)
+                    .cmp(key)
+            })
+            .ok()?;
+        self.index.get(at).copied()
+    }
+
+    /// The id of a token's text by a linear search (the reference of
+    /// [`id`](Self::id), and its path for tables without an index).
+    pub fn id_linear(&self, text: &str) -> Option<u16> {
         (0..self.len())
             .find(|&i| self.token(i) == Some(text))
             .map(|i| i as u16)

@@ -33,7 +33,8 @@
 //! Sections: `TENSORS` (records of [`TensorRepr`]), `OPS` (records of
 //! [`OpRepr`]), `DATA` (weights, biases and requantization parameters,
 //! every array 4-byte aligned), the optional `SELFTEST` (inputs with the
-//! outputs the host core computed for them), and `HEAD` (family-specific
+//! outputs the host core computed for them; for a language model, prompts
+//! with the core's top-k after them, see [`SelfTest`]), and `HEAD` (family-specific
 //! output parameters: required for density models, see [`BernoulliHead`];
 //! refused for classifiers).
 //!
@@ -78,10 +79,10 @@ pub use emit::ModelRepr;
 pub use head::BernoulliHead;
 pub use lm::{
     ArenaPlan, Level, LmHead, LmLayer, LmSpec, Requant, Vocab, MAX_K, MAX_LAYERS, MAX_LM_BIAS,
-    MAX_TOKEN_BYTES, MAX_VOCAB, MAX_WIDTH,
+    MAX_TOKEN_BYTES, MAX_VOCAB, MAX_WIDTH, VOCAB_SORTED_INDEX,
 };
 pub use repr::{Family, Mask, OpKind, OpParts, OpRepr, SectionKind, TensorRepr};
-pub use selftest::SelfTest;
+pub use selftest::{LmCase, LmTop, SelfTest, LM_TOP_LEN, MAX_LM_PROMPT, MAX_LM_TOP};
 
 use crate::{Error, Result};
 
@@ -163,9 +164,9 @@ pub enum Body<'a> {
     /// the output `HEAD`. Read through [`Model::tensor`], [`Model::op`],
     /// [`Model::weights`], [`Model::selftest`], [`Model::bernoulli_head`].
     Graph(Graph<'a>),
-    /// Language models: the fixed LSTM + head pipeline of the `LM` section
-    /// and the token table (`VOCAB`). Read through [`Model::lm_spec`] and
-    /// [`Model::vocab`].
+    /// Language models: the fixed LSTM + head pipeline of the `LM` section,
+    /// the token table (`VOCAB`) and an optional `SELFTEST`. Read through
+    /// [`Model::lm_spec`], [`Model::vocab`] and [`Model::selftest`].
     Lstm(Lstm<'a>),
 }
 
@@ -192,6 +193,7 @@ impl Graph<'_> {
 pub struct Lstm<'a> {
     lm: &'a [u8],
     vocab: &'a [u8],
+    selftest: Option<&'a [u8]>,
 }
 
 /// A section's bytes found in the table.
@@ -365,7 +367,8 @@ impl<'a> Model<'a> {
     }
 
     /// A language model has no tensor graph: `DATA`, `LM` and `VOCAB`, and
-    /// the arena its plan needs, exactly.
+    /// the arena its plan needs, exactly; an optional `SELFTEST` of prompts
+    /// and top-k results ([`SelfTest::lm_case`]), every case checked.
     #[cfg(feature = "language")]
     fn check_language_model(
         bytes: &'a [u8],
@@ -373,12 +376,7 @@ impl<'a> Model<'a> {
         arena_len: u32,
         get: impl Fn(SectionKind) -> Option<&'a [u8]>,
     ) -> Result<Self> {
-        for k in [
-            SectionKind::Tensors,
-            SectionKind::Ops,
-            SectionKind::SelfTest,
-            SectionKind::Head,
-        ] {
+        for k in [SectionKind::Tensors, SectionKind::Ops, SectionKind::Head] {
             if get(k).is_some() {
                 return Err(Error::BadSection(k as u16));
             }
@@ -394,12 +392,20 @@ impl<'a> Model<'a> {
         if spec.plan().total != arena_len as usize {
             return Err(Error::BadHeader);
         }
+        let selftest = get(SectionKind::SelfTest);
+        if let Some(bytes) = selftest {
+            SelfTest { bytes }.check_lm(spec.vocab)?;
+        }
         Ok(Model {
             bytes,
             family,
             arena_len,
             data,
-            body: Body::Lstm(Lstm { lm, vocab }),
+            body: Body::Lstm(Lstm {
+                lm,
+                vocab,
+                selftest,
+            }),
         })
     }
 
@@ -428,6 +434,20 @@ impl<'a> Model<'a> {
         }
     }
 
+    /// The bytes of the section of `kind`, if the model has one (for tools
+    /// that rewrite a blob; the typed accessors read the same bytes).
+    pub fn section(&self, kind: SectionKind) -> Option<&'a [u8]> {
+        let count = u16_at(self.bytes, field::SECTION_COUNT.start) as usize;
+        (0..count)
+            .map(|i| HEADER_LEN + i * SECTION_ENTRY_LEN)
+            .find(|&e| u16_at(self.bytes, e) == kind as u16)
+            .and_then(|e| {
+                let at = u32_at(self.bytes, e + 4) as usize;
+                let len = u32_at(self.bytes, e + 8) as usize;
+                self.bytes.get(at..at.checked_add(len)?)
+            })
+    }
+
     /// The model's body: a graph, or the LSTM pipeline.
     pub fn body(&self) -> Body<'a> {
         self.body
@@ -448,11 +468,14 @@ impl<'a> Model<'a> {
         self.bytes
     }
 
-    /// The stored self-test, if the exporter included one.
+    /// The stored self-test, if the exporter included one: graph inputs
+    /// and outputs ([`SelfTest::case`]), or for a language model prompts
+    /// and top-k results ([`SelfTest::lm_case`]).
     pub fn selftest(&self) -> Option<SelfTest<'a>> {
         match self.body {
-            Body::Graph(g) => g.selftest.map(|bytes| SelfTest { bytes }),
-            Body::Lstm(_) => None,
+            Body::Graph(g) => g.selftest,
+            Body::Lstm(l) => l.selftest,
         }
+        .map(|bytes| SelfTest { bytes })
     }
 }

@@ -8,7 +8,10 @@
 
 use heapless::Vec as HVec;
 
-use crate::format::{ArenaPlan, Family, Level, LmHead, LmSpec, Model, Vocab, MAX_K};
+use super::classifier::SelfTestReport;
+use crate::format::{
+    ArenaPlan, Family, Level, LmHead, LmSpec, Model, SelfTest, Vocab, MAX_K, MAX_LM_TOP,
+};
 use crate::kernels::driver as kd;
 use crate::kernels::lm::{self as k, QMatrix};
 use crate::rng::Rng;
@@ -36,6 +39,7 @@ pub struct LanguageModel<'m> {
     spec: LmSpec<'m>,
     vocab: Vocab<'m>,
     plan: ArenaPlan,
+    selftest: Option<SelfTest<'m>>,
 }
 
 impl<'m> LanguageModel<'m> {
@@ -53,7 +57,53 @@ impl<'m> LanguageModel<'m> {
             plan: spec.plan(),
             spec,
             vocab,
+            selftest: model.selftest(),
         })
+    }
+
+    /// The stored self-test (prompts and top-k results), if any.
+    pub fn stored_selftest(&self) -> Option<SelfTest<'m>> {
+        self.selftest
+    }
+
+    /// Runs the stored self-test: for each case, from the zero state, feeds
+    /// the prompt's tokens, then compares the top-k token ids and their Q32
+    /// probabilities ([`Session::top_k`]) and the Q16 log-prob of each
+    /// ([`Session::log_prob`]) with the stored ones, exactly.
+    ///
+    /// # Errors
+    /// [`Error::BadSelfTest`] when the model has none; as [`session`](Self::session)
+    /// and [`Session::step`].
+    pub fn selftest(&self, arena: &mut [u8]) -> Result<SelfTestReport> {
+        let st = self.selftest.ok_or(Error::BadSelfTest)?;
+        let mut s = self.session(arena)?;
+        let mut report = SelfTestReport {
+            passed: 0,
+            total: 0,
+            first_failure: None,
+        };
+        for i in 0..st.count() {
+            let case = st.lm_case(i).ok_or(Error::BadSelfTest)?;
+            s.reset();
+            for t in case.prompt() {
+                s.step(t)?;
+            }
+            // The first N of the top MAX_LM_TOP are the top N (same order).
+            let top = s.top_k::<MAX_LM_TOP>();
+            let mut same = case.top_len() <= top.len();
+            for j in 0..case.top_len() {
+                let e = case.top(j).ok_or(Error::BadSelfTest)?;
+                same &= top.get(j) == Some(&(e.id, e.p));
+                same &= s.log_prob(e.id)? == LogProb(e.log_prob);
+            }
+            report.total += 1;
+            if same {
+                report.passed += 1;
+            } else if report.first_failure.is_none() {
+                report.first_failure = Some(i as u32);
+            }
+        }
+        Ok(report)
     }
 
     /// Dimensions, head and weights.

@@ -87,6 +87,8 @@ pub struct SimReport {
     pub selftest_matched: Option<u32>,
     /// Self-test cases run.
     pub selftest_cases: Option<u32>,
+    /// Instructions (QEMU) of the whole self-test at boot, as the device counted them.
+    pub selftest_instructions: Option<u64>,
     /// MACs per instruction.
     pub macs_per_instruction: Option<f64>,
     /// An estimate, on Cortex-M4F boards only: the milliseconds one
@@ -325,7 +327,13 @@ fn record(rec: Record<'_>, r: &mut SimReport) -> Result<()> {
         }
         Record::NoValidModel => r.device_error = Some("NoValidModel".into()),
         Record::Classifier { arena_bytes, .. } => r.arena_bytes = Some(arena_bytes),
-        Record::SelfTest { passed, total, .. } => {
+        Record::SelfTest {
+            passed,
+            total,
+            counts,
+            ..
+        } => {
+            r.selftest_instructions = Some(u64::from(counts));
             r.selftest_matched = Some(passed);
             r.selftest_cases = Some(total);
             r.selftest_passed = Some(passed == total && total > 0);
@@ -534,7 +542,10 @@ pub fn summary(r: &SimReport) -> String {
         );
     }
     if let (Some(ok), Some(n)) = (r.selftest_matched, r.selftest_cases) {
-        s += &format!("self-test        {ok}/{n} cases bit-exact\n");
+        s += &format!(
+            "self-test        {ok}/{n} cases bit-exact in {} instructions\n",
+            opt(r.selftest_instructions)
+        );
     }
     if !r.classifier.layers.is_empty() {
         s += &format!(
@@ -853,6 +864,7 @@ mod tests {
             "instructions_per_token",
             "model_slot",
             "model_sequence",
+            "selftest_instructions",
         ] {
             assert!(v.get(key).is_some(), "--json lacks {key}");
         }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 
 use super::data::{Corpus, Dataset};
 use super::float::{Level, LmF};
@@ -25,6 +25,22 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Rank of a language model's log-probability matrix over validation contexts (SVD).
     Rank(RankArgs),
+    /// Rewrite a language-model `.tinf` in the current layout (sorted token index) with self-test cases; the weights are unchanged.
+    RepackLm(RepackArgs),
+}
+
+/// Flags of `tinyinfer repack-lm`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RepackArgs {
+    /// The language-model `.tinf` to read.
+    model: PathBuf,
+    /// Output `.tinf` path (written atomically; may be the input).
+    #[arg(long, short, value_name = "FILE")]
+    out: PathBuf,
+    /// Self-test cases to store: prompts the model samples, with the host
+    /// core's top-k after each (0 to 4096).
+    #[arg(long, default_value_t = 0, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=super::quantize::MAX_SELFTEST_CASES as u64))]
+    selftest: usize,
 }
 
 /// Flags of `tinyinfer generate`.
@@ -76,6 +92,7 @@ impl Command {
             }),
             Command::Generate(a) => generate_cmd(a),
             Command::Rank(a) => rank(a),
+            Command::RepackLm(a) => repack_cmd(a),
         }
     }
 }
@@ -170,6 +187,22 @@ fn generate_cmd(a: &GenerateArgs) -> Result<()> {
         };
         println!("{}{sep}{text}", a.prompt);
     }
+    Ok(())
+}
+
+fn repack_cmd(a: &RepackArgs) -> Result<()> {
+    crate::common::blob::check_output_path(&a.out).context("--out")?;
+    let blob = AlignedBlob::read(&a.model)?;
+    let out = super::quantize::repack(blob.bytes(), a.selftest)
+        .with_context(|| format!("repacking {}", a.model.display()))?;
+    crate::common::blob::write_atomic(&a.out, &out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!(
+        "wrote {} ({} bytes, sorted token index, {} self-test cases)",
+        a.out.display(),
+        out.len(),
+        a.selftest
+    );
     Ok(())
 }
 

@@ -234,15 +234,27 @@ fn corrupt_lm_blobs_never_panic() {
 fn fuzz_seeds() {
     let bytes = export(&random_lm(HeadKind::Mos, 2, &[8], 6)).unwrap().blob;
     assert!(Model::new_checked(AlignedBlob::new(&bytes).bytes()).is_ok());
+    // With a sorted token index and two self-test cases: the fuzzer then
+    // mutates both the index and the cases' checks.
+    let with_cases = super::quantize::repack(&bytes, 2).unwrap();
+    assert!(Model::new_checked(AlignedBlob::new(&with_cases).bytes()).is_ok());
     if std::env::var_os("TINYINFER_WRITE_FUZZ_SEEDS").is_none() {
         return;
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/model");
-    for (mode, name) in [(0u8, "seed-lm-checked"), (1, "seed-lm-structure")] {
+    for (mode, name, blob) in [
+        (0u8, "seed-lm-checked", &bytes),
+        (1, "seed-lm-structure", &bytes),
+        (0, "seed-lm-selftest-checked", &with_cases),
+        (1, "seed-lm-selftest-structure", &with_cases),
+    ] {
         let mut b = vec![mode];
-        b.extend_from_slice(&bytes);
+        b.extend_from_slice(blob);
         std::fs::write(dir.join(name), b).unwrap();
     }
+    // The CRC-fixing target reads bare blobs.
+    let crc_fixed = dir.join("../crc_fixed/seed-lm-selftest");
+    std::fs::write(crc_fixed, &with_cases).unwrap();
 }
 
 /// A legal MoS checkpoint whose head saturates: the latents are 0, so the
@@ -340,4 +352,174 @@ fn extreme_head_biases_keep_the_distribution() {
         let m = saturated_mos(prior, dec);
         assert_distribution_and_sampling(&m, &format!("case {case}"));
     }
+}
+
+/// Offset of the `kind` section in a blob, and its length.
+fn section_at(blob: &[u8], kind: tinyinfer::format::SectionKind) -> (usize, usize) {
+    let ab = AlignedBlob::new(blob);
+    let model = ab.model().unwrap();
+    let sec = model.section(kind).unwrap();
+    let at = sec.as_ptr() as usize - model.as_bytes().as_ptr() as usize;
+    (at, sec.len())
+}
+
+/// The typed error of `blob` after `f` edits its bytes (the CRC fixed).
+fn edited(blob: &[u8], f: impl FnOnce(&mut [u8])) -> Result<(), tinyinfer::Error> {
+    let mut b = blob.to_vec();
+    f(&mut b);
+    let n = b.len();
+    let crc = tinyinfer::format::CRC32.checksum(&b[..n - 4]);
+    b[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    let ab = AlignedBlob::new(&b);
+    LanguageModel::new(Model::new_checked(ab.bytes())?).map(|_| ())
+}
+
+#[test]
+fn sorted_vocab_lookups_equal_the_linear_search_on_the_ptb_vocabulary() {
+    use super::data::load_ptb;
+    use super::quantize::vocab_section;
+    use crate::common::data::shared_data_dir;
+    use tinyinfer::format::Vocab;
+    let c = load_ptb(&shared_data_dir(None)).expect("PTB in the shared data directory");
+    let sec = vocab_section(&c.vocab).unwrap();
+    let v = Vocab::parse(&sec, c.vocab.len()).expect("the core accepts the indexed table");
+    assert!(v.is_indexed());
+    for (i, t) in c.vocab.iter().enumerate() {
+        assert_eq!(v.id(t), Some(i as u16), "{t:?}");
+        assert_eq!(v.id(t), v.id_linear(t), "{t:?}");
+    }
+    // Texts that are no token, before, between and after the sorted ones.
+    for t in ["", "\u{0}", "zzzzzzzz", "the ", "aaa", "<unk>x", "~", "N0"] {
+        assert_eq!(v.id(t), v.id_linear(t), "{t:?}");
+        assert_eq!(v.id(t), None, "{t:?}");
+    }
+    // A table without the index (flags 0, the layout before it) still loads
+    // and looks up linearly.
+    let v_len = c.vocab.len();
+    let table_end = 8 + 4 * (v_len + 1);
+    let mut old = sec[..table_end].to_vec();
+    old[4..8].copy_from_slice(&0u32.to_le_bytes());
+    old.extend_from_slice(&sec[table_end + ((2 * v_len + 3) & !3)..]);
+    let o = Vocab::parse(&old, v_len).expect("an unindexed table still loads");
+    assert!(!o.is_indexed());
+    assert_eq!(o.id("the"), v.id("the"));
+    // Duplicate texts cannot be indexed: the exporter says which.
+    let err = vocab_section(&["a", "b", "a"]).unwrap_err().to_string();
+    assert!(err.contains("tokens 0 and 2"), "{err}");
+}
+
+#[test]
+fn a_malformed_vocab_index_is_a_typed_error() {
+    use tinyinfer::format::SectionKind;
+    let ex = export(&random_lm(HeadKind::Mos, 3, &[24], 5)).unwrap();
+    let (at, _) = section_at(&ex.blob, SectionKind::Vocab);
+    let v = 43;
+    let index = at + 8 + 4 * (v + 1);
+    let bad = Err(tinyinfer::Error::BadSection(SectionKind::Vocab as u16));
+    assert_eq!(edited(&ex.blob, |_| ()), Ok(()));
+    // Two entries swapped: not sorted.
+    assert_eq!(
+        edited(&ex.blob, |b| {
+            let (x, y) = (index, index + 2);
+            let (p, q) = ([b[x], b[x + 1]], [b[y], b[y + 1]]);
+            b[x..x + 2].copy_from_slice(&q);
+            b[y..y + 2].copy_from_slice(&p);
+        }),
+        bad
+    );
+    // An entry repeated (not a permutation), an id ≥ V, padding, an unknown flag.
+    assert_eq!(
+        edited(&ex.blob, |b| b.copy_within(index..index + 2, index + 2)),
+        bad
+    );
+    assert_eq!(
+        edited(&ex.blob, |b| b[index..index + 2]
+            .copy_from_slice(&(v as u16).to_le_bytes())),
+        bad
+    );
+    assert_eq!(edited(&ex.blob, |b| b[index + 2 * v] = 1), bad);
+    assert_eq!(edited(&ex.blob, |b| b[at + 4] = 3), bad);
+}
+
+#[test]
+fn lm_selftest_round_trips_and_corrupt_cases_are_typed_errors() {
+    use super::quantize::{repack, SELFTEST_PROMPT, SELFTEST_TOP};
+    use tinyinfer::format::{SectionKind, LM_TOP_LEN};
+    use tinyinfer::Error;
+    for (ci, m) in cases().iter().enumerate() {
+        let ex = export(m).unwrap();
+        let blob = repack(&ex.blob, 6).unwrap();
+        // Repacking is deterministic and keeps DATA and LM.
+        assert_eq!(repack(&ex.blob, 6).unwrap(), blob);
+        let ab = AlignedBlob::new(&blob);
+        let lm = language_model(&ab).unwrap();
+        let st = lm.stored_selftest().expect("cases stored");
+        assert_eq!(st.count(), 6);
+        let c0 = st.lm_case(0).unwrap();
+        assert_eq!(c0.prompt_len(), SELFTEST_PROMPT);
+        assert_eq!(c0.top_len(), SELFTEST_TOP);
+        assert_eq!(c0.prompt().next(), Some(lm.start_token()));
+        let mut arena = vec![0u8; lm.arena_len()];
+        let r = lm.selftest(&mut arena).unwrap();
+        assert_eq!(
+            (r.passed, r.total, r.first_failure),
+            (6, 6, None),
+            "case {ci}"
+        );
+
+        let (at, len) = section_at(&blob, SectionKind::SelfTest);
+        let rec = (2 * SELFTEST_PROMPT + SELFTEST_TOP * LM_TOP_LEN + 3) & !3;
+        assert_eq!(len, 16 + 6 * rec);
+        let case3 = at + 16 + 3 * rec;
+        let top3 = case3 + 2 * SELFTEST_PROMPT;
+        let bad = Err(Error::BadSelfTest);
+        let v = m.vocab.len() as u16;
+        let put16 =
+            |b: &mut [u8], at: usize, x: u16| b[at..at + 2].copy_from_slice(&x.to_le_bytes());
+        // A prompt token ≥ V, an entry's id ≥ V, its reserved half-word,
+        // a positive log-prob, a repeated id, entries out of order, no case,
+        // a prompt or top-k of the wrong size, the header's reserved word.
+        assert_eq!(edited(&blob, |b| put16(b, case3 + 4, v)), bad);
+        assert_eq!(edited(&blob, |b| put16(b, top3, v)), bad);
+        assert_eq!(edited(&blob, |b| put16(b, top3 + 2, 1)), bad);
+        assert_eq!(
+            edited(&blob, |b| b[top3 + 8..top3 + 12]
+                .copy_from_slice(&1i32.to_le_bytes())),
+            bad
+        );
+        assert_eq!(
+            edited(&blob, |b| b.copy_within(top3..top3 + 2, top3 + LM_TOP_LEN)),
+            bad
+        );
+        assert_eq!(
+            edited(&blob, |b| b[top3 + 4..top3 + 8]
+                .copy_from_slice(&0u32.to_le_bytes())),
+            bad
+        );
+        assert_eq!(edited(&blob, |b| b[at..at + 4].fill(0)), bad);
+        assert_eq!(edited(&blob, |b| b[at + 4] += 2), bad);
+        assert_eq!(edited(&blob, |b| b[at + 8] += LM_TOP_LEN as u8), bad);
+        assert_eq!(edited(&blob, |b| b[at + 12] = 1), bad);
+        // A well-formed case with another expected value loads, and the
+        // self-test reports it as the first failure.
+        let mut b = blob.clone();
+        let p = u32::from_le_bytes(b[top3 + 8..top3 + 12].try_into().unwrap());
+        b[top3 + 8..top3 + 12].copy_from_slice(&p.wrapping_sub(1).to_le_bytes());
+        let n = b.len();
+        let crc = tinyinfer::format::CRC32.checksum(&b[..n - 4]);
+        b[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        let ab = AlignedBlob::new(&b);
+        let lm = language_model(&ab).unwrap();
+        let r = lm.selftest(&mut arena).unwrap();
+        assert_eq!((r.passed, r.total, r.first_failure), (5, 6, Some(3)));
+    }
+    // Without cases: a typed error from the self-test, as for other families.
+    let ex = export(&cases()[0]).unwrap();
+    let ab = AlignedBlob::new(&ex.blob);
+    let lm = language_model(&ab).unwrap();
+    assert!(lm.stored_selftest().is_none());
+    assert_eq!(
+        lm.selftest(&mut vec![0u8; lm.arena_len()]),
+        Err(Error::BadSelfTest)
+    );
 }

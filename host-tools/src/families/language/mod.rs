@@ -56,22 +56,27 @@ impl Family for Language {
     fn export(&self, a: &ExportArgs) -> Result<Exported> {
         let m = LmF::load(&a.checkpoint)?;
         let ex = quantize::export(&m)?;
-        let blob = AlignedBlob::new(&ex.blob);
+        let bytes = match a.selftest {
+            0 => ex.blob,
+            n => quantize::repack(&ex.blob, n)?,
+        };
+        let blob = AlignedBlob::new(&bytes);
         let spec = *run::language_model(&blob)?.spec();
         let details = format!(
-            "{} bytes, arena {} bytes, {} params, {} head, K = {}, {} MACs per token",
-            ex.blob.len(),
+            "{} bytes, arena {} bytes, {} params, {} head, K = {}, {} MACs per token, {} self-test cases",
+            bytes.len(),
             ex.arena_len,
             spec.params(),
             spec.head.name(),
             spec.k,
-            spec.macs_per_token()
+            spec.macs_per_token(),
+            a.selftest
         );
         Ok(Exported {
             arena_bytes: ex.arena_len,
             params: spec.params() as usize,
             details,
-            blob: ex.blob,
+            blob: bytes,
         })
     }
 

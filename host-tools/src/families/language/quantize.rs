@@ -6,9 +6,13 @@
 //! one scale per row; the exporter folds each row's scale into its
 //! requantization multiplier, so the device only multiplies and shifts.
 
-use anyhow::{ensure, Context, Result};
-use tinyinfer::format::{Family, LmSpec, ModelRepr, Vocab, MAX_TOKEN_BYTES, NONE};
-use tinyinfer::models::LanguageModel;
+use anyhow::{anyhow, ensure, Context, Result};
+use tinyinfer::format::{
+    Body, Family, LmSpec, ModelRepr, SectionKind, Vocab, LM_TOP_LEN, MAX_LM_TOP, MAX_TOKEN_BYTES,
+    NONE, VOCAB_SORTED_INDEX,
+};
+use tinyinfer::models::{LanguageModel, LogProb};
+use tinyinfer::rng::Pcg32;
 
 use super::float::{HeadKind, Level, LmF};
 use crate::common::blob::AlignedBlob;
@@ -57,14 +61,33 @@ fn bias_q(b: &[f32], one: f64, what: &str) -> Result<Vec<i32>> {
         .collect()
 }
 
-/// The VOCAB section of a token table.
-pub fn vocab_section(vocab: &[String]) -> Result<Vec<u8>> {
+/// Tokens of a self-test prompt (the start token, then tokens the int8
+/// model samples).
+pub const SELFTEST_PROMPT: usize = 16;
+/// Top-k entries stored per self-test case (fewer for a smaller vocabulary).
+pub const SELFTEST_TOP: usize = 5;
+/// Most self-test cases the exporter writes.
+pub const MAX_SELFTEST_CASES: usize = 4096;
+
+/// The VOCAB section of a token table, with the sorted index
+/// ([`VOCAB_SORTED_INDEX`]): the token ids in the byte order of their texts.
+///
+/// # Errors
+/// An empty or too long token, a table too large for `u16` ids, or a token
+/// that appears twice.
+pub fn vocab_section<S: AsRef<str>>(vocab: &[S]) -> Result<Vec<u8>> {
+    ensure!(
+        vocab.len() <= tinyinfer::format::MAX_VOCAB,
+        "{} tokens: token ids are u16",
+        vocab.len()
+    );
     let mut out = Vec::new();
     out.extend_from_slice(&(vocab.len() as u32).to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&VOCAB_SORTED_INDEX.to_le_bytes());
     let mut bytes = Vec::new();
     let mut offsets = vec![0u32];
     for (i, t) in vocab.iter().enumerate() {
+        let t = t.as_ref();
         ensure!(
             !t.is_empty() && t.len() <= MAX_TOKEN_BYTES,
             "token {i} ({t:?}) is empty or longer than {MAX_TOKEN_BYTES} bytes"
@@ -75,8 +98,133 @@ pub fn vocab_section(vocab: &[String]) -> Result<Vec<u8>> {
     for o in offsets {
         out.extend_from_slice(&o.to_le_bytes());
     }
+    let mut index: Vec<u16> = (0..vocab.len() as u16).collect();
+    index.sort_by(|&a, &b| vocab[a as usize].as_ref().cmp(vocab[b as usize].as_ref()));
+    if let Some(w) = index
+        .windows(2)
+        .find(|w| vocab[w[0] as usize].as_ref() == vocab[w[1] as usize].as_ref())
+    {
+        anyhow::bail!(
+            "tokens {} and {} are the same text ({:?})",
+            w[0].min(w[1]),
+            w[0].max(w[1]),
+            vocab[w[0] as usize].as_ref()
+        );
+    }
+    for i in &index {
+        out.extend_from_slice(&i.to_le_bytes());
+    }
+    while out.len() % 4 != 0 {
+        out.push(0);
+    }
     out.extend_from_slice(&bytes);
     Ok(out)
+}
+
+/// Self-test records of a language model (see `tinyinfer::format::SelfTest`):
+/// case `i` is the start token and [`SELFTEST_PROMPT`] − 1 tokens the int8
+/// model samples with PCG32 seed `i`, then the top min([`SELFTEST_TOP`], V)
+/// next tokens with their Q32 probabilities and Q16 log-probs, all from
+/// the host core. Returns `(input_len, output_len, records)`.
+///
+/// # Errors
+/// `blob` is not a language model the core accepts.
+pub fn selftest_records(blob: &[u8], cases: usize) -> Result<(u32, u32, Vec<u8>)> {
+    let ab = AlignedBlob::new(blob);
+    let lm = LanguageModel::new(ab.model()?).map_err(|e| anyhow!("not a language model: {e}"))?;
+    let n = SELFTEST_TOP.min(lm.spec().vocab).min(MAX_LM_TOP);
+    let mut arena = vec![0u8; lm.arena_len() + 4];
+    let mut s = lm.session(&mut arena).map_err(|e| anyhow!("{e}"))?;
+    let core = |e: tinyinfer::Error| anyhow!("host core: {e}");
+    let mut recs = Vec::new();
+    for i in 0..cases {
+        let mut rng = Pcg32::seeded(i as u64);
+        s.reset();
+        let mut prompt = vec![lm.start_token()];
+        s.step(prompt[0]).map_err(core)?;
+        while prompt.len() < SELFTEST_PROMPT {
+            let t = s.sample(&mut rng);
+            s.step(t).map_err(core)?;
+            prompt.push(t);
+        }
+        // The device replays the prompt from the zero state: so does the host.
+        s.reset();
+        for &t in &prompt {
+            s.step(t).map_err(core)?;
+            recs.extend_from_slice(&t.to_le_bytes());
+        }
+        let top = s.top_k::<MAX_LM_TOP>();
+        for &(id, p) in top.iter().take(n) {
+            let LogProb(lp) = s.log_prob(id).map_err(core)?;
+            recs.extend_from_slice(&id.to_le_bytes());
+            recs.extend_from_slice(&0u16.to_le_bytes());
+            recs.extend_from_slice(&p.to_le_bytes());
+            recs.extend_from_slice(&lp.to_le_bytes());
+        }
+        while recs.len() % 4 != 0 {
+            recs.push(0);
+        }
+    }
+    Ok((2 * SELFTEST_PROMPT as u32, (n * LM_TOP_LEN) as u32, recs))
+}
+
+/// Rewrites a language-model blob in this exporter's layout: the same
+/// `DATA` and `LM` sections (weights unchanged), the token table with its
+/// sorted index, and `cases` self-test cases ([`selftest_records`]; none
+/// for 0). For blobs exported before the index and the LM self-test,
+/// without their checkpoint.
+///
+/// # Errors
+/// `blob` is not a language model the core accepts, or `cases` exceeds
+/// [`MAX_SELFTEST_CASES`].
+pub fn repack(blob: &[u8], cases: usize) -> Result<Vec<u8>> {
+    ensure!(
+        cases <= MAX_SELFTEST_CASES,
+        "{cases} self-test cases: at most {MAX_SELFTEST_CASES}"
+    );
+    let ab = AlignedBlob::new(blob);
+    let model = ab.model()?;
+    let lm = LanguageModel::new(model).map_err(|e| anyhow!("not a language model: {e}"))?;
+    let Body::Lstm(_) = model.body() else {
+        anyhow::bail!("not a language model");
+    };
+    let v = lm.vocab();
+    let tokens: Vec<&str> = (0..v.len())
+        .map(|i| v.token(i).context("token table"))
+        .collect::<Result<_>>()?;
+    let vocab = vocab_section(&tokens)?;
+    let section = |k: SectionKind| {
+        model
+            .section(k)
+            .with_context(|| format!("no {k:?} section"))
+    };
+    let (lm_sec, data) = (section(SectionKind::Lm)?, section(SectionKind::Data)?);
+    let emit = |selftest: Option<(u32, u32, &[u8])>| -> Result<Vec<u8>> {
+        let repr = ModelRepr {
+            family: Family::LanguageModel,
+            arena_len: model.arena_len() as u32,
+            tensors: &[],
+            ops: &[],
+            data,
+            selftest,
+            head: None,
+            lm: Some(lm_sec),
+            vocab: Some(&vocab),
+        };
+        let mut out = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut out)
+            .map_err(|e| anyhow!("emitting the model: {e}"))?;
+        let check = AlignedBlob::new(&out);
+        LanguageModel::new(check.model()?)
+            .map_err(|e| anyhow!("the core refuses the model: {e}"))?;
+        Ok(out)
+    };
+    let plain = emit(None)?;
+    if cases == 0 {
+        return Ok(plain);
+    }
+    let (il, ol, recs) = selftest_records(&plain, cases)?;
+    emit(Some((il, ol, &recs)))
 }
 
 /// Quantizes and writes the blob.

@@ -255,6 +255,6 @@ pub fn inspect(model: &Model<'_>) -> Result<Inspect> {
         layers,
         blob_bytes: model.as_bytes().len(),
         arena_bytes: model.arena_len(),
-        selftest_cases: 0,
+        selftest_cases: model.selftest().map_or(0, |s| s.count()),
     })
 }
