@@ -324,7 +324,10 @@ pub fn signal_forever<L: OutputPin, D: DelayNs>(led: &mut L, delay: &mut D, code
     if code == 0 {
         let _ = led.set_high();
         loop {
+            #[cfg(target_arch = "arm")]
             cortex_m::asm::wfi();
+            #[cfg(target_arch = "riscv32")]
+            riscv::asm::wfi();
         }
     }
     loop {

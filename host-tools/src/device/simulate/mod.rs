@@ -300,6 +300,7 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
     );
     let (out, qemu_seconds) = run_qemu(
         (machine, cpu),
+        board.target,
         &elf_path,
         blob.as_ref(),
         info.model_start,
