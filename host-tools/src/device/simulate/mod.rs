@@ -64,7 +64,7 @@ pub struct SimulateArgs {
     #[arg(value_name = "MODEL.tinf", required_unless_present_any = ["empty_partition", "slot_a", "slot_b"])]
     pub model: Option<PathBuf>,
     /// The QEMU board (firmware/boards.rs): mps2-an386 (Cortex-M4F), mps2-an385 (M3),
-    /// mps2-an505 (M33), microbit (M0); with --elf, the machine to run it on.
+    /// mps2-an505 (M33), microbit (M0), riscv-virt (RISC-V RV32IMC); with --elf, the machine to run it on.
     #[arg(long, value_name = "NAME", default_value = "mps2-an386")]
     pub board: String,
     /// Use this built firmware ELF (of --board) instead of building `firmware/`.
