@@ -179,7 +179,7 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
         (true, _, _) | (false, true, "mps2-an386") => boards::find("mps2-an386-nrf-budget")?,
         (false, _, name) => boards::find(name)?,
     };
-    let Some((machine, cpu)) = board.qemu else {
+    let Some((machine, _)) = board.qemu else {
         bail!(
             "{} is a real board ({}, probe-rs chip {}): QEMU does not simulate it; build its \
              app with `cargo build --release --bin {} --target {}` in firmware/ and write a \
@@ -299,8 +299,7 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
             + language_model.as_ref().map_or(0, |_| a.tokens as u64 / 10),
     );
     let (out, qemu_seconds) = run_qemu(
-        (machine, cpu),
-        board.target,
+        board,
         &elf_path,
         blob.as_ref(),
         info.model_start,

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 use crate::common::blob::AlignedBlob;
+use crate::device::boards::Board;
 
 /// The QEMU binary of the Arm boards, overridable by `$TINYINFER_QEMU`.
 pub const QEMU_ENV: &str = "TINYINFER_QEMU";
@@ -33,7 +34,7 @@ fn qemu_for(target: &str) -> (std::ffi::OsString, &'static [&'static str]) {
     }
 }
 
-/// Runs `elf` (built for `target`) on QEMU's `machine` with `cpu` in the working directory
+/// Runs `elf` (built for `board`'s target) on its QEMU machine and CPU in the working directory
 /// `work` (where the device's semihosting files are), with `blob` loaded at
 /// `model_start` and each of `images` (file name in `work`, bytes, address)
 /// at its address, stopped after `timeout` seconds. Returns QEMU's output
@@ -45,8 +46,7 @@ fn qemu_for(target: &str) -> (std::ffi::OsString, &'static [&'static str]) {
 /// # Errors
 /// QEMU cannot be started, or the model cannot be written to `work`.
 pub fn run_qemu(
-    (machine, cpu): (&str, &str),
-    target: &str,
+    board: &Board,
     elf: &Path,
     blob: Option<&AlignedBlob>,
     model_start: u32,
@@ -54,7 +54,10 @@ pub fn run_qemu(
     work: &Path,
     timeout: u64,
 ) -> Result<(Output, f64)> {
-    let (qemu, machine_args) = qemu_for(target);
+    let Some((machine, cpu)) = board.qemu else {
+        bail!("{} is not a QEMU board (firmware/boards.rs)", board.bin);
+    };
+    let (qemu, machine_args) = qemu_for(board.target);
     let mut cmd = Command::new("timeout");
     cmd.arg("--kill-after=5")
         .arg(timeout.to_string())
