@@ -1,7 +1,8 @@
 //! # tinyinfer-firmware
 //!
-//! The board-agnostic part of the tinyinfer app for Cortex-M, and the thin
-//! per-board binaries in `src/bin/` that hand it their hardware.
+//! The board-agnostic part of the tinyinfer app for Cortex-M (and RISC-V:
+//! the board `riscv-virt`), and the thin per-board binaries in `src/bin/`
+//! that hand it their hardware.
 //!
 //! On every boot, [`run`]:
 //!
