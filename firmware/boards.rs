@@ -100,6 +100,7 @@ pub const BOARDS: &[Board] = &[
     sim("mps2-an385",            "Cortex-M3",  "thumbv7m-none-eabi",        "memory-mps2-an385.x",        "mps2-an385", "cortex-m3",  16 * 1024),
     sim("mps2-an505",            "Cortex-M33", "thumbv8m.main-none-eabihf", "memory-mps2-an505.x",        "mps2-an505", "cortex-m33", 16 * 1024),
     sim("microbit",              "Cortex-M0",  "thumbv6m-none-eabi",        "memory-microbit.x",          "microbit",   "cortex-m0",  4 * 1024),
+    sim("riscv-virt",            "RV32IMC",    "riscv32imc-unknown-none-elf", "memory-riscv-virt.x",      "virt",       "rv32",       16 * 1024),
     //   bin                      CPU           target                       memory map                    probe-rs chip              stack
     real("nrf52840-dk",          "Cortex-M4F", "thumbv7em-none-eabihf",     "memory-nrf52840-dk.x",       "nRF52840_xxAA",           16 * 1024),
     real("nucleo-l4r5zi",        "Cortex-M4F", "thumbv7em-none-eabihf",     "memory-nucleo-l4r5zi.x",     "STM32L4R5ZITx",           16 * 1024),

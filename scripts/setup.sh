@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what tinyinfer needs on a fresh Debian machine (idempotent):
-# Fashion-MNIST (Debian package), QEMU for the simulated Cortex-M4, the
-# Cortex-M rustup targets and the lint components.
+# Fashion-MNIST (Debian package), QEMU for the simulated Cortex-M boards and
+# the RISC-V `virt` machine, the rustup targets and the lint components.
 # `scripts/setup.sh data` installs only what the main job needs (the data set).
 set -euo pipefail
 MODE="${1:-all}"
@@ -13,6 +13,8 @@ need=()
 dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || need+=(dataset-fashion-mnist)
 if [ "$MODE" != data ]; then
   dpkg -s qemu-system-arm >/dev/null 2>&1 || need+=(qemu-system-arm)
+  # qemu-system-riscv32, for the firmware on RISC-V (board riscv-virt).
+  dpkg -s qemu-system-misc >/dev/null 2>&1 || need+=(qemu-system-misc)
   # Links the core's 32-bit test build (i686-unknown-linux-gnu).
   dpkg -s gcc-multilib >/dev/null 2>&1 || need+=(gcc-multilib)
 fi
@@ -33,4 +35,4 @@ rustup component add clippy rustfmt >/dev/null 2>&1 || true
 # The firmware links through flip-link (firmware/.cargo/config.toml): a stack
 # overflow faults instead of overwriting the arena.
 command -v flip-link >/dev/null || cargo install flip-link --locked -q
-echo "setup: ok ($(rustc --version), $(qemu-system-arm --version | head -n1))"
+echo "setup: ok ($(rustc --version), $(qemu-system-arm --version | head -n1), $(qemu-system-riscv32 --version | head -n1))"

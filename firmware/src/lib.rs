@@ -1,7 +1,8 @@
 //! # tinyinfer-firmware
 //!
-//! The board-agnostic part of the tinyinfer app for Cortex-M, and the thin
-//! per-board binaries in `src/bin/` that hand it their hardware.
+//! The board-agnostic part of the tinyinfer app for Cortex-M (and RISC-V:
+//! the board `riscv-virt`), and the thin per-board binaries in `src/bin/`
+//! that hand it their hardware.
 //!
 //! On every boot, [`run`]:
 //!
@@ -337,7 +338,10 @@ pub fn signal_forever<L: OutputPin, D: DelayNs>(led: &mut L, delay: &mut D, code
     if code == 0 {
         let _ = led.set_high();
         loop {
+            #[cfg(target_arch = "arm")]
             cortex_m::asm::wfi();
+            #[cfg(target_arch = "riscv32")]
+            riscv::asm::wfi();
         }
     }
     loop {

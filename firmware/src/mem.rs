@@ -10,10 +10,14 @@
 //! | `__sdata`, `__euninit` | the statics (`.data`, `.bss`, `.uninit`, in that order) |
 //! | `_stack_end`, `_stack_start` | the stack region, bottom and top (the initial stack pointer) |
 //!
-//! The firmware links through flip-link: the stack region is the bottom of
+//! On RISC-V (riscv-rt's `link.x`) the stack region's bottom is `__estack`;
+//! the other symbols have the same names.
+//!
+//! The Arm firmware links through flip-link: the stack region is the bottom of
 //! RAM and the statics sit above it, so an overflow runs off the start of
-//! RAM and faults instead of writing into the arena. Without flip-link the
-//! stack region is the top of RAM; the measurements hold either way.
+//! RAM and faults instead of writing into the arena. Without flip-link (and
+//! on RISC-V, which flip-link does not support) the stack region is the top
+//! of RAM, above the statics; the measurements hold either way.
 #![allow(unsafe_code)]
 
 use core::cell::UnsafeCell;
@@ -26,11 +30,41 @@ extern "C" {
     static __sdata: u8;
     static __euninit: u8;
     static _stack_start: u8;
+    #[cfg(target_arch = "arm")]
+    static _stack_end: u8;
+    #[cfg(target_arch = "riscv32")]
+    #[link_name = "__estack"]
     static _stack_end: u8;
 }
 
 /// The value cortex-m-rt paints the stack region with before `main` (feature `paint-stack`).
+#[cfg(target_arch = "arm")]
 pub const STACK_PAINT: u32 = cortex_m_rt::STACK_PAINT_VALUE;
+/// The value [`paint_stack`] paints the stack region with (riscv-rt paints nothing).
+#[cfg(target_arch = "riscv32")]
+pub const STACK_PAINT: u32 = 0xcccc_cccc;
+
+/// Paints the stack region below this function's own frame with
+/// [`STACK_PAINT`], for [`ram_use`]'s high-water mark: riscv-rt, unlike
+/// cortex-m-rt's `paint-stack`, does not. Call it first thing in `main`:
+/// everything above the painted part is in use by then, and so counted.
+#[cfg(target_arch = "riscv32")]
+#[inline(never)]
+pub fn paint_stack() {
+    let sp: usize;
+    // SAFETY: reads the stack pointer into a register; touches no memory.
+    unsafe { core::arch::asm!("mv {0}, sp", out(reg) sp, options(nomem, nostack)) };
+    let mut at = (addr(ptr::addr_of!(_stack_end)) + 3) & !3;
+    // Stop short of the frame of this function: the loop runs in registers.
+    let end = sp.saturating_sub(16) & !3;
+    while at < end {
+        // SAFETY: [_stack_end, sp) is the stack region below the stack
+        // pointer: mapped RAM that belongs to no Rust object (no interrupt
+        // is enabled to use it), so writing it races with nothing.
+        unsafe { ptr::write_volatile(ptr::with_exposed_provenance_mut::<u32>(at), STACK_PAINT) };
+        at += 4;
+    }
+}
 
 fn addr(sym: *const u8) -> usize {
     sym as usize
@@ -58,15 +92,21 @@ pub fn model_partition() -> &'static [u8] {
 /// Armv6-M (Cortex-M0/M0+) has no atomic read-modify-write
 /// (`AtomicBool::swap`), so the load and the store run with interrupts off:
 /// on these single-core chips nothing else can run between them.
+/// RV32IMC (no A extension) has none either: the same, with the hart's
+/// interrupts off.
 fn take_once(flag: &AtomicBool) -> bool {
-    cortex_m::interrupt::free(|_| {
+    let take = || {
         if flag.load(Ordering::Relaxed) {
             false
         } else {
             flag.store(true, Ordering::Relaxed);
             true
         }
-    })
+    };
+    #[cfg(target_arch = "arm")]
+    return cortex_m::interrupt::free(|_| take());
+    #[cfg(target_arch = "riscv32")]
+    return riscv::interrupt::free(take);
 }
 
 #[repr(C, align(4))]

@@ -1,6 +1,6 @@
 //! What every semihosted board shares (feature `semihosting`): QEMU's
-//! mps2 and micro:bit machines, or a board under a debugger that serves
-//! semihosting.
+//! mps2 and micro:bit machines, QEMU's RISC-V `virt` machine, or a board
+//! under a debugger that serves semihosting.
 //!
 //! - defmt goes over semihosting (`defmt-semihosting`);
 //! - the run ends with `SYS_EXIT_EXTENDED` and the status of
@@ -9,7 +9,10 @@
 //! - the counter is SysTick on the CPU clock, wraps counted by its exception
 //!   ([`Instructions`]): under QEMU's `-icount shift=0,align=off,sleep=off`
 //!   one instruction takes 1 ns of virtual time, so a tick is
-//!   10⁹ / clock instructions (40 at 25 MHz, 62.5 at 16 MHz);
+//!   10⁹ / clock instructions (40 at 25 MHz, 62.5 at 16 MHz). On RISC-V the
+//!   counter is the hart's own `minstret` CSR (retired instructions, 64 bits),
+//!   and HardFault's place is taken by the trap handler (any exception:
+//!   status 4);
 //! - evaluation images come from the host's file `tinyinfer-eval.in` and go
 //!   back to `tinyinfer-eval.out` (paths relative to QEMU's working directory);
 //! - the report's records ([`crate::report`]) go to `tinyinfer-report.bin`,
@@ -20,10 +23,14 @@
 //! [`semihosted_handlers!`](crate::semihosted_handlers) for the exception
 //! handlers (they must be defined in the bin for the linker to keep them).
 
+#[cfg(target_arch = "arm")]
 use core::sync::atomic::{AtomicU32, Ordering};
 
+#[cfg(target_arch = "arm")]
 use cortex_m::peripheral::syst::SystClkSource;
+#[cfg(target_arch = "arm")]
 use cortex_m::peripheral::SYST;
+#[cfg(target_arch = "arm")]
 use cortex_m_rt::ExceptionFrame;
 use defmt_semihosting as _;
 use embedded_hal::delay::DelayNs;
@@ -35,14 +42,17 @@ use crate::{
     mem, status, BoardInfo, Buffers, CycleCounter, Hardware, HostLink, LinkError, Outcome,
 };
 
+#[cfg(target_arch = "arm")]
 const RELOAD: u32 = 0x00FF_FFFF;
 
+#[cfg(target_arch = "arm")]
 static WRAPS: AtomicU32 = AtomicU32::new(0);
 
 /// SysTick's exception: one more wrap of the 24-bit counter. A load and a
 /// store, not `fetch_add` (Armv6-M has no atomic read-modify-write): this
 /// handler is the only writer and cannot preempt itself, and the readers
 /// ([`Instructions::now64`]) only load.
+#[cfg(target_arch = "arm")]
 pub fn on_systick() {
     WRAPS.store(
         WRAPS.load(Ordering::Relaxed).wrapping_add(1),
@@ -50,6 +60,7 @@ pub fn on_systick() {
     );
 }
 
+#[cfg(target_arch = "arm")]
 const fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 {
         a
@@ -60,6 +71,7 @@ const fn gcd(a: u32, b: u32) -> u32 {
 
 /// Executed instructions under `-icount shift=0`, from SysTick ticks of the
 /// CPU clock and the wraps counted by its exception. Copies read the same SysTick.
+#[cfg(target_arch = "arm")]
 #[derive(Clone, Copy, Debug)]
 pub struct Instructions {
     /// Instructions per tick as the fraction `num / den` (10⁹ / clock).
@@ -74,6 +86,7 @@ pub struct Instructions {
 /// no 64-bit division from compiler-builtins (about 900 bytes of flash) for
 /// the clocks that need it, none of the board table's. Out of line and
 /// cold, so that the counter's usual path stays short.
+#[cfg(target_arch = "arm")]
 #[cold]
 #[inline(never)]
 fn div_u64(n: u64, d: u32) -> u64 {
@@ -89,6 +102,7 @@ fn div_u64(n: u64, d: u32) -> u64 {
     q
 }
 
+#[cfg(target_arch = "arm")]
 impl Instructions {
     /// Starts SysTick on the core clock of `clock_hz` (the machine's CPU clock in QEMU).
     pub fn start(mut syst: SYST, clock_hz: u32) -> Self {
@@ -109,6 +123,7 @@ impl Instructions {
     }
 }
 
+#[cfg(target_arch = "arm")]
 impl CycleCounter for Instructions {
     const UNIT: &'static str = "instructions";
     const ONE: &'static str = "instruction";
@@ -137,6 +152,36 @@ impl CycleCounter for Instructions {
                 };
             }
         }
+    }
+}
+
+/// Retired instructions, from the hart's `minstret` CSR (RISC-V, machine
+/// mode). QEMU counts them exactly under `-icount shift=0,align=off,sleep=off`.
+#[cfg(target_arch = "riscv32")]
+#[derive(Clone, Copy, Debug)]
+pub struct Instructions(());
+
+#[cfg(target_arch = "riscv32")]
+impl Instructions {
+    /// The counter: `minstret` counts from reset, nothing to start.
+    pub fn start() -> Self {
+        Instructions(())
+    }
+}
+
+#[cfg(target_arch = "riscv32")]
+impl CycleCounter for Instructions {
+    const UNIT: &'static str = "instructions";
+    const ONE: &'static str = "instruction";
+    const KIND: tinyinfer::link::report::Unit = tinyinfer::link::report::Unit::Instructions;
+
+    fn now(&mut self) -> u32 {
+        riscv::register::minstret::read() as u32
+    }
+
+    fn now64(&mut self) -> u64 {
+        // minstreth, minstret, minstreth again until the high half holds.
+        riscv::register::minstret::read64()
     }
 }
 
@@ -210,6 +255,7 @@ pub fn send_record(frame: &[u8]) {
 /// The whole app of a semihosted board: starts the instruction counter on
 /// the `clock_hz` core clock, takes the board's buffers, runs the model in
 /// the MODEL partition ([`crate::run`]) and exits with its status.
+#[cfg(target_arch = "arm")]
 pub fn run<L: OutputPin, const A: usize, const I: usize>(
     board: BoardInfo,
     clock_hz: u32,
@@ -218,6 +264,33 @@ pub fn run<L: OutputPin, const A: usize, const I: usize>(
 ) -> ! {
     let cp = cortex_m::Peripherals::take().unwrap_or_else(|| exit(status::PANIC));
     let counter = Instructions::start(cp.SYST, clock_hz);
+    run_counted(board, counter, led, buffers)
+}
+
+/// The whole app of a semihosted RISC-V board: paints the stack (for the
+/// high-water mark), counts retired instructions (`minstret`), takes the
+/// board's buffers, runs the model in the MODEL partition ([`crate::run`])
+/// and exits with its status.
+#[cfg(target_arch = "riscv32")]
+pub fn run<L: OutputPin, const A: usize, const I: usize>(
+    board: BoardInfo,
+    led: L,
+    buffers: &'static Buffers<A, I>,
+) -> ! {
+    mem::paint_stack();
+    run_counted(board, Instructions::start(), led, buffers)
+}
+
+// Inlined: the Arm boards' code before the first count stays as it was,
+// and with it SysTick's phase (a tick is 40 instructions on mps2), so their
+// instruction counts do not move by a tick.
+#[inline(always)]
+fn run_counted<L: OutputPin, const A: usize, const I: usize>(
+    board: BoardInfo,
+    counter: Instructions,
+    led: L,
+    buffers: &'static Buffers<A, I>,
+) -> ! {
     let mut hw = Hardware {
         led,
         delay: Delay(counter),
@@ -245,8 +318,23 @@ pub fn exit(code: u8) -> ! {
 }
 
 /// The HardFault handler's body: logs the faulting pc and exits with status 4.
+#[cfg(target_arch = "arm")]
 pub fn hard_fault(ef: &ExceptionFrame) -> ! {
     defmt::error!("HardFault at pc {=u32:#x}", ef.pc());
+    exit(status::HARDFAULT)
+}
+
+/// The trap handler's body on RISC-V (riscv-rt's `ExceptionHandler`: any
+/// exception, such as an illegal instruction or an access fault): logs the
+/// cause and the faulting pc and exits with status 4, HardFault's.
+#[cfg(target_arch = "riscv32")]
+pub fn exception() -> ! {
+    defmt::error!(
+        "exception (mcause {=usize:#x}) at pc {=usize:#x}, mtval {=usize:#x}",
+        riscv::register::mcause::read().bits(),
+        riscv::register::mepc::read(),
+        riscv::register::mtval::read()
+    );
     exit(status::HARDFAULT)
 }
 
@@ -277,6 +365,7 @@ pub fn panic(info: &core::panic::PanicInfo) -> ! {
 /// wraps), HardFault (log, exit with status 4) and the panic handler (log,
 /// exit with status 3). Expand once in the board file; the linker keeps
 /// exception handlers only when the bin defines them.
+#[cfg(target_arch = "arm")]
 #[macro_export]
 macro_rules! semihosted_handlers {
     () => {
@@ -289,6 +378,25 @@ macro_rules! semihosted_handlers {
         #[allow(unsafe_code)]
         unsafe fn HardFault(ef: &::cortex_m_rt::ExceptionFrame) -> ! {
             $crate::semihosted::hard_fault(ef)
+        }
+
+        #[panic_handler]
+        fn panic(info: &::core::panic::PanicInfo) -> ! {
+            $crate::semihosted::panic(info)
+        }
+    };
+}
+
+/// Defines a semihosted RISC-V bin's handlers: riscv-rt's
+/// `ExceptionHandler` (log, exit with status 4) and the panic handler (log,
+/// exit with status 3). No timer interrupt: `minstret` needs none.
+#[cfg(target_arch = "riscv32")]
+#[macro_export]
+macro_rules! semihosted_handlers {
+    () => {
+        #[export_name = "ExceptionHandler"]
+        fn exception_handler(_frame: &::riscv_rt::TrapFrame) -> ! {
+            $crate::semihosted::exception()
         }
 
         #[panic_handler]

@@ -33,7 +33,7 @@ enum Cmd {
     Eval(families::EvalArgs),
     /// Print layers, shapes, MACs, parameter, blob and arena bytes of a `.tinf` model.
     Inspect(families::InspectArgs),
-    /// Run the firmware on QEMU (mps2-an386) with a model: self-test, per-layer instruction counts, stack, device evaluation.
+    /// Run the firmware on QEMU (mps2-an386, or --board) with a model: self-test, per-layer instruction counts, stack, device evaluation.
     #[cfg(feature = "simulate")]
     Simulate(tinyinfer_tools::device::simulate::SimulateArgs),
     /// (This build has no QEMU support: rebuild with the `simulate` feature.)

@@ -15,6 +15,8 @@
 //! - instruction counts are deterministic;
 //! - the qemu app links and runs under the nRF52840 budget map;
 //! - the four CPU profiles run the bench DiracNets bit-exact with the host;
+//!   so does the RISC-V `virt` machine (`qemu-system-riscv32`, Debian's
+//!   `qemu-system-misc`, and the `riscv32imc-unknown-none-elf` target);
 //!   a board built for the wrong target fails to link, naming the right one;
 //! - the nucleo-l4r5zi app builds and `flash --board` targets its partition;
 //! - the nrf52840-dk app builds, its MODEL partition is where `export --hex`
@@ -1062,6 +1064,48 @@ fn four_cpu_profiles_run_the_bench_models_bit_exact() {
     let (ok, r) = simulate(App::all(boards::find("microbit").unwrap()), &[&bench]);
     assert!(!ok);
     assert_eq!(r["exit_code"], 25, "{r:#}");
+}
+
+/// Issue 15, beyond Arm: the same firmware library on QEMU's RISC-V `virt`
+/// machine (board `riscv-virt`: RV32IMC, riscv-rt, `qemu-system-riscv32`,
+/// `minstret` as the counter) runs the bench DiracNet's self-test, the
+/// per-layer benchmark and 20 test images bit-exact with the host core; its
+/// instruction counts are the same on a second run; a corrupted blob and an
+/// empty partition end with the Arm boards' typed statuses.
+#[test]
+fn riscv_virt_runs_the_bench_model_bit_exact() {
+    let app = App::all(boards::find("riscv-virt").unwrap());
+    let bench = bench_model("diracnet-bench.tinf");
+    let (ok, r) = simulate(app, &[&bench, "--eval", "20"]);
+    assert!(ok, "{r:#}");
+    assert_eq!(r["board"], "riscv-virt");
+    assert_eq!(r["qemu_machine"], "virt");
+    assert_eq!(r["cpu"], "RV32IMC");
+    assert_eq!(r["selftest_passed"], true, "{r:#}");
+    assert_eq!(r["selftest_cases"], 16);
+    assert_eq!(r["layers"].as_array().unwrap().len(), 11);
+    let n = r["instructions_per_inference"].as_u64().unwrap();
+    assert!(n > 0);
+    assert_eq!(r["eval_images"], 20);
+    assert_eq!(r["matches_host"], true, "device and host differ: {r:#}");
+    assert_eq!(r["mismatched_images"], 0);
+    // minstret under -icount shift=0 is exact: a second run counts the same.
+    let (ok, again) = simulate(app, &[&bench]);
+    assert!(ok, "{again:#}");
+    assert_eq!(again["instructions_per_inference"], n);
+    assert_eq!(again["layers"], r["layers"]);
+
+    let dir = scratch();
+    let mut flipped = std::fs::read(&bench).unwrap();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x10;
+    let path = write(dir.path(), "flipped.tinf", &flipped);
+    let (ok, r) = simulate(app, &[&path, "--unchecked"]);
+    assert!(!ok);
+    assert_eq!(r["exit_code"], 15, "{r:#}"); // BadChecksum
+    let (ok, r) = simulate(app, &["--empty-partition"]);
+    assert!(!ok);
+    assert_eq!(r["exit_code"], 11, "{r:#}"); // Erased
 }
 
 /// Issue 15: the board layer refuses what would link wrong: a board built

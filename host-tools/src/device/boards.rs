@@ -47,6 +47,7 @@ pub fn memory_map(file: &str) -> Option<&'static str> {
         "memory-mps2-an385.x" => include_str!("../../../firmware/memory-mps2-an385.x"),
         "memory-mps2-an505.x" => include_str!("../../../firmware/memory-mps2-an505.x"),
         "memory-microbit.x" => include_str!("../../../firmware/memory-microbit.x"),
+        "memory-riscv-virt.x" => include_str!("../../../firmware/memory-riscv-virt.x"),
         "memory-nrf52840-dk.x" => include_str!("../../../firmware/memory-nrf52840-dk.x"),
         "memory-nucleo-l4r5zi.x" => include_str!("../../../firmware/memory-nucleo-l4r5zi.x"),
         _ => return None,

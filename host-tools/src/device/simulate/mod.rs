@@ -65,7 +65,7 @@ pub struct SimulateArgs {
     #[arg(value_name = "MODEL.tinf", required_unless_present_any = ["empty_partition", "slot_a", "slot_b"])]
     pub model: Option<PathBuf>,
     /// The QEMU board (firmware/boards.rs): mps2-an386 (Cortex-M4F), mps2-an385 (M3),
-    /// mps2-an505 (M33), microbit (M0); with --elf, the machine to run it on.
+    /// mps2-an505 (M33), microbit (M0), riscv-virt (RISC-V RV32IMC); with --elf, the machine to run it on.
     #[arg(long, value_name = "NAME", default_value = "mps2-an386")]
     pub board: String,
     /// Use this built firmware ELF (of --board) instead of building `firmware/`.
@@ -180,7 +180,7 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
         (true, _, _) | (false, true, "mps2-an386") => boards::find("mps2-an386-nrf-budget")?,
         (false, _, name) => boards::find(name)?,
     };
-    let Some((machine, cpu)) = board.qemu else {
+    let Some((machine, _)) = board.qemu else {
         bail!(
             "{} is a real board ({}, probe-rs chip {}): QEMU does not simulate it; build its \
              app with `cargo build --release --bin {} --target {}` in firmware/ and write a \
@@ -300,7 +300,7 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
             + language_model.as_ref().map_or(0, |_| a.tokens as u64 / 10),
     );
     let (out, qemu_seconds) = run_qemu(
-        (machine, cpu),
+        board,
         &elf_path,
         blob.as_ref(),
         info.model_start,

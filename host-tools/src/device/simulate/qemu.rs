@@ -8,23 +8,45 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 use crate::common::blob::AlignedBlob;
+use crate::device::boards::Board;
 
-/// The QEMU binary, overridable by `$TINYINFER_QEMU`.
+/// The QEMU binary of the Arm boards, overridable by `$TINYINFER_QEMU`.
 pub const QEMU_ENV: &str = "TINYINFER_QEMU";
 
-/// Runs `elf` on QEMU's `machine` with `cpu` in the working directory
+/// The QEMU binary of the RISC-V boards, overridable by `$TINYINFER_QEMU_RISCV32`.
+pub const QEMU_RISCV32_ENV: &str = "TINYINFER_QEMU_RISCV32";
+
+/// The QEMU system emulator for a board's rustc `target`, and the
+/// arguments that machine needs before the ELF: the RISC-V `virt` machine
+/// starts the hart at the ELF's entry in DRAM only without its default
+/// firmware (`-bios none`).
+fn qemu_for(target: &str) -> (std::ffi::OsString, &'static [&'static str]) {
+    if target.starts_with("riscv32") {
+        (
+            std::env::var_os(QEMU_RISCV32_ENV).unwrap_or_else(|| "qemu-system-riscv32".into()),
+            &["-bios", "none"],
+        )
+    } else {
+        (
+            std::env::var_os(QEMU_ENV).unwrap_or_else(|| "qemu-system-arm".into()),
+            &[],
+        )
+    }
+}
+
+/// Runs `elf` (built for `board`'s target) on its QEMU machine and CPU in the working directory
 /// `work` (where the device's semihosting files are), with `blob` loaded at
 /// `model_start` and each of `images` (file name in `work`, bytes, address)
 /// at its address, stopped after `timeout` seconds. Returns QEMU's output
 /// and its wall-clock seconds.
 ///
-/// `-icount shift=0,align=off,sleep=off` makes SysTick count instructions
-/// deterministically.
+/// `-icount shift=0,align=off,sleep=off` makes SysTick (Arm) and
+/// `minstret` (RISC-V) count instructions deterministically.
 ///
 /// # Errors
 /// QEMU cannot be started, or the model cannot be written to `work`.
 pub fn run_qemu(
-    (machine, cpu): (&str, &str),
+    board: &Board,
     elf: &Path,
     blob: Option<&AlignedBlob>,
     model_start: u32,
@@ -32,11 +54,16 @@ pub fn run_qemu(
     work: &Path,
     timeout: u64,
 ) -> Result<(Output, f64)> {
+    let Some((machine, cpu)) = board.qemu else {
+        bail!("{} is not a QEMU board (firmware/boards.rs)", board.bin);
+    };
+    let (qemu, machine_args) = qemu_for(board.target);
     let mut cmd = Command::new("timeout");
     cmd.arg("--kill-after=5")
         .arg(timeout.to_string())
-        .arg(std::env::var_os(QEMU_ENV).unwrap_or_else(|| "qemu-system-arm".into()))
+        .arg(&qemu)
         .args(["-machine", machine, "-cpu", cpu])
+        .args(machine_args)
         .args(["-display", "none", "-serial", "none", "-monitor", "none"])
         .args(["-icount", "shift=0,align=off,sleep=off"])
         .args(["-semihosting-config", "enable=on,target=native"])
@@ -58,7 +85,12 @@ pub fn run_qemu(
     let t0 = Instant::now();
     let out = cmd
         .output()
-        .context("running QEMU (is Debian's qemu-system-arm installed?)")?;
+        .with_context(|| {
+            format!(
+                "running {} (Debian's qemu-system-arm, or qemu-system-misc for RISC-V: is it installed?)",
+                qemu.to_string_lossy()
+            )
+        })?;
     Ok((out, t0.elapsed().as_secs_f64()))
 }
 
