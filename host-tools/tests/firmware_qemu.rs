@@ -434,11 +434,15 @@ fn dirac_bit_exact_on_qemu_under_the_nrf_budget() {
     // two-element SSAT loop), DiracNet 12.27 M → 10.96 M instructions:
     // 85,980 bytes measured (79,072 before, at 0d01a9d); 87,568 with the
     // LSTM gates' asm row loop.
+    // 88 → 92 KB: the same session's merges, +4.6 KB: the language model's
+    // self-test run at boot and its sorted token index (core, firmware),
+    // the classifier-only work's counter and panic-location feature, the
+    // RISC-V target cfgs: 92,192 bytes measured.
     let arena = r["arena_bytes"].as_u64().unwrap();
     let ram = r["ram_bytes"].as_u64().unwrap();
     assert!(ram <= arena + 8 * 1024, "RAM {ram} > arena {arena} + 8 KB");
     let flash = r["firmware_flash_bytes"].as_u64().unwrap();
-    assert!(flash <= 88 * 1024, "firmware flash grew to {flash} bytes");
+    assert!(flash <= 92 * 1024, "firmware flash grew to {flash} bytes");
     assert!(r["model_flash_bytes"].as_u64().unwrap() <= NRF_MODEL_LEN as u64);
 }
 
