@@ -43,6 +43,18 @@ pub struct SelfTestReport {
     pub first_failure: Option<u32>,
 }
 
+impl SelfTestReport {
+    /// Counts case `case`, passed or not (the first failure is kept).
+    pub(crate) fn record(&mut self, case: usize, passed: bool) {
+        self.total += 1;
+        if passed {
+            self.passed += 1;
+        } else if self.first_failure.is_none() {
+            self.first_failure = Some(case as u32);
+        }
+    }
+}
+
 impl<'m> Classifier<'m> {
     /// Wraps a checked model.
     ///
@@ -149,12 +161,7 @@ impl<'m> Classifier<'m> {
         for i in 0..st.count() {
             let (input, expected) = st.case(i).ok_or(Error::BadSelfTest)?;
             let got = self.classify(input, arena)?;
-            report.total += 1;
-            if got.scores == expected {
-                report.passed += 1;
-            } else if report.first_failure.is_none() {
-                report.first_failure = Some(i as u32);
-            }
+            report.record(i, got.scores == expected);
         }
         Ok(report)
     }

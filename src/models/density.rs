@@ -469,12 +469,7 @@ impl<'m> DensityModel<'m> {
                 })?;
                 same
             };
-            report.total += 1;
-            if same {
-                report.passed += 1;
-            } else if report.first_failure.is_none() {
-                report.first_failure = Some(i as u32);
-            }
+            report.record(i, same);
         }
         Ok(report)
     }

@@ -96,12 +96,7 @@ impl<'m> LanguageModel<'m> {
                 same &= top.get(j) == Some(&(e.id, e.p));
                 same &= s.log_prob(e.id)? == LogProb(e.log_prob);
             }
-            report.total += 1;
-            if same {
-                report.passed += 1;
-            } else if report.first_failure.is_none() {
-                report.first_failure = Some(i as u32);
-            }
+            report.record(i, same);
         }
         Ok(report)
     }
