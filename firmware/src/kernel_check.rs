@@ -702,12 +702,7 @@ pub fn run(
         t.got.fill(0x55u8 as i8);
         let r = reference::add(&p, t.input, t.weights, t.want);
         let a = arm::add(&p, t.input, t.weights, t.got);
-        if r != a {
-            return Err(fail("add", sum.add, u32::MAX));
-        }
-        if let Some(i) = first_diff(t.want, t.got) {
-            return Err(fail("add", sum.add, i));
-        }
+        same("add", sum.add, (r, a), t.want, t.got)?;
         sum.add += 1;
         done += 1;
     }

@@ -473,11 +473,11 @@ struct PackRows {
 /// `cols` from chunk `y · (k + gap)` on, as [`pack_run`] with `zp2`
 /// (`Some`) or [`pack_run_raw`] (`None`) packs each run (`gap` chunks
 /// between runs are left as they are: a border window's padding); returns
-/// the chunks spanned per window, `rows · (k + gap) − gap`. Per chunk 6 (4 raw) instructions plus
-/// `SUBS`/`BNE` per two, 8 per run and 9 per window: about a third of the
-/// same runs packed by [`pack_run`] calls from Rust, whose per-run
-/// bookkeeping (bounds, padding, slices) cost more than the packing on
-/// DiracNet's 3×3 windows.
+/// the chunks spanned per window, `rows · (k + gap) − gap`. Per chunk 6 (4
+/// raw) instructions plus `SUBS`/`BNE` per two, 11 per run and 8 per
+/// window. One [`pack_run`] call per run from Rust spent more on its
+/// bookkeeping (bounds, padding, slices) than on packing: replacing it cut
+/// DiracNet's 12,265,280 instructions to 11,892,640 (docs/firmware.md).
 ///
 /// Returns 0, doing nothing, unless `pixels`, `rows`, `k` ≥ 1 and
 /// everything fits: `slot + pixels ≤ 4`, `at + (pixels − 1) · step +
@@ -680,9 +680,10 @@ struct RowsDot {
 /// `out[r] = Σ_j x[j] · w[r · n + 4j ..]` for every row `r <
 /// out.len()` of the `[rows][n]` int8 matrix `w`: the whole matrix in one
 /// asm call, two rows per pass ([`chunk_2rows!`], 1.375 instructions per
-/// MAC plus `SUBS`/`BNE` per two chunks), about 12 instructions per pair
-/// of rows around it, against about 100 for the same pass from Rust
-/// ([`dot_2rows`] with its slices, per-row checks and tails).
+/// MAC plus `SUBS`/`BNE` per two chunks), 12 instructions per pair of rows
+/// around it. Against [`dot_2rows`] called per pair from Rust (slices,
+/// per-row checks, tails) it took the char LM from 884,369 to 856,942
+/// instructions per character (docs/firmware.md).
 ///
 /// Returns false, doing nothing, unless `n = 4 · x.len() ≥ 4`,
 /// `out.len()` is even and at least 2, and `out.len() · n ≤ w.len()`.
