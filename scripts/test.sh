@@ -41,7 +41,12 @@ step cargo fmt --all -- --check
 step cargo clippy --release --workspace --all-targets --features tinyinfer/emit -- -D warnings
 # The main job's build: host tools without `simulate` and `flash`.
 step cargo clippy --release -p tinyinfer-tools --no-default-features --all-targets -- -D warnings
-step cargo build --release -p tinyinfer --target thumbv7em-none-eabihf
+# The DSP kernels (kernels::arm) compile only for Arm targets with the DSP
+# extension: lint them there, with every driver and as the classifier-only
+# firmware builds them (`compact`: the reference for pooling and fully
+# connected layers, no single-pixel tail path; docs/firmware.md).
+step cargo clippy --release -p tinyinfer --target thumbv7em-none-eabihf --lib -- -D warnings
+step cargo clippy --release -p tinyinfer --target thumbv7em-none-eabihf --no-default-features --features compact --lib -- -D warnings
 # The core without the density and language families (the classifier-only
 # firmware's core): lints, its unit tests and the test of the ops it
 # refuses (tests/classifier_ops.rs, which the workspace run also runs with

@@ -1,3 +1,9 @@
+#[cfg(feature = "compact")]
+compile_error!(
+    "kernel-check tests the core's DSP kernels, which the `compact` feature partly replaces \
+     with the reference: build it without `compact`"
+);
+
 // The kernel-check app, shared by the `kernel-check` (Cortex-M4, mps2-an386)
 // and `kernel-check-m33` (Cortex-M33, mps2-an505) bins, which `include!` it
 // after defining `INSTRUCTIONS_PER_TICK` and `CPU`.

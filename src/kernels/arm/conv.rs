@@ -37,6 +37,7 @@ use super::dsp::{
     channels_4px, channels_4px_seg, chunks4, dot_4px, high_word, pack4, pack_rows, pack_run,
     pack_run_raw, requant4, splat16, Chan, FULL_RANGE,
 };
+#[cfg(not(feature = "compact"))]
 use super::pixel;
 use super::small;
 use crate::kernels::fast::{check_causal, live};
@@ -93,11 +94,12 @@ pub fn conv2d(
             last: p.k,
         };
         let pixels = p.out_h * p.out_w;
-        let single = p.in_c % 4 == 0 && p.k * kc <= SINGLE;
+        let single = !cfg!(feature = "compact") && p.in_c % 4 == 0 && p.k * kc <= SINGLE;
         match four_pixels(
             p, all, single, input, weights, bias, multiplier, shift, output, &out,
         ) {
             Some(done) if done == pixels => {}
+            #[cfg(not(feature = "compact"))]
             Some(done)
                 if single_pixels(
                     p, done, input, weights, bias, multiplier, shift, output, &out,
@@ -413,6 +415,7 @@ fn four_pixels(
 /// Returns false, writing nothing more, unless every window is whole
 /// chunks of at most [`SINGLE`] taps (the caller checks it).
 #[allow(clippy::too_many_arguments)]
+#[cfg(not(feature = "compact"))]
 #[inline(never)]
 fn single_pixels(
     p: &ConvParams,

@@ -468,8 +468,8 @@ struct PackRows {
 }
 
 /// Windows (or their parts inside the input) packed in one call: window
-/// `i < pixels` is `rows` runs of `k` chunks, run `y` starting at byte `at
-/// + i · step + y · stride` of `src`, packed into column `slot + i` of
+/// `i < pixels` is `rows` runs of `k` chunks, run `y` starting at byte
+/// `at + i · step + y · stride` of `src`, packed into column `slot + i` of
 /// `cols` from chunk `y · (k + gap)` on, as [`pack_run`] with `zp2`
 /// (`Some`) or [`pack_run_raw`] (`None`) packs each run (`gap` chunks
 /// between runs are left as they are: a border window's padding); returns
@@ -1533,6 +1533,7 @@ pub(super) fn requant_windows(
 ///
 /// Returns false, doing nothing, unless `c ≥ 4`, `c % 4 == 0`, `out` is
 /// whole pixels, `2 · out.len() ≤ row` and `2 · row ≤ rows.len()`.
+#[cfg(not(feature = "compact"))]
 #[inline(always)]
 pub(super) fn max_pool_row(rows: &[i8], row: usize, c: usize, out: &mut [i8]) -> bool {
     let fits = c >= 4
@@ -1597,6 +1598,7 @@ pub(super) fn max_pool_row(rows: &[i8], row: usize, c: usize, out: &mut [i8]) ->
 /// the lanes wrap, so callers keep `n ≤ 255`).
 ///
 /// Returns `None` unless `n ≥ 1` and `(n − 1) · c + ch + 4 ≤ x.len()`.
+#[cfg(not(feature = "compact"))]
 #[inline(always)]
 pub(super) fn sum_column4(x: &[i8], ch: usize, c: usize, n: usize) -> Option<[u32; 2]> {
     let fits = n >= 1

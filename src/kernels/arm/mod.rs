@@ -29,16 +29,25 @@
 mod add;
 mod conv;
 mod dsp;
+#[cfg(not(feature = "compact"))]
 mod fc;
 mod lm;
 mod pixel;
+#[cfg(not(feature = "compact"))]
 mod pool;
 mod small;
 
 pub use super::fast::{AddParams, ConvParams, FcParams, GapParams, PoolParams};
+/// Feature `compact`: pooling and fully connected layers run the reference
+/// (about 6 KB less flash with the conv's single-pixel tail path; measured
+/// on DiracNet, docs/firmware.md).
+#[cfg(feature = "compact")]
+pub use super::reference::{fully_connected, global_avg_pool, max_pool_2x2};
 pub use add::add;
 pub use conv::{conv2d, conv2d_masked, SEG};
+#[cfg(not(feature = "compact"))]
 pub use fc::{fully_connected, MAX_IN};
 pub use lm::{decoder, latent, lstm_gates, MAX_LM_IN};
 pub use pixel::{conv2d_pixel, MAX_WINDOW};
+#[cfg(not(feature = "compact"))]
 pub use pool::{global_avg_pool, max_pool_2x2};

@@ -197,12 +197,14 @@ impl<const N: usize> Gather<N> {
     }
 
     /// Empties the window (the buffer keeps its bytes).
+    #[cfg(not(feature = "compact"))]
     pub(super) fn clear(&mut self) {
         self.chunks = 0;
         self.fill = 0;
     }
 
     /// The window's `len` values taken so far (`zeros`, `bytes`).
+    #[cfg(not(feature = "compact"))]
     pub(super) fn len(&self) -> usize {
         4 * self.chunks + self.fill
     }

@@ -93,13 +93,15 @@ impl App {
     /// Its cargo features: the board's transport, then the drivers. The
     /// classifier-only app is the smallest: it also leaves out the panic's
     /// location in the log (`panic-location`, 3.5 KB; a panic still exits
-    /// with status 3) and ends its vector table after 48 device interrupts
-    /// (`few-vectors`, 768 bytes; the app enables none).
+    /// with status 3), ends its vector table after 48 device interrupts
+    /// (`few-vectors`, 768 bytes; the app enables none) and builds the
+    /// core's kernels for flash (`compact`, 6.2 KB for 2.4 % more
+    /// instructions per DiracNet inference).
     pub fn features(self) -> String {
         let t = self.board.transport.feature();
         match self.drivers {
             Drivers::All => format!("{t},density,language,panic-location"),
-            Drivers::ClassifierOnly => format!("{t},few-vectors"),
+            Drivers::ClassifierOnly => format!("{t},few-vectors,compact"),
         }
     }
 }
