@@ -34,8 +34,8 @@
 //! faster on the 32-channel layers but 768 bytes more stack.
 
 use super::dsp::{
-    channels_4px, channels_4px_seg, chunks4, dot_4px, high_word, pack4, pack_rows, pack_run,
-    pack_run_raw, requant4, splat16, Chan, FULL_RANGE,
+    channels_4px, channels_4px_seg, chunks4, dot_4px, full_range, high_word, pack4, pack_rows,
+    pack_run, pack_run_raw, requant4, splat16, Chan, FULL_RANGE,
 };
 #[cfg(not(feature = "compact"))]
 use super::pixel;
@@ -235,6 +235,7 @@ fn four_pixels(
     // them take the high-word path: then whole windows run the channel
     // loop in asm ([`channels_4px`]).
     let full = (p.act_min, p.act_max) == (-128, 127);
+    let (out_zp, _, _) = out.constants();
     let mut table = [Chan::default(); TABLE];
     let mut tabled = p.out_c <= TABLE;
     let params = bias.iter().zip(multiplier).zip(shift);
@@ -244,7 +245,7 @@ fn four_pixels(
             bias: b,
             m,
             h: match (-2 - sh).clamp(-1, 29) {
-                h if full && h >= 0 => h + FULL_RANGE,
+                h if full && full_range(out_zp, h) => h + FULL_RANGE,
                 h => h,
             },
         };

@@ -145,6 +145,24 @@ macro_rules! high_zp {
     };
 }
 
+/// `a = ssat8((smmul(a, m) + c) >> h >> 1)` with `c = (2 · zp + 1) << h`:
+/// [`high_zp`] and the `[−128, 127]` clamp in 3 instructions (`SMMLA`
+/// adds `c` to the high word of the product). The same value as
+/// `((smmul(a, m) >> h) + 1) >> 1) + zp` when `|c| < 2^30` (then
+/// `smmul + c` cannot wrap, `|smmul| ≤ 2^30`): `c` is `2^h` (the
+/// rounding term) plus `zp · 2^(h+1)`, a multiple of the divisor, and
+/// `⌊⌊x / 2^h⌋ / 2⌋ = ⌊x / 2^(h+1)⌋`. The caller checks the bound.
+#[rustfmt::skip]
+macro_rules! high_zp_fused {
+    ($a:literal, $m:literal, $h:literal, $c:literal) => {
+        concat!(
+            "smmla ", $a, ", ", $a, ", ", $m, ", ", $c, "\n",
+            "asr ", $a, ", ", $a, ", ", $h, "\n",
+            "ssat ", $a, ", #8, ", $a, ", asr #1\n",
+        )
+    };
+}
+
 /// The stage for shift −1 (`t = 32`): `clamp(smmulr(a, m) + zp, lo, hi)`,
 /// `SMMULR` being `(a · m + 2^31) >> 32`. 8 instructions.
 #[rustfmt::skip]
@@ -182,13 +200,15 @@ macro_rules! stage4_store {
         concat!(
             "ldr r9, [lr, #8]\n",
             "ldrd r9, r10, [r9, #", $entry, "]\n",
-            "ldr r0, [lr, #12]\n",
             // The whole int8 range (`lo = −128`, `hi = 127`: ReLU outputs
             // whose zero point is −128, and no-activation layers; `h`
-            // carries [`FULL_RANGE`]): the clamp is one `SSAT`. `ASR` by
-            // `h` reads its low byte, the shift.
+            // carries [`FULL_RANGE`]): the zero point and the rounding
+            // term enter as one addend of `SMMLA`, and the clamp is one
+            // `SSAT` (see [`high_zp_fused`]). `ASR` and `LSL` by `h` read
+            // its low byte, the shift.
             "cmp r10, #256\n",
             "bge 14f\n",
+            "ldr r0, [lr, #12]\n",
             "ldrd r1, r11, [lr, #16]\n",
             "cmp r10, #0\n",
             "blt 10f\n",
@@ -198,14 +218,12 @@ macro_rules! stage4_store {
             stage_high!("r8", "r9", "r10", "r0", "r1", "r11"),
             "b 11f\n",
             "14:\n",
-            high_zp!("r3", "r9", "r10", "r0"),
-            "ssat r3, #8, r3\n",
-            high_zp!("r4", "r9", "r10", "r0"),
-            "ssat r4, #8, r4\n",
-            high_zp!("r5", "r9", "r10", "r0"),
-            "ssat r5, #8, r5\n",
-            high_zp!("r8", "r9", "r10", "r0"),
-            "ssat r8, #8, r8\n",
+            "ldr r0, [lr, #48]\n",
+            "lsl r0, r0, r10\n",
+            high_zp_fused!("r3", "r9", "r10", "r0"),
+            high_zp_fused!("r4", "r9", "r10", "r0"),
+            high_zp_fused!("r5", "r9", "r10", "r0"),
+            high_zp_fused!("r8", "r9", "r10", "r0"),
             "b 11f\n",
             "10:\n",
             stage_rounded!("r3", "r9", "r0", "r1", "r11"),
@@ -752,7 +770,9 @@ pub(super) fn rows_dot2(x: &[[u32; 2]], w: &[i8], n: usize, out: &mut [i32]) -> 
 /// high-word output stage (`m ≥ 0`, `h = −2 − shift`, see [`requant4`];
 /// `h = −1`, shift −1, takes the rounded high word, `SMMULR`). For a
 /// layer whose clamp is the whole int8 range, `h ≥ 0` carries
-/// [`FULL_RANGE`] (`h + 256`): the loops then clamp with one `SSAT`.
+/// [`FULL_RANGE`] (`h + 256`) when `|2 · zp + 1| · 2^h < 2^30`
+/// ([`full_range`]): the loops then add the zero point and the rounding
+/// term in `SMMLA` and clamp with one `SSAT`.
 #[derive(Clone, Copy, Default)]
 #[repr(C)]
 pub(super) struct Chan {
@@ -763,6 +783,14 @@ pub(super) struct Chan {
 
 /// Added to a [`Chan`]'s `h ≥ 0` when the output clamp is `[−128, 127]`.
 pub(super) const FULL_RANGE: i32 = 256;
+
+/// True when a channel of high-word shift `h ≥ 0` may carry
+/// [`FULL_RANGE`] with output zero point `zp`: `|2 · zp + 1| · 2^h < 2^30`,
+/// the bound under which the fused stage cannot wrap.
+#[inline(always)]
+pub(super) fn full_range(zp: i32, h: i32) -> bool {
+    (0..=29).contains(&h) && ((2 * zp as i64 + 1).unsigned_abs() << h) < 1 << 30
+}
 
 /// The state [`channels_4px`]'s loop keeps in memory (it needs every
 /// register for the inner loop): field offsets are used by the asm.
@@ -781,6 +809,7 @@ struct Channels4 {
     skip: usize,           // 36
     acc: *mut [i32; 4],    // 40 (channels_4px_seg only)
     flags: u32,            // 44 (channels_4px_seg: 1 first segment, 2 last)
+    zp21: i32,             // 48 (2 · zp + 1, wrapping: FULL_RANGE entries only)
 }
 
 /// Every output channel of four pixels whose windows are packed in
@@ -790,8 +819,9 @@ struct Channels4 {
 /// `(zp, lo, hi)`, stored at `dst[o + i · stride]` for pixel `i`.
 ///
 /// The whole channel loop is one asm block, accumulators in registers:
-/// per channel 11 instructions of set-up, the dot loop (1 per MAC), 40 of
-/// output stage and 18 of stores and bookkeeping, against about 115 for the
+/// per channel 11 instructions of set-up, the dot loop (1 per MAC), 19 of
+/// output stage for the whole int8 range (`SMMLA`, `ASR`, `SSAT` per value;
+/// about 45 with another clamp) and 18 of stores and bookkeeping, against about 115 for the
 /// same channel loop around [`dot_4px`] and [`requant4`] in Rust (bias
 /// splat, spills, per-channel checks).
 ///
@@ -839,6 +869,7 @@ pub(super) fn channels_4px(
         skip: row - used,
         acc: core::ptr::null_mut(),
         flags: 3,
+        zp21: zp.wrapping_mul(2).wrapping_add(1),
     };
     // SAFETY: `table.len() ≥ 1` channels. Channel `o` reads `table[o]`
     // (12 bytes, `repr(C)`, through the `table` field, which advances by
@@ -947,6 +978,7 @@ pub(super) fn channels_4px_seg(
         skip: row - used,
         acc: acc.as_mut_ptr(),
         flags: first as u32 | (last as u32) << 1,
+        zp21: zp.wrapping_mul(2).wrapping_add(1),
     };
     // SAFETY: as [`channels_4px`] (the same reads of `table`, `cols` and
     // `w`, checked the same way; the table pointer advances by 12 bytes
