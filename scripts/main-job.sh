@@ -23,9 +23,9 @@ else
   cargo build --release -p tinyinfer-tools --no-default-features
 fi
 # lr 0.4 without augmentation measured best for short schedules
-# (docs/training.md). 3 epochs keep the cold run, board included, within
+# (docs/training.md). 2 epochs keep the cold run, board included, within
 # 15 minutes (README).
-./target/release/tinyinfer pipeline --epochs "${EPOCHS:-3}" --lr 0.4 --augment false --out runs/diracnet "$@"
+./target/release/tinyinfer pipeline --epochs "${EPOCHS:-2}" --lr 0.4 --augment false --out runs/diracnet "$@"
 
 # The end, on the simulated microcontroller: the exported model runs on
 # QEMU's mps2-an386 (Cortex-M4F) linked under the nRF52840's limits (the

@@ -438,11 +438,16 @@ fn dirac_bit_exact_on_qemu_under_the_nrf_budget() {
     // self-test run at boot and its sorted token index (core, firmware),
     // the classifier-only work's counter and panic-location feature, the
     // RISC-V target cfgs: 92,192 bytes measured.
+    // 92 → 95 KB: the PixelCNN's streaming scoring by strips of four
+    // positions (the whole-map kernels over each strip: `score`,
+    // `op_strip`, `masked_strip` in models/density.rs), 117.4 M → 86.8 M
+    // instructions per streamed image, and the SMMLA output stage: 94,592
+    // bytes measured.
     let arena = r["arena_bytes"].as_u64().unwrap();
     let ram = r["ram_bytes"].as_u64().unwrap();
     assert!(ram <= arena + 8 * 1024, "RAM {ram} > arena {arena} + 8 KB");
     let flash = r["firmware_flash_bytes"].as_u64().unwrap();
-    assert!(flash <= 92 * 1024, "firmware flash grew to {flash} bytes");
+    assert!(flash <= 95 * 1024, "firmware flash grew to {flash} bytes");
     assert!(r["model_flash_bytes"].as_u64().unwrap() <= NRF_MODEL_LEN as u64);
 }
 

@@ -47,6 +47,17 @@ struct Step<'m> {
     b_zp: i8,
 }
 
+/// Positions of a row the scoring paths run together (a strip): 1×1 convs
+/// and adds run the whole-map kernels over the strip's positions at once
+/// (the four-pixel conv path), so a tensor that only they read keeps a
+/// strip of positions in the streaming arena instead of one.
+const STRIP: usize = 4;
+
+/// Stack bytes of a strip's input window for a masked conv
+/// ([`DensityModel::masked_strip`]): `k · (4 + k − 1) · C_in`, 576 for a
+/// 3×3 conv over 32 channels; wider windows run position by position.
+const STRIP_WINDOW: usize = 1024;
+
 /// Ops whose [`Step`] a raster keeps (1,408 bytes of stack): the default
 /// PixelCNN has 23; a model with more (the format allows
 /// [`crate::format::MAX_OPS`]) decodes the others at every position.
@@ -172,9 +183,10 @@ impl<'m> DensityModel<'m> {
         for t in 0..model.tensor_count() {
             let c = model.tensor(t).ok_or(Error::BadGraph)?.c as u64;
             ring_at[t] = u32::try_from(at).map_err(|_| Error::BadGraph)?;
-            // A tensor read only where it is written (1×1 convs, adds) keeps one position.
+            // A tensor read only where it is written (1×1 convs, adds) keeps
+            // one strip of positions.
             let bytes = match rows[t] {
-                0 => c,
+                0 => STRIP.min(w) as u64 * c,
                 r => r as u64 * w as u64 * c,
             };
             at += (bytes + 3) & !3;
@@ -211,9 +223,10 @@ impl<'m> DensityModel<'m> {
         self.model.arena_len()
     }
 
-    /// Arena bytes [`sample`](Self::sample) needs: a ring of `k / 2 + 1`
-    /// rows for a tensor a `k`×`k` causal conv reads, one position for a
-    /// tensor only 1×1 convs and adds read, the whole image for the input.
+    /// Arena bytes [`sample`](Self::sample) and the streaming paths need: a
+    /// ring of `k / 2 + 1` rows for a tensor a `k`×`k` causal conv reads, a
+    /// strip of four positions for a tensor only 1×1 convs and adds read,
+    /// the whole image for the input.
     pub fn sample_arena_len(&self) -> usize {
         self.sample_arena as usize
     }
@@ -333,10 +346,9 @@ impl<'m> DensityModel<'m> {
     pub fn nll_streaming(&self, image: &[u8], arena: &mut [u8]) -> Result<Nll> {
         self.check_image(image)?;
         let mut total = 0u64;
-        self.raster(arena, |head, q, px| {
-            let bit = image[px] == 1;
-            total += head.nll(q, bit) as u64;
-            bit
+        let head = self.head;
+        self.score(image, arena, |q, px| {
+            total += head.nll(q, image[px] == 1) as u64;
         })?;
         Ok(Nll(total))
     }
@@ -356,10 +368,7 @@ impl<'m> DensityModel<'m> {
                 got: out.len() as u32,
             });
         }
-        self.raster(arena, |_, q, px| {
-            out[px] = q;
-            image[px] == 1
-        })
+        self.score(image, arena, |q, px| out[px] = q)
     }
 
     /// Walks the positions in raster order, evaluating every op at each
@@ -406,6 +415,59 @@ impl<'m> DensityModel<'m> {
                 let px = y * self.w + x;
                 let bit = pixel(&self.head, q, px);
                 *arena.get_mut(input.start + px).ok_or(Error::BadGraph)? = bit as u8;
+            }
+        }
+        Ok(())
+    }
+
+    /// The logits of a known image in the streaming arena, in raster
+    /// order (`each(logit, index)`): row by row, a strip of [`STRIP`]
+    /// positions at a time, every op over the strip before the next
+    /// ([`Self::op_strip`]). The image is in the arena from the start: the
+    /// ops are causal (checked by [`new`](Self::new)), so no logit reads a
+    /// pixel at or after its own. The same logits as [`Self::raster`]
+    /// with the image's pixels, which [`sample`](Self::sample) must use.
+    fn score(&self, image: &[u8], arena: &mut [u8], mut each: impl FnMut(i8, usize)) -> Result<()> {
+        if arena.len() < self.sample_arena_len() {
+            return Err(Error::ArenaTooSmall {
+                needed: self.sample_arena,
+                got: arena.len() as u32,
+            });
+        }
+        arena
+            .get_mut(self.ring(0)?)
+            .filter(|r| r.len() == image.len())
+            .ok_or(Error::BadGraph)?
+            .copy_from_slice(image);
+        let last = self.model.op_count().wrapping_sub(1);
+        let out_t = self.model.op(last).ok_or(Error::BadGraph)?.output as usize;
+        let ops = self.model.op_count();
+        let mut table = [Step::EMPTY; STEPS];
+        for (i, step) in table.iter_mut().enumerate().take(ops) {
+            *step = self.step(i).map_err(|_| Error::BadOp(i as u16))?;
+        }
+        let strip = STRIP.min(self.w);
+        for y in 0..self.h {
+            for x0 in (0..self.w).step_by(strip) {
+                let n = strip.min(self.w - x0);
+                for i in 0..ops {
+                    let decoded;
+                    let step = match table.get(i) {
+                        Some(s) => s,
+                        None => {
+                            decoded = self.step(i).map_err(|_| Error::BadOp(i as u16))?;
+                            &decoded
+                        }
+                    };
+                    self.op_strip(step, y, x0, n, arena)
+                        .map_err(|_| Error::BadOp(i as u16))?;
+                }
+                for x in x0..x0 + n {
+                    let q = *arena
+                        .get(self.at(out_t, y, x)?.start)
+                        .ok_or(Error::BadGraph)? as i8;
+                    each(q, y * self.w + x);
+                }
             }
         }
         Ok(())
@@ -463,10 +525,7 @@ impl<'m> DensityModel<'m> {
                     return Err(Error::BadSelfTest);
                 }
                 let mut same = true;
-                self.raster(arena, |_, q, px| {
-                    same &= expected[px] == q;
-                    input[px] == 1
-                })?;
+                self.score(input, arena, |q, px| same &= expected[px] == q)?;
                 same
             };
             report.record(i, same);
@@ -484,7 +543,16 @@ impl<'m> DensityModel<'m> {
     fn ring_c(&self, t: usize, c: usize) -> Range<usize> {
         let start = self.ring_at.get(t).map_or(0, |&a| a as usize);
         let rows = self.rows.get(t).map_or(0, |&r| r as usize);
-        start..start + (rows * self.w).max(1) * c
+        start..start + (rows * self.w).max(STRIP.min(self.w)) * c
+    }
+
+    /// Bytes of tensor `t` (`c` channels) at positions `(y, x0..x0 + n)`,
+    /// one after another in its ring or strip: `x0` a multiple of the
+    /// strip's length and `n` at most that length, as [`Self::score`]
+    /// walks them.
+    fn strip_c(&self, t: usize, c: usize, y: usize, x0: usize, n: usize) -> Range<usize> {
+        let start = self.at_c(t, c, y, x0).start;
+        start..start + n * c
     }
 
     /// Bytes of tensor `t` at position `(y, x)` in its ring.
@@ -497,7 +565,8 @@ impl<'m> DensityModel<'m> {
     fn at_c(&self, t: usize, c: usize, y: usize, x: usize) -> Range<usize> {
         let ring = self.ring_at.get(t).map_or(0, |&a| a as usize);
         let start = match self.rows.get(t).map_or(0, |&r| r as usize) {
-            0 => ring,
+            // `x % STRIP` is also `x` when the strip is the whole row (`w < STRIP`).
+            0 => ring + (x % STRIP) * c,
             rows => ring + ((y % rows) * self.w + x) * c,
         };
         start..start + c
@@ -556,21 +625,7 @@ impl<'m> DensityModel<'m> {
         let bad = Error::BadGraph;
         let (a, o) = (s.a as usize, s.o as usize);
         if s.add {
-            let m = s.multiplier;
-            let sh = s.shift;
-            let p = k::AddParams {
-                a_zp: s.in_zp as i32,
-                b_zp: s.b_zp as i32,
-                out_zp: s.out_zp as i32,
-                a_mult: *m.first().ok_or(bad)?,
-                a_shift: *sh.first().ok_or(bad)?,
-                b_mult: *m.get(1).ok_or(bad)?,
-                b_shift: *sh.get(1).ok_or(bad)?,
-                out_mult: *m.get(2).ok_or(bad)?,
-                out_shift: *sh.get(2).ok_or(bad)?,
-                act_min: s.act_min,
-                act_max: s.act_max,
-            };
+            let p = Self::add_params(s)?;
             let ra = self.at_c(a, s.in_c as usize, y, x);
             let rb = self.at_c(s.b as usize, s.b_c as usize, y, x);
             let ro = self.at_c(o, s.out_c as usize, y, x);
@@ -583,9 +638,9 @@ impl<'m> DensityModel<'m> {
             );
         }
         // A single-position input (1×1 conv) is a 1×1 image at (0, 0).
-        let (h, w, rows, iy, ix) = match self.rows.get(a).map_or(0, |&r| r as usize) {
-            0 => (1, 1, 1, 0, 0),
-            r => (self.h, self.w, r, y, x),
+        let (h, w, rows, iy, ix, src) = match self.rows.get(a).map_or(0, |&r| r as usize) {
+            0 => (1, 1, 1, 0, 0, self.at_c(a, s.in_c as usize, y, x)),
+            r => (self.h, self.w, r, y, x, self.ring_c(a, s.in_c as usize)),
         };
         let p = ConvParams {
             in_h: h,
@@ -602,7 +657,6 @@ impl<'m> DensityModel<'m> {
             act_min: s.act_min,
             act_max: s.act_max,
         };
-        let src = self.ring_c(a, s.in_c as usize);
         let dst = self.at_c(o, s.out_c as usize, y, x);
         let (input, _, out) = graph::split_three(arena, src.clone(), src, dst).ok_or(bad)?;
         k::conv2d_pixel(
@@ -618,5 +672,171 @@ impl<'m> DensityModel<'m> {
             s.shift,
             bytemuck::cast_slice_mut(out),
         )
+    }
+
+    /// The add op `s`'s parameters.
+    fn add_params(s: &Step<'m>) -> Result<k::AddParams> {
+        let bad = Error::BadGraph;
+        let (m, sh) = (s.multiplier, s.shift);
+        Ok(k::AddParams {
+            a_zp: s.in_zp as i32,
+            b_zp: s.b_zp as i32,
+            out_zp: s.out_zp as i32,
+            a_mult: *m.first().ok_or(bad)?,
+            a_shift: *sh.first().ok_or(bad)?,
+            b_mult: *m.get(1).ok_or(bad)?,
+            b_shift: *sh.get(1).ok_or(bad)?,
+            out_mult: *m.get(2).ok_or(bad)?,
+            out_shift: *sh.get(2).ok_or(bad)?,
+            act_min: s.act_min,
+            act_max: s.act_max,
+        })
+    }
+
+    /// Computes one op at the positions `(y, x0..x0 + n)` of a strip
+    /// ([`Self::score`]): an add, or a 1×1 conv without padding, over the
+    /// strip at once (the whole-map kernels on a 1 × `n` image: on the DSP
+    /// extension the four-pixel conv path); any other conv position by
+    /// position ([`Self::op_at`]).
+    fn op_strip(
+        &self,
+        s: &Step<'m>,
+        y: usize,
+        x0: usize,
+        n: usize,
+        arena: &mut [u8],
+    ) -> Result<()> {
+        let bad = Error::BadGraph;
+        let (a, o) = (s.a as usize, s.o as usize);
+        let (in_c, out_c) = (s.in_c as usize, s.out_c as usize);
+        if s.add {
+            let p = Self::add_params(s)?;
+            let ra = self.strip_c(a, in_c, y, x0, n);
+            let rb = self.strip_c(s.b as usize, s.b_c as usize, y, x0, n);
+            let ro = self.strip_c(o, out_c, y, x0, n);
+            let (va, vb, out) = graph::split_three(arena, ra, rb, ro).ok_or(bad)?;
+            return k::add(
+                &p,
+                bytemuck::cast_slice(va),
+                bytemuck::cast_slice(vb),
+                bytemuck::cast_slice_mut(out),
+            );
+        }
+        if s.kernel != 1 || s.pad != 0 {
+            if self.masked_strip(s, y, x0, n, arena)? {
+                return Ok(());
+            }
+            for x in x0..x0 + n {
+                self.op_at(s, y, x, arena)?;
+            }
+            return Ok(());
+        }
+        // A 1×1 conv's mask is B, or A with every weight zero (checked at
+        // load): the plain conv computes the same.
+        let p = ConvParams {
+            in_h: 1,
+            in_w: n,
+            in_c,
+            out_h: 1,
+            out_w: n,
+            out_c,
+            k: 1,
+            stride: 1,
+            pad: 0,
+            in_zp: s.in_zp as i32,
+            out_zp: s.out_zp as i32,
+            act_min: s.act_min,
+            act_max: s.act_max,
+        };
+        let src = self.strip_c(a, in_c, y, x0, n);
+        let dst = self.strip_c(o, out_c, y, x0, n);
+        let (input, _, out) = graph::split_three(arena, src.clone(), src, dst).ok_or(bad)?;
+        k::conv2d(
+            &p,
+            bytemuck::cast_slice(input),
+            s.weights,
+            s.bias,
+            s.multiplier,
+            s.shift,
+            bytemuck::cast_slice_mut(out),
+        )
+    }
+
+    /// A masked `k`×`k` conv (odd `k`, padding `k / 2`) at the positions
+    /// `(y, x0..x0 + n)` of a strip: the input rows it reads are copied in
+    /// order from the input's ring into a `k` × (`n + k − 1`) window on the
+    /// stack (padding, and the masked rows below the centre, as the zero
+    /// point), and the whole-map masked conv computes the strip's outputs
+    /// from it (on the DSP extension, the four-pixel path over the live
+    /// taps). Centre-row columns right of a position are left as they are
+    /// in the ring: the mask gives them zero weights (checked at load), so
+    /// they change nothing. Returns false, doing nothing, for another conv
+    /// or a window over [`STRIP_WINDOW`] bytes (the caller then runs the
+    /// positions one by one).
+    fn masked_strip(
+        &self,
+        s: &Step<'m>,
+        y: usize,
+        x0: usize,
+        n: usize,
+        arena: &mut [u8],
+    ) -> Result<bool> {
+        let bad = Error::BadGraph;
+        let (k, pad) = (s.kernel as usize, s.pad as usize);
+        let (a, in_c) = (s.a as usize, s.in_c as usize);
+        let cols = n + k.saturating_sub(1);
+        let need = k * cols * in_c;
+        let rows = self.rows.get(a).map_or(0, |&r| r as usize);
+        if k % 2 == 0 || pad != k / 2 || s.mask == Mask::None || need > STRIP_WINDOW || rows == 0 {
+            return Ok(false);
+        }
+        let zp = s.in_zp;
+        let mut buf = [zp; STRIP_WINDOW];
+        let win = buf.get_mut(..need).ok_or(bad)?;
+        let ring = self.ring_c(a, in_c);
+        let src: &[i8] = bytemuck::cast_slice(arena.get(ring).ok_or(bad)?);
+        // Window columns inside the image: 0 <= x0 + j - pad < w.
+        let j_lo = pad.saturating_sub(x0).min(cols);
+        let j_hi = cols.min((self.w + pad).saturating_sub(x0)).max(j_lo);
+        let (live, _) = s.mask.live_rows(k);
+        for (ky, dst) in win.chunks_exact_mut(cols * in_c).enumerate().take(live) {
+            // Image row y - pad + ky, kept in the ring while row y is computed.
+            let Some(r) = (y + ky).checked_sub(pad) else {
+                continue;
+            };
+            let at = ((r % rows) * self.w + x0 + j_lo - pad) * in_c;
+            let len = (j_hi - j_lo) * in_c;
+            dst.get_mut(j_lo * in_c..j_lo * in_c + len)
+                .ok_or(bad)?
+                .copy_from_slice(src.get(at..at + len).ok_or(bad)?);
+        }
+        let p = ConvParams {
+            in_h: k,
+            in_w: cols,
+            in_c,
+            out_h: 1,
+            out_w: n,
+            out_c: s.out_c as usize,
+            k,
+            stride: 1,
+            pad: 0,
+            in_zp: zp as i32,
+            out_zp: s.out_zp as i32,
+            act_min: s.act_min,
+            act_max: s.act_max,
+        };
+        let dst = self.strip_c(s.o as usize, p.out_c, y, x0, n);
+        let out = arena.get_mut(dst).ok_or(bad)?;
+        k::conv2d_masked(
+            &p,
+            s.mask,
+            win,
+            s.weights,
+            s.bias,
+            s.multiplier,
+            s.shift,
+            bytemuck::cast_slice_mut(out),
+        )?;
+        Ok(true)
     }
 }
