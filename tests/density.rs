@@ -492,6 +492,20 @@ proptest! {
         fast::conv2d_masked(&p, mask, &input, &wt, &bias, &mult, &shift, &mut got).unwrap();
         prop_assert_eq!(&got, &want);
 
+        // The valid geometry (no padding; the density driver's strips cut
+        // such windows from the ring): the reference conv's bytes too.
+        if h >= k && w >= k {
+            let v = ConvParams { out_h: h - k + 1, out_w: w - k + 1, pad: 0, ..p };
+            let n = v.out_h * v.out_w * cout;
+            let mut want = vec![0i8; n];
+            reference::conv2d(&v, &input, &wt, &bias, &mult, &shift, &mut want).unwrap();
+            let (_, _, wide_out) = wide::conv((h, w, cin), cout, k, 1, 0, &input, &wt, &bias, &mult, &shift, in_zp, out_zp, -128, 127);
+            prop_assert_eq!(&want, &wide_out);
+            let mut got = vec![0x55i8; n];
+            fast::conv2d_masked(&v, mask, &input, &wt, &bias, &mult, &shift, &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "valid geometry, k {}", k);
+        }
+
         // Ring of rows: row iy in slot iy % rows.
         let rows = (kh + 1 + extra_rows).min(h);
         prop_assume!(rows > kh);
