@@ -34,8 +34,8 @@
 //! faster on the 32-channel layers but 768 bytes more stack.
 
 use super::dsp::{
-    channels_4px, channels_4px_seg, chunks4, dot_4px, full_range, high_word, pack4, pack_rows,
-    pack_run, pack_run_raw, requant4, splat16, Chan, FULL_RANGE,
+    channels_4px, channels_4px_seg, chunks4, dot_4px, full_range_max_h, high_word, pack4,
+    pack_rows, pack_run, pack_run_raw, requant4, splat16, Chan, FULL_RANGE,
 };
 #[cfg(not(feature = "compact"))]
 use super::pixel;
@@ -236,6 +236,7 @@ fn four_pixels(
     // loop in asm ([`channels_4px`]).
     let full = (p.act_min, p.act_max) == (-128, 127);
     let (out_zp, _, _) = out.constants();
+    let max_h = if full { full_range_max_h(out_zp) } else { -1 };
     let mut table = [Chan::default(); TABLE];
     let mut tabled = p.out_c <= TABLE;
     let params = bias.iter().zip(multiplier).zip(shift);
@@ -245,7 +246,7 @@ fn four_pixels(
             bias: b,
             m,
             h: match (-2 - sh).clamp(-1, 29) {
-                h if full && full_range(out_zp, h) => h + FULL_RANGE,
+                h if h >= 0 && h <= max_h => h + FULL_RANGE,
                 h => h,
             },
         };

@@ -771,7 +771,7 @@ pub(super) fn rows_dot2(x: &[[u32; 2]], w: &[i8], n: usize, out: &mut [i32]) -> 
 /// `h = −1`, shift −1, takes the rounded high word, `SMMULR`). For a
 /// layer whose clamp is the whole int8 range, `h ≥ 0` carries
 /// [`FULL_RANGE`] (`h + 256`) when `|2 · zp + 1| · 2^h < 2^30`
-/// ([`full_range`]): the loops then add the zero point and the rounding
+/// ([`full_range_max_h`]): the loops then add the zero point and the rounding
 /// term in `SMMLA` and clamp with one `SSAT`.
 #[derive(Clone, Copy, Default)]
 #[repr(C)]
@@ -784,12 +784,16 @@ pub(super) struct Chan {
 /// Added to a [`Chan`]'s `h ≥ 0` when the output clamp is `[−128, 127]`.
 pub(super) const FULL_RANGE: i32 = 256;
 
-/// True when a channel of high-word shift `h ≥ 0` may carry
-/// [`FULL_RANGE`] with output zero point `zp`: `|2 · zp + 1| · 2^h < 2^30`,
-/// the bound under which the fused stage cannot wrap.
+/// The largest high-word shift `h` with which a channel may carry
+/// [`FULL_RANGE`] for output zero point `zp`: `|2 · zp + 1| · 2^h < 2^30`,
+/// the bound under which the fused stage cannot wrap (−1: none). Once per
+/// call, so that the per-channel test is one compare.
 #[inline(always)]
-pub(super) fn full_range(zp: i32, h: i32) -> bool {
-    (0..=29).contains(&h) && ((2 * zp as i64 + 1).unsigned_abs() << h) < 1 << 30
+pub(super) fn full_range_max_h(zp: i32) -> i32 {
+    let c = (2 * zp as i64 + 1).unsigned_abs(); // ≥ 1
+                                                // 2^(bits − 1) ≤ c < 2^bits, so c · 2^h < 2^30 ⟺ h ≤ 30 − bits (c a power of two
+                                                // only for 1: then h ≤ 29, as 30 − 1).
+    30 - (64 - c.leading_zeros() as i32)
 }
 
 /// The state [`channels_4px`]'s loop keeps in memory (it needs every
