@@ -785,7 +785,9 @@ impl<'m> DensityModel<'m> {
         let (k, pad) = (s.kernel as usize, s.pad as usize);
         let (a, in_c) = (s.a as usize, s.in_c as usize);
         let cols = n + k.saturating_sub(1);
-        let need = k * cols * in_c;
+        // Saturating: a checked model keeps k · k · C_in small, but this
+        // must not overflow on a 32-bit target whatever the record says.
+        let need = k.saturating_mul(cols).saturating_mul(in_c);
         let rows = self.rows.get(a).map_or(0, |&r| r as usize);
         if k % 2 == 0 || pad != k / 2 || s.mask == Mask::None || need > STRIP_WINDOW || rows == 0 {
             return Ok(false);
