@@ -685,6 +685,28 @@ fn short_images_run_on_every_path() {
     }
 }
 
+/// Streaming scoring walks each row in strips of four positions (the
+/// last one shorter): widths on and off a multiple of four, strips
+/// whose masked-conv windows reach past both image edges, every path
+/// still agreeing with the whole map.
+#[test]
+fn streaming_strips_cover_every_width() {
+    for (hw, ka, kb) in [
+        ((5, 7), 3, 3),
+        ((4, 9), 5, 3),
+        ((6, 13), 7, 5),
+        ((3, 4), 3, 5),
+        ((2, 5), 7, 7),
+        ((7, 3), 5, 3),
+    ] {
+        let what = format!(
+            "{}×{} image, {ka}×{ka} mask A, {kb}×{kb} mask B",
+            hw.0, hw.1
+        );
+        run_every_path(&pixelcnn_hw(24, hw, ka, kb), &what);
+    }
+}
+
 /// Issue 16, defect 3: a valid density model taller than 255 rows was
 /// refused as `NotCausal` (the ring rows were a `u8`).
 #[test]
