@@ -441,7 +441,7 @@ fn dirac_bit_exact_on_qemu_under_the_nrf_budget() {
     // 92 → 95 KB: the PixelCNN's streaming scoring by strips of four
     // positions (the whole-map kernels over each strip: `score`,
     // `op_strip`, `masked_strip` in models/density.rs), 117.4 M → 83.4 M
-    // instructions per streamed image, and the SMMLA output stage: 94,472
+    // instructions per streamed image, and the SMMLA output stage: 94,012
     // bytes measured.
     let arena = r["arena_bytes"].as_u64().unwrap();
     let ram = r["ram_bytes"].as_u64().unwrap();

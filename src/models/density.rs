@@ -378,37 +378,13 @@ impl<'m> DensityModel<'m> {
         arena: &mut [u8],
         mut pixel: impl FnMut(&BernoulliHead<'m>, i8, usize) -> bool,
     ) -> Result<()> {
-        if arena.len() < self.sample_arena_len() {
-            return Err(Error::ArenaTooSmall {
-                needed: self.sample_arena,
-                got: arena.len() as u32,
-            });
-        }
+        let mut table = [Step::EMPTY; STEPS];
+        let out_t = self.streaming(arena, &mut table)?;
         let input = self.ring(0)?;
         arena.get_mut(input.clone()).ok_or(Error::BadGraph)?.fill(0);
-        let last = self.model.op_count().wrapping_sub(1);
-        let out_t = self.model.op(last).ok_or(Error::BadGraph)?.output as usize;
-        // The first STEPS ops decoded once; a longer model decodes the
-        // rest at every position (same code, slower).
-        let ops = self.model.op_count();
-        let mut table = [Step::EMPTY; STEPS];
-        for (i, step) in table.iter_mut().enumerate().take(ops) {
-            *step = self.step(i).map_err(|_| Error::BadOp(i as u16))?;
-        }
         for y in 0..self.h {
             for x in 0..self.w {
-                for i in 0..ops {
-                    let decoded;
-                    let step = match table.get(i) {
-                        Some(s) => s,
-                        None => {
-                            decoded = self.step(i).map_err(|_| Error::BadOp(i as u16))?;
-                            &decoded
-                        }
-                    };
-                    self.op_at(step, y, x, arena)
-                        .map_err(|_| Error::BadOp(i as u16))?;
-                }
+                self.each_op(&table, |step| self.op_at(step, y, x, arena))?;
                 let q = *arena
                     .get(self.at(out_t, y, x)?.start)
                     .ok_or(Error::BadGraph)? as i8;
@@ -428,40 +404,18 @@ impl<'m> DensityModel<'m> {
     /// pixel at or after its own. The same logits as [`Self::raster`]
     /// with the image's pixels, which [`sample`](Self::sample) must use.
     fn score(&self, image: &[u8], arena: &mut [u8], mut each: impl FnMut(i8, usize)) -> Result<()> {
-        if arena.len() < self.sample_arena_len() {
-            return Err(Error::ArenaTooSmall {
-                needed: self.sample_arena,
-                got: arena.len() as u32,
-            });
-        }
+        let mut table = [Step::EMPTY; STEPS];
+        let out_t = self.streaming(arena, &mut table)?;
         arena
             .get_mut(self.ring(0)?)
             .filter(|r| r.len() == image.len())
             .ok_or(Error::BadGraph)?
             .copy_from_slice(image);
-        let last = self.model.op_count().wrapping_sub(1);
-        let out_t = self.model.op(last).ok_or(Error::BadGraph)?.output as usize;
-        let ops = self.model.op_count();
-        let mut table = [Step::EMPTY; STEPS];
-        for (i, step) in table.iter_mut().enumerate().take(ops) {
-            *step = self.step(i).map_err(|_| Error::BadOp(i as u16))?;
-        }
         let strip = STRIP.min(self.w);
         for y in 0..self.h {
             for x0 in (0..self.w).step_by(strip) {
                 let n = strip.min(self.w - x0);
-                for i in 0..ops {
-                    let decoded;
-                    let step = match table.get(i) {
-                        Some(s) => s,
-                        None => {
-                            decoded = self.step(i).map_err(|_| Error::BadOp(i as u16))?;
-                            &decoded
-                        }
-                    };
-                    self.op_strip(step, y, x0, n, arena)
-                        .map_err(|_| Error::BadOp(i as u16))?;
-                }
+                self.each_op(&table, |step| self.op_strip(step, y, x0, n, arena))?;
                 for x in x0..x0 + n {
                     let q = *arena
                         .get(self.at(out_t, y, x)?.start)
@@ -469,6 +423,47 @@ impl<'m> DensityModel<'m> {
                     each(q, y * self.w + x);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// What both streaming walks ([`Self::raster`], [`Self::score`]) start
+    /// from: the arena checked against the streaming plan, the output
+    /// tensor (returned), and the first [`STEPS`] ops decoded once into `table` (a longer model
+    /// decodes the rest at every call of [`Self::each_op`]: same code,
+    /// slower).
+    fn streaming(&self, arena: &[u8], table: &mut [Step<'m>; STEPS]) -> Result<usize> {
+        if arena.len() < self.sample_arena_len() {
+            return Err(Error::ArenaTooSmall {
+                needed: self.sample_arena,
+                got: arena.len() as u32,
+            });
+        }
+        let last = self.model.op_count().wrapping_sub(1);
+        let out_t = self.model.op(last).ok_or(Error::BadGraph)?.output as usize;
+        for (i, step) in table.iter_mut().enumerate().take(self.model.op_count()) {
+            *step = self.step(i).map_err(|_| Error::BadOp(i as u16))?;
+        }
+        Ok(out_t)
+    }
+
+    /// Runs `run` on every op's [`Step`] in order (from `table`, or decoded
+    /// past it); a failure of op `i` is [`Error::BadOp`]`(i)`.
+    fn each_op(
+        &self,
+        table: &[Step<'m>; STEPS],
+        mut run: impl FnMut(&Step<'m>) -> Result<()>,
+    ) -> Result<()> {
+        for i in 0..self.model.op_count() {
+            let decoded;
+            let step = match table.get(i) {
+                Some(s) => s,
+                None => {
+                    decoded = self.step(i).map_err(|_| Error::BadOp(i as u16))?;
+                    &decoded
+                }
+            };
+            run(step).map_err(|_| Error::BadOp(i as u16))?;
         }
         Ok(())
     }
@@ -625,17 +620,7 @@ impl<'m> DensityModel<'m> {
         let bad = Error::BadGraph;
         let (a, o) = (s.a as usize, s.o as usize);
         if s.add {
-            let p = Self::add_params(s)?;
-            let ra = self.at_c(a, s.in_c as usize, y, x);
-            let rb = self.at_c(s.b as usize, s.b_c as usize, y, x);
-            let ro = self.at_c(o, s.out_c as usize, y, x);
-            let (va, vb, out) = graph::split_three(arena, ra, rb, ro).ok_or(bad)?;
-            return k::add(
-                &p,
-                bytemuck::cast_slice(va),
-                bytemuck::cast_slice(vb),
-                bytemuck::cast_slice_mut(out),
-            );
+            return self.add_strip(s, y, x, 1, arena);
         }
         // A single-position input (1×1 conv) is a 1×1 image at (0, 0).
         let (h, w, rows, iy, ix, src) = match self.rows.get(a).map_or(0, |&r| r as usize) {
@@ -670,6 +655,29 @@ impl<'m> DensityModel<'m> {
             s.bias,
             s.multiplier,
             s.shift,
+            bytemuck::cast_slice_mut(out),
+        )
+    }
+
+    /// The add op `s` at positions `(y, x0..x0 + n)` (one position:
+    /// `n = 1`, any `x0`; a strip: as [`Self::strip_c`]).
+    fn add_strip(
+        &self,
+        s: &Step<'m>,
+        y: usize,
+        x0: usize,
+        n: usize,
+        arena: &mut [u8],
+    ) -> Result<()> {
+        let p = Self::add_params(s)?;
+        let ra = self.strip_c(s.a as usize, s.in_c as usize, y, x0, n);
+        let rb = self.strip_c(s.b as usize, s.b_c as usize, y, x0, n);
+        let ro = self.strip_c(s.o as usize, s.out_c as usize, y, x0, n);
+        let (va, vb, out) = graph::split_three(arena, ra, rb, ro).ok_or(Error::BadGraph)?;
+        k::add(
+            &p,
+            bytemuck::cast_slice(va),
+            bytemuck::cast_slice(vb),
             bytemuck::cast_slice_mut(out),
         )
     }
@@ -710,17 +718,7 @@ impl<'m> DensityModel<'m> {
         let (a, o) = (s.a as usize, s.o as usize);
         let (in_c, out_c) = (s.in_c as usize, s.out_c as usize);
         if s.add {
-            let p = Self::add_params(s)?;
-            let ra = self.strip_c(a, in_c, y, x0, n);
-            let rb = self.strip_c(s.b as usize, s.b_c as usize, y, x0, n);
-            let ro = self.strip_c(o, out_c, y, x0, n);
-            let (va, vb, out) = graph::split_three(arena, ra, rb, ro).ok_or(bad)?;
-            return k::add(
-                &p,
-                bytemuck::cast_slice(va),
-                bytemuck::cast_slice(vb),
-                bytemuck::cast_slice_mut(out),
-            );
+            return self.add_strip(s, y, x0, n, arena);
         }
         if s.kernel != 1 || s.pad != 0 {
             if self.masked_strip(s, y, x0, n, arena)? {
@@ -789,7 +787,20 @@ impl<'m> DensityModel<'m> {
         // must not overflow on a 32-bit target whatever the record says.
         let need = k.saturating_mul(cols).saturating_mul(in_c);
         let rows = self.rows.get(a).map_or(0, |&r| r as usize);
-        if k % 2 == 0 || pad != k / 2 || s.mask == Mask::None || need > STRIP_WINDOW || rows == 0 {
+        // Only the DSP kernels run the window over the live taps at the
+        // four-pixel path's speed; the portable ones run the reference conv
+        // there, which on a Cortex-M3 made the streamed PixelCNN image
+        // 491,817,480 instructions against 258,004,840 position by position.
+        // Hosted targets keep the path (speed matters less there than that
+        // the host's tests run it).
+        let fast_window = cfg!(any(tinyinfer_dsp, not(target_os = "none")));
+        if !fast_window
+            || k % 2 == 0
+            || pad != k / 2
+            || s.mask == Mask::None
+            || need > STRIP_WINDOW
+            || rows == 0
+        {
             return Ok(false);
         }
         let zp = s.in_zp;

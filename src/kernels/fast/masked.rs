@@ -10,7 +10,7 @@
 //! [`conv2d_masked`] also takes the "valid" geometry (no padding, `k − 1`
 //! fewer rows and columns out than in): a window cut from a same conv's
 //! input, as the streaming paths of [`crate::models::DensityModel`] cut
-//! one for a strip of positions.
+//! one for a strip of positions. There it runs the reference conv.
 //!
 //! [`conv2d_pixel`] computes one output position from a ring of input rows:
 //! row `iy` lives in slot `iy % rows`. A causal conv at row `y` reads rows
@@ -61,8 +61,14 @@ pub fn conv2d_masked(
         return Ok(());
     }
     if valid(p) && p.k > 1 {
-        masked_valid(p, mask, input, weights, bias, multiplier, shift, output);
-        return Ok(());
+        // A window cut from a same conv's input (the density driver's
+        // strips): the reference conv, whose bytes these kernels match when
+        // the masked taps are zero. The DSP kernel takes the live taps only;
+        // here the masked taps are multiplied too, so the driver cuts such
+        // windows only on hosted targets when the DSP kernels are absent.
+        return crate::kernels::reference::conv2d(
+            p, input, weights, bias, multiplier, shift, output,
+        );
     }
     let (k, cin, zp, w) = (p.k, p.in_c, p.in_zp, p.in_w);
     let c = k / 2;
@@ -129,54 +135,6 @@ pub(crate) fn valid(p: &ConvParams) -> bool {
         && p.k >= 1
         && p.in_h.checked_sub(p.k - 1) == Some(p.out_h)
         && p.in_w.checked_sub(p.k - 1) == Some(p.out_w)
-}
-
-/// [`conv2d_masked`] in the [`valid`] geometry: output `(y, x)` reads the
-/// live taps of the window at input `(y, x)`, one value at a time (the
-/// lengths checked by the caller).
-#[allow(clippy::too_many_arguments)]
-fn masked_valid(
-    p: &ConvParams,
-    mask: Mask,
-    input: &[i8],
-    weights: &[i8],
-    bias: &[i32],
-    multiplier: &[i32],
-    shift: &[i32],
-    output: &mut [i8],
-) {
-    let (k, cin, zp) = (p.k, p.in_c, p.in_zp);
-    let (live_rows, centre_cols) = live(mask, k);
-    let (kc, row) = (k * cin, p.in_w * cin);
-    let taps = k * kc;
-    let mut outs = output.chunks_exact_mut(p.out_c.max(1));
-    for y in 0..p.out_h {
-        for x in 0..p.out_w {
-            let Some(out) = outs.next() else { return };
-            for (o, v) in out.iter_mut().enumerate() {
-                let w = weights.get(o * taps..).unwrap_or_default();
-                let mut acc = bias.get(o).copied().unwrap_or(0);
-                for ky in 0..live_rows {
-                    let n = if ky + 1 == live_rows { centre_cols } else { k } * cin;
-                    let at = (y + ky) * row + x * cin;
-                    let xs = input.get(at..at + n).unwrap_or_default();
-                    let ws = w.get(ky * kc..ky * kc + n).unwrap_or_default();
-                    for (&a, &b) in xs.iter().zip(ws) {
-                        acc = acc.wrapping_add((a as i32).wrapping_sub(zp).wrapping_mul(b as i32));
-                    }
-                }
-                let (m, s) = (multiplier.get(o), shift.get(o));
-                *v = OutputStage::new(
-                    m.copied().unwrap_or(0),
-                    s.copied().unwrap_or(0),
-                    p.out_zp,
-                    p.act_min,
-                    p.act_max,
-                )
-                .apply(acc);
-            }
-        }
-    }
 }
 
 /// Output position `(y, x)` of a causal conv into `out` (`out_c` values),
