@@ -60,24 +60,42 @@ fn language(model: Model<'_>) {
         return;
     };
     let mut arena = vec![0u8; lm.arena_len()];
-    let mut s = lm.session(&mut arena).expect("exact arena refused");
-    let v = lm.spec().vocab as u16;
-    let _ = s.prime("ab c");
-    for t in [0, 1, v / 2, v.wrapping_sub(1), v] {
-        let stepped = s.step(t);
-        assert_eq!(stepped.is_ok(), t < v, "step({t}) of {v}");
-        let _ = s.log_prob(t);
-    }
-    let total: u64 = s.distribution().iter().map(|&q| q as u64).sum();
-    assert!(total <= 1 << 32, "probabilities sum past 1: {total}");
-    let _ = s.top_k::<4>();
-    let t = s.sample(&mut Pcg32::seeded(2));
-    assert!(t < v, "sampled {t} of {v}");
+    let whole = language_paths(lm, &mut arena);
+    // The same with the logits decoded three rows at a time (the path of a
+    // vocabulary past LOGIT_CHUNK): the same results.
+    let chunked = lm.with_logit_rows(3);
+    let mut small = vec![0u8; chunked.arena_len()];
+    assert_eq!(whole, language_paths(chunked, &mut small), "chunked logits");
     // The stored self-test (cases checked at load): runs, or says there is none.
     match lm.selftest(&mut arena) {
         Ok(r) => assert!(r.passed <= r.total, "{r:?}"),
         Err(e) => assert_eq!(e, tinyinfer::Error::BadSelfTest, "self-test failed: {e}"),
     }
+}
+
+/// Every session path of `lm` in `arena` (its exact size); what they gave.
+fn language_paths(lm: LanguageModel<'_>, arena: &mut [u8]) -> Vec<i64> {
+    let mut s = lm.session(arena).expect("exact arena refused");
+    let mut got = Vec::new();
+    let v = lm.spec().vocab as u16;
+    got.push(s.prime("ab c").map_or(-1, |n| n as i64));
+    for t in [0, 1, v / 2, v.wrapping_sub(1), v] {
+        let stepped = s.step(t);
+        assert_eq!(stepped.is_ok(), t < v, "step({t}) of {v}");
+        got.push(s.log_prob(t).map_or(1, |l| l.0 as i64));
+    }
+    got.extend(s.distribution().iter().map(|&q| q as i64));
+    let total: u64 = s.distribution().iter().map(|&q| q as u64).sum();
+    assert!(total <= 1 << 32, "probabilities sum past 1: {total}");
+    got.extend(
+        s.top_k::<4>()
+            .iter()
+            .flat_map(|&(t, q)| [t as i64, q as i64]),
+    );
+    let t = s.sample(&mut Pcg32::seeded(2));
+    assert!(t < v, "sampled {t} of {v}");
+    got.push(t as i64);
+    got
 }
 
 fn density(model: Model<'_>) {

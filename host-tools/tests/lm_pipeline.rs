@@ -191,6 +191,20 @@ fn export_selftest_and_repack_lm_write_the_same_checked_cases() {
         std::fs::read(&t.model).unwrap(),
         std::fs::read(&repacked).unwrap()
     );
+    // The run directory stands for its final.json, as `export --help` says.
+    let from_dir = t.dir.join("from-dir.tinf");
+    let d = t.dir.to_str().unwrap();
+    run(&[
+        "export",
+        "--checkpoint",
+        d,
+        "--out",
+        from_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read(&t.model).unwrap(),
+        std::fs::read(&from_dir).unwrap()
+    );
     // Bad input: not a language model, too many cases; nothing written.
     let never = t.dir.join("never-repacked.tinf");
     let n = never.to_str().unwrap();

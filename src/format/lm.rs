@@ -53,6 +53,14 @@ pub const MAX_K: usize = 16;
 pub const MAX_VOCAB: usize = 65535;
 /// Largest embedding or hidden size.
 pub const MAX_WIDTH: usize = 4096;
+/// Logits held at once: a vocabulary up to this size keeps all of one
+/// softmax's logits in the arena; a larger one is decoded in chunks of this
+/// many rows, and each softmax's logits are recomputed (the decoder is
+/// deterministic, so the bytes are the same) instead of stored: 4 KB of
+/// arena instead of `4·V` bytes (40 KB for Penn Treebank's 10,000 words),
+/// for three decoder passes per softmax instead of one (two for
+/// `log_prob`).
+pub const LOGIT_CHUNK: usize = 1024;
 /// Longest token text in bytes.
 pub const MAX_TOKEN_BYTES: usize = 64;
 /// Largest `|bias|` of any LM array (keeps every sum inside `i32`).
@@ -323,8 +331,21 @@ impl<'a> LmSpec<'a> {
         }
     }
 
-    /// The arena plan; see [`ArenaPlan`].
+    /// Logits the arena holds at once: `min(V, LOGIT_CHUNK)`.
+    pub fn logit_rows(&self) -> usize {
+        self.vocab.min(LOGIT_CHUNK)
+    }
+
+    /// The arena plan, the one a blob's header declares; see [`ArenaPlan`].
     pub fn plan(&self) -> ArenaPlan {
+        self.plan_with(self.logit_rows())
+    }
+
+    /// The arena plan holding `rows` logits at once (at least 1, at most
+    /// `V`): [`plan`](Self::plan) with another trade between arena bytes
+    /// and decoder passes (see [`LOGIT_CHUNK`]).
+    pub fn plan_with(&self, rows: usize) -> ArenaPlan {
+        let rows = rows.clamp(1, self.vocab.max(1));
         let mut p = ArenaPlan::default();
         let mut at = 0usize;
         let mut take = |bytes: usize| {
@@ -342,7 +363,8 @@ impl<'a> LmSpec<'a> {
         p.gates = take(2 * 4 * widest);
         p.lat16 = take(2 * self.k * self.emb_dim);
         p.lat8 = take(self.k * self.emb_dim);
-        p.logits = take(4 * self.vocab);
+        p.logits = take(4 * rows);
+        p.logit_rows = rows;
         p.probs = take(4 * self.vocab);
         p.total = at;
         p
@@ -395,10 +417,13 @@ pub struct ArenaPlan {
     pub lat16: usize,
     /// Decoder inputs, `K·d` i8 (Q0.7).
     pub lat8: usize,
-    /// Logits of one vocabulary softmax, `V` i32 (Q16).
+    /// Logits of one vocabulary softmax, `min(V, LOGIT_CHUNK)` i32 (Q16):
+    /// all of them, or one chunk of rows at a time.
     pub logits: usize,
     /// The next-token distribution, `V` u32 (Q32).
     pub probs: usize,
+    /// Logits the `logits` buffer holds.
+    pub logit_rows: usize,
     /// Bytes in all.
     pub total: usize,
 }

@@ -111,11 +111,17 @@ pub fn unit_to_q7(x: i16) -> i8 {
 /// for any `n < 2^34`.
 pub fn softmax_stats(logits: &[i32]) -> (i32, u64) {
     let m = logits.iter().copied().max().unwrap_or(0);
-    let s = logits
+    (m, exp_sum(logits, m))
+}
+
+/// `Σ exp(l − m)` in Q30 over `logits`, for an `m` at least their maximum
+/// (the sum part of [`softmax_stats`], so that the sums of chunks add up to
+/// the whole one's). A logit above `m` counts as `m`.
+pub fn exp_sum(logits: &[i32], m: i32) -> u64 {
+    logits
         .iter()
-        .map(|&l| exp_neg((m as i64 - l as i64) as u32) as u64)
-        .sum();
-    (m, s)
+        .map(|&l| exp_neg((m as i64 - l.min(m) as i64) as u32) as u64)
+        .sum()
 }
 
 /// `log softmax(l)[x] = (l[x] − m) − ln S`, Q16.

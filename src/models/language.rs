@@ -154,6 +154,16 @@ impl<'m> LanguageModel<'m> {
         Ok(())
     }
 
+    /// The same model holding `rows` logits at once in its sessions'
+    /// arenas (clamped to `1..=V`) instead of the header's `min(V,`
+    /// [`LOGIT_CHUNK`](crate::format::LOGIT_CHUNK)`)`: more arena for fewer decoder passes, or less for
+    /// more. Every result is the same; [`arena_len`](Self::arena_len)
+    /// follows.
+    pub fn with_logit_rows(mut self, rows: usize) -> Self {
+        self.plan = self.spec.plan_with(rows);
+        self
+    }
+
     /// Arena bytes a session needs (plus up to 3 when the arena is not 4-byte aligned).
     pub fn arena_len(&self) -> usize {
         self.plan.total
@@ -251,7 +261,7 @@ impl<'m> Session<'m, '_> {
         let gates = typed(cut(p.gates, p.lat16 - p.gates));
         let lat16 = typed(cut(p.lat16, 2 * kd));
         let lat8 = bytemuck::cast_slice_mut(cut(p.lat8, kd));
-        let logits = typed(cut(p.logits, 4 * spec.vocab));
+        let logits = typed(cut(p.logits, 4 * p.logit_rows));
         let probs = typed(cut(p.probs, 4 * spec.vocab));
         Parts {
             h,
@@ -387,21 +397,60 @@ impl<'m> Session<'m, '_> {
         self.dist_ready = false;
     }
 
-    /// Logits of vocabulary softmax `c` into the logits buffer; returns its
-    /// statistics `(max, Σ exp)`.
-    fn component(spec: &LmSpec<'_>, c: usize, p: &mut Parts<'_>) -> (i32, u64) {
+    /// Logits of vocabulary softmax `c` for the rows `v0..`, at most `max`
+    /// and as many as fit the logits buffer (all of them when `V ≤
+    /// LOGIT_CHUNK`), into its start; returns how many.
+    fn decode(spec: &LmSpec<'_>, c: usize, v0: usize, max: usize, p: &mut Parts<'_>) -> usize {
         let d = spec.emb_dim;
+        let n = p.logits.len().min(max).min(spec.vocab.saturating_sub(v0));
+        let rows = v0..v0 + n;
         let dec = QMatrix {
-            w: spec.emb_w,
-            mult: spec.dec_rq.mult,
-            shift: spec.dec_rq.shift,
+            w: spec.emb_w.get(v0 * d..(v0 + n) * d).unwrap_or_default(),
+            mult: spec.dec_rq.mult.get(rows.clone()).unwrap_or_default(),
+            shift: spec.dec_rq.shift.get(rows.clone()).unwrap_or_default(),
         };
+        let b = spec.dec_b.get(rows).unwrap_or_default();
+        let lat = p.lat8.get(c * d..(c + 1) * d).unwrap_or_default();
+        let out = &mut p.logits[..n];
         // Cannot fail: LmSpec::parse fixed emb_w = V·d, dec_rq and dec_b = V,
-        // and the plan's logits = V. Uniform logits if it ever did.
-        if kd::decoder(&dec, spec.dec_b, &p.lat8[c * d..(c + 1) * d], p.logits).is_err() {
-            p.logits.fill(0);
+        // and the plan's lat8 = K·d. Uniform logits if it ever did.
+        if kd::decoder(&dec, b, lat, out).is_err() {
+            out.fill(0);
         }
-        k::softmax_stats(p.logits)
+        n
+    }
+
+    /// Statistics `(max, Σ exp)` of vocabulary softmax `c` (as
+    /// [`k::softmax_stats`] over all `V` logits). When the vocabulary fits
+    /// the logits buffer its logits are left there; otherwise they are
+    /// decoded chunk by chunk twice (the maximum, then the sum, which adds
+    /// up exactly: integer terms).
+    fn component(spec: &LmSpec<'_>, c: usize, p: &mut Parts<'_>) -> (i32, u64) {
+        if spec.vocab <= p.logits.len() {
+            Self::decode(spec, c, 0, usize::MAX, p);
+            return k::softmax_stats(&p.logits[..spec.vocab]);
+        }
+        let mut m = i32::MIN;
+        let mut v = 0;
+        while v < spec.vocab {
+            let n = Self::decode(spec, c, v, usize::MAX, p);
+            if n == 0 {
+                break;
+            }
+            m = m.max(k::softmax_stats(&p.logits[..n]).0);
+            v += n;
+        }
+        let mut s = 0u64;
+        let mut v = 0;
+        while v < spec.vocab {
+            let n = Self::decode(spec, c, v, usize::MAX, p);
+            if n == 0 {
+                break;
+            }
+            s += k::exp_sum(&p.logits[..n], m);
+            v += n;
+        }
+        (m, s)
     }
 
     /// `log P(next | context)`.
@@ -417,10 +466,20 @@ impl<'m> Session<'m, '_> {
         let kv = spec.vocab_softmaxes();
         let log_pi = self.log_pi;
         let mut p = self.parts();
+        let whole = spec.vocab <= p.logits.len();
         let mut a = [0i32; MAX_K];
         for (c, a) in a.iter_mut().enumerate().take(kv) {
             let (m, s) = Self::component(&spec, c, &mut p);
-            let ls = k::log_softmax_at(p.logits[x], m, s);
+            if !whole {
+                // The one logit wanted, alone at the buffer's start.
+                Self::decode(&spec, c, x, 1, &mut p);
+            }
+            let l = if whole {
+                p.logits.get(x)
+            } else {
+                p.logits.first()
+            };
+            let ls = k::log_softmax_at(l.copied().unwrap_or(m), m, s);
             *a = if kv > 1 {
                 ls.saturating_add(log_pi[c])
             } else {
@@ -442,11 +501,26 @@ impl<'m> Session<'m, '_> {
             for (c, &w) in pi.iter().enumerate().take(kv) {
                 let (m, s) = Self::component(&spec, c, &mut p);
                 let r = k::reciprocal(s);
-                for (o, &l) in p.probs.iter_mut().zip(p.logits.iter()) {
-                    let q = k::prob_q32(l, m, r);
-                    // q, w ≤ 2^32: their product can be 2^64 (k::mix_q32).
-                    let q = if kv > 1 { k::mix_q32(q, w) } else { q };
-                    *o = o.saturating_add(q.min(u32::MAX as u64) as u32);
+                let mut v = 0;
+                while v < spec.vocab {
+                    // The whole vocabulary's logits are still in the buffer
+                    // from `component`; chunks are decoded again.
+                    let n = if spec.vocab <= p.logits.len() {
+                        spec.vocab
+                    } else {
+                        Self::decode(&spec, c, v, usize::MAX, &mut p)
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    let probs = p.probs.get_mut(v..v + n).unwrap_or_default();
+                    for (o, &l) in probs.iter_mut().zip(p.logits.iter()) {
+                        let q = k::prob_q32(l, m, r);
+                        // q, w ≤ 2^32: their product can be 2^64 (k::mix_q32).
+                        let q = if kv > 1 { k::mix_q32(q, w) } else { q };
+                        *o = o.saturating_add(q.min(u32::MAX as u64) as u32);
+                    }
+                    v += n;
                 }
             }
             self.dist_ready = true;

@@ -74,6 +74,15 @@ pub fn write_json<T: Serialize>(w: impl Write, family: &str, body: &T) -> Result
     Ok(serde_json::to_writer(w, &Tagged { family, body })?)
 }
 
+/// A JSON checkpoint's file: `final.json` in a run directory, or the path.
+pub fn json_file(checkpoint: &Path) -> PathBuf {
+    if checkpoint.is_dir() {
+        checkpoint.join("final.json")
+    } else {
+        checkpoint.to_path_buf()
+    }
+}
+
 /// The JSON file holding a checkpoint's tag: `final.json` in a run
 /// directory, the `.json` sidecar of a `.bpk`, or the JSON checkpoint itself.
 pub fn tag_file(checkpoint: &Path) -> PathBuf {

@@ -362,7 +362,10 @@ impl PixelCnnF {
     ///
     /// # Errors
     /// Unreadable or malformed JSON, or a model that fails validation, naming the path.
+    /// A run directory stands for its `final.json`.
     pub fn load_json(path: &Path) -> Result<Self> {
+        let file = checkpoint::json_file(path);
+        let path = file.as_path();
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         checkpoint::expect_family(&text, path, super::NAME)?;

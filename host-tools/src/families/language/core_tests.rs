@@ -523,3 +523,51 @@ fn lm_selftest_round_trips_and_corrupt_cases_are_typed_errors() {
         Err(Error::BadSelfTest)
     );
 }
+
+/// Every result of a session is the same whatever number of logits its
+/// arena holds at once: the header's plan (chunks of `LOGIT_CHUNK` rows for a
+/// vocabulary past it), the whole vocabulary, and small odd chunks.
+#[test]
+fn logit_chunks_change_no_result() {
+    use tinyinfer::format::LOGIT_CHUNK;
+    let mut m = random_lm(HeadKind::Mos, 3, &[24], 11);
+    // A word-level vocabulary past one chunk, not a multiple of it.
+    let v = 2 * LOGIT_CHUNK + 37;
+    let mut r = StdRng::seed_from_u64(11);
+    m.level = Level::Word;
+    m.vocab = (0..v).map(|i| format!("w{i}")).collect();
+    m.vocab[0] = "<eos>".into();
+    m.embedding = randv(&mut r, v * m.emb_dim, 1.5);
+    m.head.dec_b = randv(&mut r, v, 1.0);
+    let blob = AlignedBlob::new(&export(&m).unwrap().blob);
+    let lm = language_model(&blob).unwrap();
+    let whole = lm.with_logit_rows(v);
+    assert_eq!(
+        lm.arena_len() + 4 * (v - LOGIT_CHUNK),
+        whole.arena_len(),
+        "the header's plan holds one chunk of logits"
+    );
+    let run = |lm: LanguageModel<'_>| {
+        let mut arena = vec![0u8; lm.arena_len()];
+        let mut s = lm.session(&mut arena).unwrap();
+        let mut rng = Pcg32::seeded(3);
+        let mut out = Vec::new();
+        let mut tok = start_token(m.level, &m.vocab) as u16;
+        for _ in 0..4 {
+            s.step(tok).unwrap();
+            let lps: Vec<i32> = [0, 1, LOGIT_CHUNK - 1, LOGIT_CHUNK, v - 1]
+                .iter()
+                .map(|&x| s.log_prob(x as u16).unwrap().0)
+                .collect();
+            let probs = s.distribution().to_vec();
+            let top = s.top_k::<5>().to_vec();
+            tok = s.sample(&mut rng);
+            out.push((lps, probs, top, tok));
+        }
+        out
+    };
+    let want = run(whole);
+    assert_eq!(want, run(lm), "the header's plan");
+    assert_eq!(want, run(lm.with_logit_rows(7)), "chunks of 7");
+    assert_eq!(want, run(lm.with_logit_rows(1)), "chunks of 1");
+}

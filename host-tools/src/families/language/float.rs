@@ -280,8 +280,11 @@ impl LmF {
         Ok(())
     }
 
-    /// Reads and validates a JSON checkpoint.
+    /// Reads and validates a JSON checkpoint (a run directory stands for
+    /// its `final.json`).
     pub fn load(path: &Path) -> Result<Self> {
+        let file = checkpoint::json_file(path);
+        let path = file.as_path();
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading LM checkpoint {}", path.display()))?;
         checkpoint::expect_family(&text, path, super::NAME)?;
