@@ -186,14 +186,42 @@ pub fn latent(w: &QMatrix, b: &[i32], g: &[i8], out: &mut [i16]) -> Result<()> {
 
 /// [`crate::kernels::reference::lm::decoder`] with `SMLAD`.
 ///
+/// Inputs of whole chunks of four: the rows' dot products in one asm call
+/// per block of [`BLOCK`] rows ([`rows_dot2`], as the gates), the output
+/// stage in Rust after it (an odd last row, and other inputs, by pairs).
+/// For a word-level vocabulary (10,000 rows of 32) this is where a token's
+/// time goes.
+///
 /// # Errors
 /// As the reference.
 pub fn decoder(emb: &QMatrix, b: &[i32], lat: &[i8], logits: &mut [i32]) -> Result<()> {
     check_rows(emb, b, lat, logits.len())?;
-    if lat.len() > MAX_LM_IN || lat.is_empty() {
+    let n = lat.len();
+    if n > MAX_LM_IN || n == 0 {
         return reference::decoder(emb, b, lat, logits);
     }
-    rows(emb.w, lat.len(), &Packed::new(lat), |v, acc| {
+    let px = Packed::new(lat);
+    let mut done = 0;
+    if n % 4 == 0 {
+        let mut acc = [0i32; BLOCK];
+        let even = logits.len() / 2 * 2;
+        while done < even {
+            let nb = BLOCK.min(even - done);
+            let acc = &mut acc[..nb];
+            let w = emb.w.get(done * n..).unwrap_or_default();
+            if !rows_dot2(px.chunks(), w, n, acc) {
+                break; // cannot happen: the lengths were checked
+            }
+            let out = logits.iter_mut().zip(b).zip(emb.mult.iter().zip(emb.shift));
+            for (((l, &bias), (&m, &s)), &a) in out.skip(done).zip(acc.iter()) {
+                *l = rq(a, m, s).saturating_add(bias);
+            }
+            done += nb;
+        }
+    }
+    let rest = emb.w.get(done * n..).unwrap_or_default();
+    rows(rest, n, &px, |r, acc| {
+        let v = done + r;
         logits[v] = rq(acc, emb.mult[v], emb.shift[v]).saturating_add(b[v]);
     });
     Ok(())
