@@ -537,16 +537,39 @@ fn pixelcnn_nll_and_samples_are_bit_exact_on_qemu() {
 /// MoS head with `k` components, one LSTM layer of `hidden` units, d = 16.
 /// A random character MoS LM blob with `selftest` stored cases.
 fn random_char_lm(k: usize, hidden: usize, seed: u64, selftest: usize) -> Vec<u8> {
+    random_lm(k, hidden, seed, selftest, None)
+}
+
+/// A random MoS LM: character level, or word level over `words` tokens
+/// (`<eos>`, then `w1`, `w2`, ...).
+fn random_lm(k: usize, hidden: usize, seed: u64, selftest: usize, words: Option<usize>) -> Vec<u8> {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
     use tinyinfer_tools::families::language::float::{HeadF, HeadKind, Level, LmF, LstmF};
     let mut r = StdRng::seed_from_u64(seed);
     let mut randv =
         |n: usize, s: f32| -> Vec<f32> { (0..n).map(|_| r.random_range(-s..s)).collect() };
-    let vocab: Vec<String> = "\nabcdefghijklmnopqrstuvwxyz .,;!?ABCDEFGHIJ"
-        .chars()
-        .map(String::from)
-        .collect();
+    let (level, vocab): (Level, Vec<String>) = match words {
+        Some(n) => (
+            Level::Word,
+            (0..n)
+                .map(|i| {
+                    if i == 0 {
+                        "<eos>".into()
+                    } else {
+                        format!("w{i}")
+                    }
+                })
+                .collect(),
+        ),
+        None => (
+            Level::Char,
+            "\nabcdefghijklmnopqrstuvwxyz .,;!?ABCDEFGHIJ"
+                .chars()
+                .map(String::from)
+                .collect(),
+        ),
+    };
     let (v, d) = (vocab.len(), 16);
     let layer = LstmF {
         input: d,
@@ -565,7 +588,7 @@ fn random_char_lm(k: usize, hidden: usize, seed: u64, selftest: usize) -> Vec<u8
         dec_b: randv(v, 1.0),
     };
     let m = LmF {
-        level: Level::Char,
+        level,
         vocab,
         emb_dim: d,
         embedding: randv(v * d, 1.5),
@@ -576,6 +599,49 @@ fn random_char_lm(k: usize, hidden: usize, seed: u64, selftest: usize) -> Vec<u8
         .unwrap()
         .blob;
     tinyinfer_tools::families::language::quantize::repack(&blob, selftest).unwrap()
+}
+
+#[test]
+fn word_level_lm_past_one_logit_chunk_generates_the_host_text_on_qemu() {
+    // A vocabulary of two logit chunks and a part (docs/lm.md): the device
+    // decodes each softmax's logits chunk by chunk, in a 1,024-row buffer,
+    // and must still draw the host's words; its stored self-test (top-k
+    // probabilities over the whole vocabulary) runs at boot.
+    use tinyinfer_tools::families::language::run::{detokenize, generate, language_model};
+    let v = 2 * tinyinfer::format::LOGIT_CHUNK + 37;
+    let dir = scratch();
+    let bytes = random_lm(3, 24, 5, 2, Some(v));
+    let path = write(dir.path(), "words.tinf", &bytes);
+    let blob = AlignedBlob::new(&bytes);
+    let lm = language_model(&blob).unwrap();
+    assert!(
+        lm.arena_len() + 4 * (v - tinyinfer::format::LOGIT_CHUNK)
+            == lm.with_logit_rows(v).arena_len(),
+        "the arena holds one chunk of logits, not all"
+    );
+    let (prompt, n, seed) = ("w5 w17 w2000", 24usize, 3u64);
+    let (ok, r) = simulate(
+        App::QEMU,
+        &[
+            &path,
+            "--prompt",
+            prompt,
+            "--tokens",
+            &n.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ],
+    );
+    assert!(ok, "simulate failed: {r:#}");
+    let ids = generate(&blob, prompt, n, seed).unwrap();
+    let dev: Vec<u16> = serde_json::from_value(r["generated_tokens"].clone()).unwrap();
+    assert_eq!(dev, ids, "token ids differ from the host core's");
+    assert_eq!(r["generated_text"], detokenize(&lm, &ids).as_str());
+    assert_eq!(r["text_matches_host"], true);
+    assert_eq!(r["selftest_passed"], true, "{r:#}");
+    assert_eq!(r["selftest_matched"], 2);
+    assert_eq!(r["lm_vocab"], v as u64);
+    assert_eq!(r["arena_bytes"], lm.arena_len() as u64);
 }
 
 #[test]
