@@ -25,7 +25,17 @@ fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  # One package at a time: on a machine that carries a newer qemu-utils (from
+  # bookworm-backports), asking for QEMU 7.2's system packages together with
+  # the others makes apt's resolver give up ("generated breaks"), while each
+  # alone resolves (it replaces qemu-utils by 7.2's). apt's own error is shown.
+  for pkg in "${need[@]}"; do
+    if ! out=$(DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$pkg" 2>&1); then
+      echo "$out" | tail -n 20
+      echo "setup: apt-get could not install $pkg"
+      exit 1
+    fi
+  done
 fi
 
 if [ "$MODE" = data ]; then
