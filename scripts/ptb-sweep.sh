@@ -26,7 +26,14 @@
 # before any LSTM (docs/lm.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-T="${TINYINFER:-./target/release/tinyinfer}"
+# The CLI: $TINYINFER (a path, made absolute), else this checkout's release
+# build, brought up to date first (cargo decides; niced, beside a run).
+if [ -n "${TINYINFER:-}" ]; then
+  T="$(cd "$(dirname "$TINYINFER")" && pwd)/$(basename "$TINYINFER")"
+  [ -x "$T" ] || { echo "ptb-sweep: TINYINFER=$TINYINFER is not an executable" >&2; exit 1; }
+else
+  T="$PWD/target/release/tinyinfer"
+fi
 EPOCHS="${EPOCHS:-6}"
 THREADS="${THREADS:-2}"
 ROOT=runs/ptb-sweep
@@ -71,12 +78,24 @@ PY
 }
 
 if [ "${1:-}" = "--table" ]; then table; exit 0; fi
-[ -x "$T" ] || cargo build --release -p tinyinfer-tools
+[ -n "${TINYINFER:-}" ] || nice cargo build --release -p tinyinfer-tools </dev/null
 mkdir -p "$ROOT"
+# Results are written to NAME.tmp and renamed: none is left behind by a
+# failed or interrupted step.
+trap 'rm -f "$ROOT"/*/*.tmp' EXIT
 for cell in $CELLS; do
   IFS=- read -r head k d h s <<<"$cell"
   dir="$ROOT/$cell"
   if [ -f "$dir/rank.json" ]; then continue; fi
+  # A cell stopped after its last epoch's checkpoint but before final.json
+  # (its resume.ckpt has every epoch: nothing to resume) takes that epoch's
+  # model, which is final.json's model (train-lm writes both from the same
+  # weights).
+  if [ ! -f "$dir/final.json" ] && [ -f "$dir/epoch-$EPOCHS.json" ]; then
+    echo "== $cell: every epoch trained; final.json from epoch-$EPOCHS.json" >&2
+    cp "$dir/epoch-$EPOCHS.json" "$dir/final.json.tmp"
+    mv "$dir/final.json.tmp" "$dir/final.json"
+  fi
   if [ ! -f "$dir/final.json" ]; then
     resume=()
     if [ -f "$dir/resume.ckpt" ]; then resume=(--resume "$dir"); fi
@@ -87,6 +106,7 @@ for cell in $CELLS; do
       "${resume[@]}" </dev/null
   fi
   $T export --checkpoint "$dir/final.json" --out "$dir/model.tinf" </dev/null
+  # (export writes the blob through its own temporary file and rename.)
   $T eval "$dir/model.tinf" --checkpoint "$dir/final.json" --json </dev/null > "$dir/eval.json.tmp"
   mv "$dir/eval.json.tmp" "$dir/eval.json"
   $T rank "$dir/final.json" --contexts 2000 --json </dev/null > "$dir/rank.json.tmp"

@@ -341,6 +341,19 @@ impl<'a> LmSpec<'a> {
         self.plan_with(self.logit_rows())
     }
 
+    /// The plan a blob's header declares with `arena_len`: [`plan`](Self::plan),
+    /// or, for a vocabulary past [`LOGIT_CHUNK`], the plan holding every
+    /// logit at once that blobs exported before the chunked decoder declare
+    /// (the same results, one decoder pass). `None` for any other length.
+    pub fn plan_for(&self, arena_len: usize) -> Option<ArenaPlan> {
+        let chunked = self.plan();
+        if chunked.total == arena_len {
+            return Some(chunked);
+        }
+        let whole = self.plan_with(self.vocab);
+        (whole.total == arena_len).then_some(whole)
+    }
+
     /// The arena plan holding `rows` logits at once (at least 1, at most
     /// `V`): [`plan`](Self::plan) with another trade between arena bytes
     /// and decoder passes (see [`LOGIT_CHUNK`]).

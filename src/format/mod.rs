@@ -367,7 +367,8 @@ impl<'a> Model<'a> {
     }
 
     /// A language model has no tensor graph: `DATA`, `LM` and `VOCAB`, and
-    /// the arena its plan needs, exactly; an optional `SELFTEST` of prompts
+    /// the arena its plan needs, exactly ([`LmSpec::plan_for`]: the chunked
+    /// plan, or the whole-vocabulary plan of blobs exported before it); an optional `SELFTEST` of prompts
     /// and top-k results ([`SelfTest::lm_case`]), every case checked.
     #[cfg(feature = "language")]
     fn check_language_model(
@@ -389,7 +390,7 @@ impl<'a> Model<'a> {
         );
         let spec = LmSpec::parse(lm, data).ok_or(Error::BadSection(SectionKind::Lm as u16))?;
         Vocab::parse(vocab, spec.vocab).ok_or(Error::BadSection(SectionKind::Vocab as u16))?;
-        if spec.plan().total != arena_len as usize {
+        if spec.plan_for(arena_len as usize).is_none() {
             return Err(Error::BadHeader);
         }
         let selftest = get(SectionKind::SelfTest);

@@ -54,7 +54,7 @@ impl<'m> LanguageModel<'m> {
         let spec = model.lm_spec().ok_or(Error::BadGraph)?;
         let vocab = model.vocab().ok_or(Error::BadGraph)?;
         Ok(LanguageModel {
-            plan: spec.plan(),
+            plan: spec.plan_for(model.arena_len()).ok_or(Error::BadHeader)?,
             spec,
             vocab,
             selftest: model.selftest(),

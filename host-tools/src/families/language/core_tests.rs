@@ -570,4 +570,32 @@ fn logit_chunks_change_no_result() {
     assert_eq!(want, run(lm), "the header's plan");
     assert_eq!(want, run(lm.with_logit_rows(7)), "chunks of 7");
     assert_eq!(want, run(lm.with_logit_rows(1)), "chunks of 1");
+
+    // A blob exported before the chunked decoder declares the arena of every
+    // logit at once: it still loads, runs with that plan (one decoder pass)
+    // and gives the same results. Any other arena length is refused.
+    let with_arena = |len: usize| {
+        let mut b = blob.bytes().to_vec();
+        b[12..16].copy_from_slice(&(len as u32).to_le_bytes());
+        let n = b.len();
+        let crc = tinyinfer::format::CRC32.checksum(&b[..n - 4]);
+        b[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        AlignedBlob::new(&b)
+    };
+    let legacy = with_arena(whole.arena_len());
+    let old = language_model(&legacy).unwrap();
+    assert_eq!(old.arena_len(), whole.arena_len());
+    assert_eq!(want, run(old), "a whole-vocabulary header");
+    for len in [
+        lm.arena_len() + 4,
+        whole.arena_len() - 4,
+        whole.arena_len() + 4,
+    ] {
+        let b = with_arena(len);
+        assert_eq!(
+            Model::new_checked(b.bytes()).err(),
+            Some(tinyinfer::Error::BadHeader),
+            "arena {len}"
+        );
+    }
 }
