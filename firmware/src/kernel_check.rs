@@ -449,9 +449,12 @@ fn masked_case(d: &mut Draw, scratch: &mut [u8], p: &ConvParams, mask: Mask) -> 
         };
     }
     // The per-position kernel of streaming and sampling, at every position
-    // (the whole input as its ring of rows), equals the whole-map conv.
+    // (the whole input as its ring of rows), equals the whole-map conv;
+    // one scratch for all positions, as the density driver keeps it (each
+    // call finds the previous position's window in it).
     t.got.fill(0x55u8 as i8);
     let oc = p.out_c;
+    let mut sc = arm::PixelScratch::new();
     for (px, out) in t
         .got
         .chunks_mut(oc.max(1))
@@ -459,8 +462,8 @@ fn masked_case(d: &mut Draw, scratch: &mut [u8], p: &ConvParams, mask: Mask) -> 
         .take(p.out_h * p.out_w)
     {
         let (y, x) = (px / p.out_w, px % p.out_w);
-        let r = arm::conv2d_pixel(
-            p, mask, t.input, p.in_h, y, x, t.weights, t.bias, t.mult, t.shift, out,
+        let r = arm::conv2d_pixel_in(
+            &mut sc, p, mask, t.input, p.in_h, y, x, t.weights, t.bias, t.mult, t.shift, out,
         );
         if r.is_err() {
             return Err(u32::MAX);

@@ -382,9 +382,10 @@ impl<'m> DensityModel<'m> {
         let out_t = self.streaming(arena, &mut table)?;
         let input = self.ring(0)?;
         arena.get_mut(input.clone()).ok_or(Error::BadGraph)?.fill(0);
+        let mut scratch = k::PixelScratch::new();
         for y in 0..self.h {
             for x in 0..self.w {
-                self.each_op(&table, |step| self.op_at(step, y, x, arena))?;
+                self.each_op(&table, |step| self.op_at(step, (y, x), arena, &mut scratch))?;
                 let q = *arena
                     .get(self.at(out_t, y, x)?.start)
                     .ok_or(Error::BadGraph)? as i8;
@@ -616,7 +617,13 @@ impl<'m> DensityModel<'m> {
     }
 
     /// Computes one op at position `(y, x)` only.
-    fn op_at(&self, s: &Step<'m>, y: usize, x: usize, arena: &mut [u8]) -> Result<()> {
+    fn op_at(
+        &self,
+        s: &Step<'m>,
+        (y, x): (usize, usize),
+        arena: &mut [u8],
+        scratch: &mut k::PixelScratch,
+    ) -> Result<()> {
         let bad = Error::BadGraph;
         let (a, o) = (s.a as usize, s.o as usize);
         if s.add {
@@ -644,7 +651,8 @@ impl<'m> DensityModel<'m> {
         };
         let dst = self.at_c(o, s.out_c as usize, y, x);
         let (input, _, out) = graph::split_three(arena, src.clone(), src, dst).ok_or(bad)?;
-        k::conv2d_pixel(
+        k::conv2d_pixel_in(
+            scratch,
             &p,
             s.mask,
             bytemuck::cast_slice(input),
@@ -724,8 +732,9 @@ impl<'m> DensityModel<'m> {
             if self.masked_strip(s, y, x0, n, arena)? {
                 return Ok(());
             }
+            let mut scratch = k::PixelScratch::new();
             for x in x0..x0 + n {
-                self.op_at(s, y, x, arena)?;
+                self.op_at(s, (y, x), arena, &mut scratch)?;
             }
             return Ok(());
         }

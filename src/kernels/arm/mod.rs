@@ -48,6 +48,6 @@ pub use conv::{conv2d, conv2d_masked, SEG};
 #[cfg(not(feature = "compact"))]
 pub use fc::{fully_connected, MAX_IN};
 pub use lm::{decoder, latent, lstm_gates, MAX_LM_IN};
-pub use pixel::{conv2d_pixel, MAX_WINDOW};
+pub use pixel::{conv2d_pixel, conv2d_pixel_in, PixelScratch, MAX_WINDOW};
 #[cfg(not(feature = "compact"))]
 pub use pool::{global_avg_pool, max_pool_2x2};

@@ -25,4 +25,4 @@ pub use conv::conv2d;
 pub use lm::{decoder, latent, lstm_gates};
 #[allow(unused_imports)] // used by kernels::arm only
 pub(crate) use masked::{check_causal, check_pixel, live};
-pub use masked::{conv2d_masked, conv2d_pixel};
+pub use masked::{conv2d_masked, conv2d_pixel, conv2d_pixel_in, PixelScratch};
