@@ -249,6 +249,7 @@ fn same<T: PartialEq>(
 fn conv_case(
     d: &mut Draw,
     scratch: &mut [u8],
+    cs: &mut arm::ConvScratch,
     p: &ConvParams,
     clock: &mut dyn FnMut() -> u32,
     timing: &mut Timing,
@@ -297,6 +298,16 @@ fn conv_case(
         fast: dt(t0, t1),
         arm: dt(t3, t4),
     };
+    if r != a {
+        return Err(u32::MAX);
+    }
+    if let Some(i) = first_diff(t.want, t.got) {
+        return Err(i);
+    }
+    // Again with the scratch every case shares, as the density driver's
+    // strips do: it holds the previous cases' buffers.
+    t.got.fill(0x55u8 as i8);
+    let a = arm::conv2d_in(cs, p, t.input, t.weights, t.bias, t.mult, t.shift, t.got);
     if r != a {
         return Err(u32::MAX);
     }
@@ -404,7 +415,13 @@ fn lm_case(d: &mut Draw, scratch: &mut [u8], rows: usize, nx: usize, nh: usize) 
 /// One causal conv case: `arm::conv2d_masked` against the reference conv
 /// on the same weights with the masked taps zeroed (what the model checker
 /// guarantees); `Err(index)` at the first difference.
-fn masked_case(d: &mut Draw, scratch: &mut [u8], p: &ConvParams, mask: Mask) -> Result<bool, u32> {
+fn masked_case(
+    d: &mut Draw,
+    scratch: &mut [u8],
+    cs: &mut arm::ConvScratch,
+    p: &ConvParams,
+    mask: Mask,
+) -> Result<bool, u32> {
     let lens = [
         p.in_h * p.in_w * p.in_c,
         p.out_c * p.k * p.k * p.in_c,
@@ -428,6 +445,17 @@ fn masked_case(d: &mut Draw, scratch: &mut [u8], p: &ConvParams, mask: Mask) -> 
     t.got.fill(0x55u8 as i8);
     let r = reference::conv2d(p, t.input, t.weights, t.bias, t.mult, t.shift, t.want);
     let a = arm::conv2d_masked(p, mask, t.input, t.weights, t.bias, t.mult, t.shift, t.got);
+    if r != a {
+        return Err(u32::MAX);
+    }
+    if let Some(i) = first_diff(t.want, t.got) {
+        return Err(i);
+    }
+    // Again with the shared scratch (module docs of `arm::ConvScratch`).
+    t.got.fill(0x55u8 as i8);
+    let a = arm::conv2d_masked_in(
+        cs, p, mask, t.input, t.weights, t.bias, t.mult, t.shift, t.got,
+    );
     if r != a {
         return Err(u32::MAX);
     }
@@ -549,6 +577,7 @@ pub fn run(
 ) -> Result<Summary, Mismatch> {
     let mut d = Draw(Pcg32::seeded(seed));
     let mut sum = Summary::default();
+    let mut cs = arm::ConvScratch::new();
     let fail = |kernel, case, index| Mismatch {
         kernel,
         case,
@@ -558,7 +587,7 @@ pub fn run(
     let mut timing = Timing::default();
     for (i, (shape, oc)) in DIRAC_CONVS.into_iter().enumerate() {
         let p = conv_params(&mut d, shape, oc, 3, 1, 1);
-        let r = conv_case(&mut d, scratch, &p, clock, &mut timing, true);
+        let r = conv_case(&mut d, scratch, &mut cs, &p, clock, &mut timing, true);
         layer(i, timing);
         match r {
             Ok(true) => sum.conv += 1,
@@ -578,7 +607,7 @@ pub fn run(
             continue;
         }
         let p = conv_params(&mut d, (h, w, 1), oc, 3, 1, pad);
-        match conv_case(&mut d, scratch, &p, clock, &mut timing, false) {
+        match conv_case(&mut d, scratch, &mut cs, &p, clock, &mut timing, false) {
             Ok(true) => {
                 sum.conv += 1;
                 stem += 1;
@@ -606,7 +635,7 @@ pub fn run(
             continue;
         }
         let p = conv_params(&mut d, (h, w, c), oc, k, s, pad);
-        match conv_case(&mut d, scratch, &p, clock, &mut timing, false) {
+        match conv_case(&mut d, scratch, &mut cs, &p, clock, &mut timing, false) {
             Ok(true) => {
                 sum.conv += 1;
                 done += 1;
@@ -634,7 +663,7 @@ pub fn run(
             _ => k / 2,
         };
         let p = conv_params(&mut d, (h, w, c), oc, k, 1, pad);
-        match masked_case(&mut d, scratch, &p, mask) {
+        match masked_case(&mut d, scratch, &mut cs, &p, mask) {
             Ok(true) => {
                 sum.masked += 1;
                 done += 1;

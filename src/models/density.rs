@@ -58,6 +58,26 @@ const STRIP: usize = 4;
 /// 3×3 conv over 32 channels; wider windows run position by position.
 const STRIP_WINDOW: usize = 1024;
 
+/// The buffers of the streaming plan's strips, made once per image
+/// ([`DensityModel::score`]) rather than zeroed at every op of every strip:
+/// a masked conv's window, the four-pixel conv's buffers and the
+/// per-position kernel's (the DSP kernels'; empty for the portable ones).
+struct StripScratch {
+    window: [i8; STRIP_WINDOW],
+    conv: k::ConvScratch,
+    pixel: k::PixelScratch,
+}
+
+impl StripScratch {
+    fn new() -> Self {
+        StripScratch {
+            window: [0; STRIP_WINDOW],
+            conv: k::ConvScratch::new(),
+            pixel: k::PixelScratch::new(),
+        }
+    }
+}
+
 /// Ops whose [`Step`] a raster keeps (1,408 bytes of stack): the default
 /// PixelCNN has 23; a model with more (the format allows
 /// [`crate::format::MAX_OPS`]) decodes the others at every position.
@@ -373,6 +393,7 @@ impl<'m> DensityModel<'m> {
 
     /// Walks the positions in raster order, evaluating every op at each
     /// position only, then sets the pixel to `pixel(head, logit, index)`.
+    #[inline(never)] // its scratch on the stack only while it runs
     fn raster(
         &self,
         arena: &mut [u8],
@@ -404,6 +425,7 @@ impl<'m> DensityModel<'m> {
     /// ops are causal (checked by [`new`](Self::new)), so no logit reads a
     /// pixel at or after its own. The same logits as [`Self::raster`]
     /// with the image's pixels, which [`sample`](Self::sample) must use.
+    #[inline(never)] // its scratch on the stack only while it runs
     fn score(&self, image: &[u8], arena: &mut [u8], mut each: impl FnMut(i8, usize)) -> Result<()> {
         let mut table = [Step::EMPTY; STEPS];
         let out_t = self.streaming(arena, &mut table)?;
@@ -413,10 +435,13 @@ impl<'m> DensityModel<'m> {
             .ok_or(Error::BadGraph)?
             .copy_from_slice(image);
         let strip = STRIP.min(self.w);
+        let mut scratch = StripScratch::new();
         for y in 0..self.h {
             for x0 in (0..self.w).step_by(strip) {
                 let n = strip.min(self.w - x0);
-                self.each_op(&table, |step| self.op_strip(step, y, x0, n, arena))?;
+                self.each_op(&table, |step| {
+                    self.op_strip(step, (y, x0, n), arena, &mut scratch)
+                })?;
                 for x in x0..x0 + n {
                     let q = *arena
                         .get(self.at(out_t, y, x)?.start)
@@ -717,10 +742,9 @@ impl<'m> DensityModel<'m> {
     fn op_strip(
         &self,
         s: &Step<'m>,
-        y: usize,
-        x0: usize,
-        n: usize,
+        (y, x0, n): (usize, usize, usize),
         arena: &mut [u8],
+        scratch: &mut StripScratch,
     ) -> Result<()> {
         let bad = Error::BadGraph;
         let (a, o) = (s.a as usize, s.o as usize);
@@ -729,12 +753,11 @@ impl<'m> DensityModel<'m> {
             return self.add_strip(s, y, x0, n, arena);
         }
         if s.kernel != 1 || s.pad != 0 {
-            if self.masked_strip(s, y, x0, n, arena)? {
+            if self.masked_strip(s, (y, x0, n), arena, scratch)? {
                 return Ok(());
             }
-            let mut scratch = k::PixelScratch::new();
             for x in x0..x0 + n {
-                self.op_at(s, (y, x), arena, &mut scratch)?;
+                self.op_at(s, (y, x), arena, &mut scratch.pixel)?;
             }
             return Ok(());
         }
@@ -758,7 +781,8 @@ impl<'m> DensityModel<'m> {
         let src = self.strip_c(a, in_c, y, x0, n);
         let dst = self.strip_c(o, out_c, y, x0, n);
         let (input, _, out) = graph::split_three(arena, src.clone(), src, dst).ok_or(bad)?;
-        k::conv2d(
+        k::conv2d_in(
+            &mut scratch.conv,
             &p,
             bytemuck::cast_slice(input),
             s.weights,
@@ -783,10 +807,9 @@ impl<'m> DensityModel<'m> {
     fn masked_strip(
         &self,
         s: &Step<'m>,
-        y: usize,
-        x0: usize,
-        n: usize,
+        (y, x0, n): (usize, usize, usize),
         arena: &mut [u8],
+        scratch: &mut StripScratch,
     ) -> Result<bool> {
         let bad = Error::BadGraph;
         let (k, pad) = (s.kernel as usize, s.pad as usize);
@@ -813,8 +836,8 @@ impl<'m> DensityModel<'m> {
             return Ok(false);
         }
         let zp = s.in_zp;
-        let mut buf = [zp; STRIP_WINDOW];
-        let win = buf.get_mut(..need).ok_or(bad)?;
+        let win = scratch.window.get_mut(..need).ok_or(bad)?;
+        win.fill(zp);
         let ring = self.ring_c(a, in_c);
         let src: &[i8] = bytemuck::cast_slice(arena.get(ring).ok_or(bad)?);
         // Window columns inside the image: 0 <= x0 + j - pad < w.
@@ -849,7 +872,8 @@ impl<'m> DensityModel<'m> {
         };
         let dst = self.strip_c(s.o as usize, p.out_c, y, x0, n);
         let out = arena.get_mut(dst).ok_or(bad)?;
-        k::conv2d_masked(
+        k::conv2d_masked_in(
+            &mut scratch.conv,
             &p,
             s.mask,
             win,

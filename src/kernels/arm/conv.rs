@@ -73,6 +73,79 @@ pub fn conv2d(
     shift: &[i32],
     output: &mut [i8],
 ) -> Result<()> {
+    conv2d_with(None, p, input, weights, bias, multiplier, shift, output)
+}
+
+/// [`conv2d`] with the four-pixel path's buffers in `scratch`.
+///
+/// # Errors
+/// As [`conv2d`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_in(
+    scratch: &mut ConvScratch,
+    p: &ConvParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    output: &mut [i8],
+) -> Result<()> {
+    conv2d_with(
+        Some(scratch),
+        p,
+        input,
+        weights,
+        bias,
+        multiplier,
+        shift,
+        output,
+    )
+}
+
+/// The four-pixel path in `scratch`, or in a scratch of its own.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn four_pixels_in(
+    scratch: Option<&mut ConvScratch>,
+    p: &ConvParams,
+    live: Live,
+    single: bool,
+    input: &[i8],
+    weights: &[i8],
+    (bias, multiplier, shift): (&[i32], &[i32], &[i32]),
+    output: &mut [i8],
+    out: &Requant,
+) -> Option<usize> {
+    match scratch {
+        Some(sc) => four_pixels(
+            sc, p, live, single, input, weights, bias, multiplier, shift, output, out,
+        ),
+        None => four_pixels_fresh(
+            p,
+            live,
+            single,
+            input,
+            weights,
+            (bias, multiplier, shift),
+            output,
+            out,
+        ),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn conv2d_with(
+    scratch: Option<&mut ConvScratch>,
+    p: &ConvParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    output: &mut [i8],
+) -> Result<()> {
     check_conv(p, input, weights, bias, multiplier, shift, output)?;
     if output.is_empty() {
         // As in `fast::conv2d`: no output, no bound on `k · k · in_c`.
@@ -95,8 +168,9 @@ pub fn conv2d(
         };
         let pixels = p.out_h * p.out_w;
         let single = !cfg!(feature = "compact") && p.in_c % 4 == 0 && p.k * kc <= SINGLE;
-        match four_pixels(
-            p, all, single, input, weights, bias, multiplier, shift, output, &out,
+        let params = (bias, multiplier, shift);
+        match four_pixels_in(
+            scratch, p, all, single, input, weights, params, output, &out,
         ) {
             Some(done) if done == pixels => {}
             #[cfg(not(feature = "compact"))]
@@ -130,6 +204,40 @@ pub fn conv2d_masked(
     shift: &[i32],
     output: &mut [i8],
 ) -> Result<()> {
+    let params = (bias, multiplier, shift);
+    conv2d_masked_with(None, p, mask, input, weights, params, output)
+}
+
+/// [`conv2d_masked`] with the four-pixel path's buffers in `scratch`.
+///
+/// # Errors
+/// As [`conv2d_masked`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_masked_in(
+    scratch: &mut ConvScratch,
+    p: &ConvParams,
+    mask: Mask,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    output: &mut [i8],
+) -> Result<()> {
+    let params = (bias, multiplier, shift);
+    conv2d_masked_with(Some(scratch), p, mask, input, weights, params, output)
+}
+
+#[inline(never)]
+fn conv2d_masked_with(
+    scratch: Option<&mut ConvScratch>,
+    p: &ConvParams,
+    mask: Mask,
+    input: &[i8],
+    weights: &[i8],
+    (bias, multiplier, shift): (&[i32], &[i32], &[i32]),
+    output: &mut [i8],
+) -> Result<()> {
     check_conv(p, input, weights, bias, multiplier, shift, output)?;
     check_causal(p, mask)?;
     if output.is_empty() {
@@ -143,15 +251,15 @@ pub fn conv2d_masked(
     }
     let (rows, last) = live(mask, p.k);
     let out = Requant::new(p.out_zp, p.act_min, p.act_max);
-    if four_pixels(
+    let params = (bias, multiplier, shift);
+    if four_pixels_in(
+        scratch,
         p,
         Live { rows, last },
         false,
         input,
         weights,
-        bias,
-        multiplier,
-        shift,
+        params,
         output,
         &out,
     ) != Some(p.out_h * p.out_w)
@@ -206,10 +314,82 @@ fn wide_rows(
     reference::conv2d(p, input, weights, bias, multiplier, shift, output)
 }
 
+/// The stack buffers of the four-pixel path (about 2.8 KB): the packed
+/// windows of a group of four pixels, a block's accumulators and the
+/// channel table (the windows' tails, 48 bytes, stay local: through the
+/// scratch they cost 16 instructions per group of four pixels, measured). A caller that runs many small convs (the
+/// streaming plan's strips) makes one and passes it to [`conv2d_in`] and
+/// [`conv2d_masked_in`], instead of having them zeroed at every call.
+/// What it holds from earlier calls reaches no output: the windows of
+/// a short last group's missing pixels and their accumulators are
+/// computed from it and dropped, everything else is written first
+/// (`kernel-check` runs every conv case through one shared scratch).
+///
+/// The arrays are flat (`cols`, `acc`) and the table's zero is a literal:
+/// at opt-level "s" an array of arrays is zeroed element by element, one
+/// `memclr` call each.
+pub struct ConvScratch {
+    cols: [u32; 8 * (SEG / 4)],
+    acc: [i32; 4 * BLOCK],
+    table: [Chan; TABLE],
+}
+
+impl ConvScratch {
+    /// A scratch for any number of calls.
+    pub fn new() -> Self {
+        const ZERO: Chan = Chan {
+            bias: 0,
+            m: 0,
+            h: 0,
+        };
+        ConvScratch {
+            cols: [0; 8 * (SEG / 4)],
+            acc: [0; 4 * BLOCK],
+            table: [ZERO; TABLE],
+        }
+    }
+}
+
+impl Default for ConvScratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// [`four_pixels`] with a scratch of its own, in its own frame (so that the
+/// stack holds it only on this path).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn four_pixels_fresh(
+    p: &ConvParams,
+    live: Live,
+    single: bool,
+    input: &[i8],
+    weights: &[i8],
+    (bias, multiplier, shift): (&[i32], &[i32], &[i32]),
+    output: &mut [i8],
+    out: &Requant,
+) -> Option<usize> {
+    four_pixels(
+        &mut ConvScratch::new(),
+        p,
+        live,
+        single,
+        input,
+        weights,
+        bias,
+        multiplier,
+        shift,
+        output,
+        out,
+    )
+}
+
 /// The four-pixel path (module docs); lengths checked by the caller.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 fn four_pixels(
+    scratch: &mut ConvScratch,
     p: &ConvParams,
     live: Live,
     single: bool,
@@ -227,14 +407,16 @@ fn four_pixels(
     let segs = live.rows.div_ceil(rows_per_seg);
     let pixels = p.out_h * p.out_w;
     let aligned = p.in_c % 4 == 0;
-    // One flat buffer: an array of arrays is zeroed element by element
+    let ConvScratch { cols, acc, table } = scratch;
+    let mut tails = [[0i32; 3]; 4];
+    // Flat in the scratch: an array of arrays is zeroed element by element
     // (48 `memclr` calls at opt-level "s"), a flat one in one call.
-    let mut cols_flat = [0u32; 8 * (SEG / 4)];
-    let cols: &mut [[u32; 8]; SEG / 4] = bytemuck::cast_slice_mut::<u32, [u32; 8]>(&mut cols_flat)
+    let cols: &mut [[u32; 8]; SEG / 4] = bytemuck::cast_slice_mut::<u32, [u32; 8]>(cols)
         .try_into()
         .ok()?;
-    let mut tails = [[0i32; 3]; 4];
-    let mut acc = [[0i32; 4]; BLOCK];
+    let acc: &mut [[i32; 4]; BLOCK] = bytemuck::cast_slice_mut::<i32, [i32; 4]>(acc)
+        .try_into()
+        .ok()?;
     let zp2 = splat16(p.in_zp);
     // Every channel's bias and output stage, once per call, when all of
     // them take the high-word path: then whole windows run the channel
@@ -242,7 +424,6 @@ fn four_pixels(
     let full = (p.act_min, p.act_max) == (-128, 127);
     let (out_zp, _, _) = out.constants();
     let max_h = if full { full_range_max_h(out_zp) } else { -1 };
-    let mut table = [Chan::default(); TABLE];
     let mut tabled = p.out_c <= TABLE;
     let params = bias.iter().zip(multiplier).zip(shift);
     for (c, ((&b, &m), &sh)) in table.iter_mut().zip(params) {
@@ -365,7 +546,7 @@ fn four_pixels(
                         w,
                         taps,
                         table.get(ob..oe).unwrap_or_default(),
-                        &mut acc,
+                        acc,
                         (s == 0, last),
                         out.constants(),
                         dst,
@@ -401,7 +582,7 @@ fn four_pixels(
                 ob = oe;
                 continue;
             }
-            for (o, a) in (ob..oe).zip(&acc) {
+            for (o, a) in (ob..oe).zip(acc.iter()) {
                 let dst = output.get_mut(px0 * p.out_c + o..).unwrap_or_default();
                 out.store(&a[..n], multiplier[o], shift[o], dst, p.out_c);
             }

@@ -26,3 +26,55 @@ pub use lm::{decoder, latent, lstm_gates};
 #[allow(unused_imports)] // used by kernels::arm only
 pub(crate) use masked::{check_causal, check_pixel, live};
 pub use masked::{conv2d_masked, conv2d_pixel, conv2d_pixel_in, PixelScratch};
+
+use super::Mask;
+use crate::Result;
+
+/// What the DSP kernels' [`conv2d_in`] and [`conv2d_masked_in`] keep
+/// their buffers in; nothing here.
+#[derive(Default)]
+pub struct ConvScratch;
+
+impl ConvScratch {
+    /// A scratch for any number of calls.
+    pub fn new() -> Self {
+        ConvScratch
+    }
+}
+
+/// [`conv2d`]; the scratch is the DSP version's.
+///
+/// # Errors
+/// As [`conv2d`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_in(
+    _scratch: &mut ConvScratch,
+    p: &ConvParams,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    output: &mut [i8],
+) -> Result<()> {
+    conv2d(p, input, weights, bias, multiplier, shift, output)
+}
+
+/// [`conv2d_masked`]; the scratch is the DSP version's.
+///
+/// # Errors
+/// As [`conv2d_masked`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_masked_in(
+    _scratch: &mut ConvScratch,
+    p: &ConvParams,
+    mask: Mask,
+    input: &[i8],
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    output: &mut [i8],
+) -> Result<()> {
+    conv2d_masked(p, mask, input, weights, bias, multiplier, shift, output)
+}
