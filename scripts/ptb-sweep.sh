@@ -82,7 +82,9 @@ if [ "${1:-}" = "--table" ]; then table; exit 0; fi
 mkdir -p "$ROOT"
 # Results are written to NAME.tmp and renamed: none is left behind by a
 # failed or interrupted step.
-trap 'rm -f "$ROOT"/*/*.tmp' EXIT
+# Only this run's cells: two sweeps may run side by side on other cells.
+cleanup() { for c in $CELLS; do rm -f "$ROOT/$c"/*.tmp; done; }
+trap cleanup EXIT
 for cell in $CELLS; do
   IFS=- read -r head k d h s <<<"$cell"
   dir="$ROOT/$cell"
