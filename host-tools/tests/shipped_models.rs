@@ -43,7 +43,7 @@ const SHIPPED: [Shipped; 3] = [
         file: "diracnet-fashion-mnist.tinf",
         limit: 1000,
         key: "int8_accuracy",
-        figure: 0.945,
+        figure: 0.943,
         params: 74_762,
         blob_bytes: 90_908,
         arena_bytes: 25_088,
