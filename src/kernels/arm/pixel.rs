@@ -56,7 +56,7 @@ pub fn conv2d_pixel(
 
 /// The stack buffer of [`conv2d_pixel_in`]'s gathered window, made once by
 /// a caller that runs many positions (1 KB that [`conv2d_pixel`] would
-/// otherwise zero at every call: about 7 % of a sampled PixelCNN image).
+/// otherwise zero at every call: 5 % of a sampled PixelCNN image, measured).
 pub struct PixelScratch(Gather<{ MAX_WINDOW / 4 }>);
 
 impl PixelScratch {

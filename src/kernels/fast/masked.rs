@@ -167,41 +167,6 @@ pub fn conv2d_pixel(
     Ok(())
 }
 
-/// What the DSP version's [`conv2d_pixel_in`] gathers into; nothing here.
-#[derive(Default)]
-pub struct PixelScratch;
-
-impl PixelScratch {
-    /// A scratch for any number of calls.
-    pub fn new() -> Self {
-        PixelScratch
-    }
-}
-
-/// [`conv2d_pixel`]; the scratch is the DSP version's.
-///
-/// # Errors
-/// As [`conv2d_pixel`].
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_pixel_in(
-    _scratch: &mut PixelScratch,
-    p: &ConvParams,
-    mask: Mask,
-    input: &[i8],
-    rows: usize,
-    y: usize,
-    x: usize,
-    weights: &[i8],
-    bias: &[i32],
-    multiplier: &[i32],
-    shift: &[i32],
-    out: &mut [i8],
-) -> Result<()> {
-    conv2d_pixel(
-        p, mask, input, rows, y, x, weights, bias, multiplier, shift, out,
-    )
-}
-
 /// The checks of [`conv2d_pixel`], shared with the DSP version.
 ///
 /// # Errors

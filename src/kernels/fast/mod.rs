@@ -25,10 +25,45 @@ pub use conv::conv2d;
 pub use lm::{decoder, latent, lstm_gates};
 #[allow(unused_imports)] // used by kernels::arm only
 pub(crate) use masked::{check_causal, check_pixel, live};
-pub use masked::{conv2d_masked, conv2d_pixel, conv2d_pixel_in, PixelScratch};
+pub use masked::{conv2d_masked, conv2d_pixel};
 
 use super::Mask;
 use crate::Result;
+
+/// What the DSP version's `conv2d_pixel_in` gathers into; nothing here.
+#[derive(Default)]
+pub struct PixelScratch;
+
+impl PixelScratch {
+    /// A scratch for any number of calls.
+    pub fn new() -> Self {
+        PixelScratch
+    }
+}
+
+/// [`conv2d_pixel`]; the scratch is the DSP version's.
+///
+/// # Errors
+/// As [`conv2d_pixel`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_pixel_in(
+    _scratch: &mut PixelScratch,
+    p: &ConvParams,
+    mask: Mask,
+    input: &[i8],
+    rows: usize,
+    y: usize,
+    x: usize,
+    weights: &[i8],
+    bias: &[i32],
+    multiplier: &[i32],
+    shift: &[i32],
+    out: &mut [i8],
+) -> Result<()> {
+    conv2d_pixel(
+        p, mask, input, rows, y, x, weights, bias, multiplier, shift, out,
+    )
+}
 
 /// What the DSP kernels' [`conv2d_in`] and [`conv2d_masked_in`] keep
 /// their buffers in; nothing here.
