@@ -443,11 +443,15 @@ fn dirac_bit_exact_on_qemu_under_the_nrf_budget() {
     // `op_strip`, `masked_strip` in models/density.rs), 117.4 M → 83.4 M
     // instructions per streamed image, and the SMMLA output stage: 94,012
     // bytes measured.
+    // 95 → 97 KB: word-level sampling by component, then block of
+    // SAMPLE_BLOCK rows, then token (`Session::draw`: the PTB budget
+    // model's generated word 21.76 M → 2.05 M instructions), +2.0 KB:
+    // 98,144 bytes measured with the bench models (96,152 before).
     let arena = r["arena_bytes"].as_u64().unwrap();
     let ram = r["ram_bytes"].as_u64().unwrap();
     assert!(ram <= arena + 8 * 1024, "RAM {ram} > arena {arena} + 8 KB");
     let flash = r["firmware_flash_bytes"].as_u64().unwrap();
-    assert!(flash <= 95 * 1024, "firmware flash grew to {flash} bytes");
+    assert!(flash <= 97 * 1024, "firmware flash grew to {flash} bytes");
     assert!(r["model_flash_bytes"].as_u64().unwrap() <= NRF_MODEL_LEN as u64);
 }
 

@@ -14,6 +14,7 @@ use crate::format::{
 };
 use crate::kernels::driver as kd;
 use crate::kernels::lm::{self as k, QMatrix};
+use crate::quant::nonlin::exp_neg;
 use crate::rng::Rng;
 use crate::{Error, Result};
 
@@ -437,7 +438,7 @@ impl<'m> Session<'m, '_> {
             if n == 0 {
                 break;
             }
-            m = m.max(k::softmax_stats(&p.logits[..n]).0);
+            m = p.logits[..n].iter().fold(m, |m, &l| m.max(l));
             v += n;
         }
         let mut s = 0u64;
@@ -552,25 +553,197 @@ impl<'m> Session<'m, '_> {
         top
     }
 
-    /// Draws the next token from the distribution with one `u32` of `rng`.
+    /// Draws the next token from the next-token distribution.
+    ///
+    /// A mixture is sampled as what it is: the component `c` with
+    /// probability `π_c` (one `u32` of `rng`), then a token from that
+    /// component's softmax alone. Only the drawn component's logits are
+    /// decoded (a softmax or MoC head has one component and skips that
+    /// draw), so a word-level MoS head with K softmaxes decodes `1/K` of
+    /// what [`distribution`](Self::distribution) does, and the
+    /// probabilities buffer is not touched. A token's probability is
+    /// `Σ_c π_c · softmax_c(v)`, the distribution's (the host tools'
+    /// `assert_distribution_and_sampling` counts seeded draws against
+    /// [`distribution`](Self::distribution)).
+    ///
+    /// Within the softmax, a vocabulary of more than [`SAMPLE_BLOCK`] rows
+    /// is drawn in two levels, so that the logits are decoded once and one
+    /// block of them twice (not three times, as a global maximum, sum and
+    /// walk would need): each block `b`'s maximum `m_b` and exact integer
+    /// sum `S_b = Σ exp(l − m_b)`, then the block with weight `S_b ·
+    /// exp(m_b − max m)` (one `u32`), then the token in it by a walk over
+    /// the same integer terms as `S_b` (one `u32`), which always ends on a
+    /// token. Blocks are fixed rows of the vocabulary, so the draws do
+    /// not depend on the arena's plan ([`LanguageModel::with_logit_rows`]).
     pub fn sample(&mut self, rng: &mut impl Rng) -> u16 {
-        let u = rng.next_u32() as u64;
-        let probs = self.distribution();
-        // Bounds: each softmax's Q32 probabilities sum to at most 2^32
-        // (Σ exp_neg · ⌊2^62/S⌋ >> 30 ≤ S · 2^62/S / 2^30), a mixture
-        // component scales them by w_c / 2^32 (k::mix_q32 rounds down) and
-        // Σ w_c ≤ 2^32 by the same argument, so total ≤ 2^32 and
-        // u · total ≤ (2^32 − 1) · 2^32 < 2^64. The saturation only guards
-        // the proof; it never acts.
-        let total: u64 = probs.iter().map(|&q| q as u64).sum();
-        let target = u.saturating_mul(total) >> 32;
-        let mut cum = 0u64;
-        for (v, &q) in probs.iter().enumerate() {
-            cum += q as u64;
-            if cum > target {
-                return v as u16;
-            }
-        }
-        probs.len().saturating_sub(1) as u16
+        let spec = self.lm.spec;
+        let u_component = if spec.vocab_softmaxes() > 1 {
+            rng.next_u32()
+        } else {
+            0
+        };
+        let u_block = if spec.vocab > SAMPLE_BLOCK {
+            rng.next_u32()
+        } else {
+            0
+        };
+        self.draw(u_component, u_block, rng.next_u32())
     }
+
+    /// [`sample`](Self::sample) with its draws made (one copy of the code
+    /// whatever the generator).
+    #[inline(never)]
+    fn draw(&mut self, u_component: u32, u_block: u32, u_token: u32) -> u16 {
+        let spec = self.lm.spec;
+        let kv = spec.vocab_softmaxes();
+        let c = if kv > 1 {
+            // Bounds: each π_c ≤ 2^32 and Σ π_c ≤ 2^32 (see `head`), so
+            // u · total ≤ (2^32 − 1) · 2^32 < 2^64; the saturation only
+            // guards the proof.
+            let u = u_component as u64;
+            let pi = &self.pi[..kv];
+            let total: u64 = pi.iter().sum();
+            pick(pi.iter().copied(), u.saturating_mul(total) >> 32).unwrap_or(kv - 1)
+        } else {
+            0
+        };
+        let v = spec.vocab;
+        let blocks = v.div_ceil(SAMPLE_BLOCK).min(MAX_BLOCKS);
+        let mut p = self.parts();
+        let decoded = v <= p.logits.len();
+        if decoded {
+            Self::decode(&spec, c, 0, v, &mut p);
+        }
+        let block = |b: usize| b * SAMPLE_BLOCK..((b + 1) * SAMPLE_BLOCK).min(v);
+        let (mut bm, mut bs) = ([i32::MIN; MAX_BLOCKS], [0u64; MAX_BLOCKS]);
+        for b in 0..blocks {
+            (bm[b], bs[b]) = Self::block_stats(&spec, c, block(b), decoded, &mut p);
+        }
+        let b = if blocks > 1 {
+            let top = bm[..blocks].iter().copied().max().unwrap_or(0);
+            // w_b = ⌊S_b · exp(m_b − top) / 2^30⌋ ≤ S_b ≤ SAMPLE_BLOCK · 2^30
+            // = 2^40, so Σ w_b ≤ 2^46; the leading block's w_b ≥ 2^30.
+            let w = |b: usize| mul_q30(bs[b], exp_neg((top as i64 - bm[b] as i64) as u32));
+            let total: u64 = (0..blocks).map(w).sum();
+            pick((0..blocks).map(w), mul_u32(total, u_block)).unwrap_or(blocks - 1)
+        } else {
+            0
+        };
+        let (m, rows) = (bm[b], block(b));
+        let last = rows.end.saturating_sub(1);
+        let target = mul_u32(bs[b], u_token);
+        let mut cum = 0u64;
+        let walk = |l: &[i32]| {
+            let terms = l
+                .iter()
+                .map(|&l| exp_neg((m as i64 - l.min(m) as i64) as u32) as u64);
+            pick_from(terms, target, &mut cum)
+        };
+        Self::over_rows(&spec, c, rows, decoded, &mut p, walk).unwrap_or(last) as u16
+    }
+
+    /// Calls `f` on the logits of softmax `c` for `rows`, in order, in as
+    /// few pieces as the logits buffer allows, until it returns a position
+    /// (then the row's index); with `decoded` the whole vocabulary's logits
+    /// are in the buffer already.
+    fn over_rows(
+        spec: &LmSpec<'_>,
+        c: usize,
+        rows: core::ops::Range<usize>,
+        decoded: bool,
+        p: &mut Parts<'_>,
+        mut f: impl FnMut(&[i32]) -> Option<usize>,
+    ) -> Option<usize> {
+        if decoded {
+            let l = p.logits.get(rows.clone()).unwrap_or_default();
+            return f(l).map(|i| rows.start + i);
+        }
+        let mut v = rows.start;
+        while v < rows.end {
+            let n = Self::decode(spec, c, v, rows.end - v, p);
+            if n == 0 {
+                break;
+            }
+            if let Some(i) = f(p.logits.get(..n).unwrap_or_default()) {
+                return Some(v + i);
+            }
+            v += n;
+        }
+        None
+    }
+
+    /// `(max, Σ exp(l − max))` of softmax `c` over `rows` (Q16 logits, the
+    /// sum in Q30 as [`k::softmax_stats`]): one decoder pass when the rows
+    /// fit the logits buffer, else two (the maximum, then the sum).
+    fn block_stats(
+        spec: &LmSpec<'_>,
+        c: usize,
+        rows: core::ops::Range<usize>,
+        decoded: bool,
+        p: &mut Parts<'_>,
+    ) -> (i32, u64) {
+        if decoded || rows.len() <= p.logits.len() {
+            let l = if decoded {
+                p.logits.get(rows).unwrap_or_default()
+            } else {
+                let n = Self::decode(spec, c, rows.start, rows.len(), p);
+                p.logits.get(..n).unwrap_or_default()
+            };
+            return k::softmax_stats(l);
+        }
+        let mut m = i32::MIN;
+        Self::over_rows(spec, c, rows.clone(), false, p, |l| {
+            m = l.iter().fold(m, |m, &x| m.max(x));
+            None
+        });
+        let mut s = 0u64;
+        Self::over_rows(spec, c, rows, false, p, |l| {
+            s += k::exp_sum(l, m);
+            None
+        });
+        (m, s)
+    }
+}
+
+/// Rows of the vocabulary per block of [`Session::sample`]'s two-level
+/// draw: fixed, so that the draws are the same for every arena plan.
+pub const SAMPLE_BLOCK: usize = crate::format::LOGIT_CHUNK;
+/// Blocks of the largest vocabulary.
+const MAX_BLOCKS: usize = crate::format::MAX_VOCAB.div_ceil(SAMPLE_BLOCK);
+
+/// `⌊a · u / 2^32⌋` for `a < 2^48`, exactly: with `a = hi · 2^32 + lo`,
+/// `hi · u + ⌊lo · u / 2^32⌋` (`hi · u < 2^48`, `lo · u < 2^64`). Below `a`
+/// when `a > 0`.
+fn mul_u32(a: u64, u: u32) -> u64 {
+    let u = u as u64;
+    (a >> 32)
+        .wrapping_mul(u)
+        .wrapping_add(((a & 0xFFFF_FFFF) * u) >> 32)
+}
+
+/// `⌊a · e / 2^30⌋` for `e ≤ 2^30` and `a < 2^48`, exactly: `hi · e · 4 +
+/// ⌊lo · e / 2^30⌋` (`hi · e · 4 < 2^48`, `lo · e < 2^62`).
+fn mul_q30(a: u64, e: u32) -> u64 {
+    let e = e as u64;
+    (a >> 32)
+        .wrapping_mul(4 * e)
+        .wrapping_add(((a & 0xFFFF_FFFF) * e) >> 30)
+}
+
+/// The index of the first of `weights` whose running sum passes `target`.
+fn pick(weights: impl Iterator<Item = u64>, target: u64) -> Option<usize> {
+    pick_from(weights, target, &mut 0)
+}
+
+/// [`pick`] continuing a running sum `cum` (left at the sum of all
+/// `weights` when none passes).
+fn pick_from(weights: impl Iterator<Item = u64>, target: u64, cum: &mut u64) -> Option<usize> {
+    for (i, w) in weights.enumerate() {
+        // Bounds: the callers' weights sum to at most 2^47.
+        *cum = cum.wrapping_add(w);
+        if *cum > target {
+            return Some(i);
+        }
+    }
+    None
 }

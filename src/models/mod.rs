@@ -16,4 +16,4 @@ pub use classifier::{Classifier, Prediction, SelfTestReport};
 pub use density::{DensityModel, Nll};
 pub use graph::Observer;
 #[cfg(feature = "language")]
-pub use language::{LanguageModel, LogProb, Session};
+pub use language::{LanguageModel, LogProb, Session, SAMPLE_BLOCK};

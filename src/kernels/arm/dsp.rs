@@ -313,6 +313,35 @@ pub(super) fn smmul(a: i32, b: i32) -> i32 {
     r
 }
 
+/// The rounded high word of the 64-bit product, `(a · b + 2^31) >> 32`
+/// (`SMMULR`).
+#[inline(always)]
+pub(super) fn smmulr(a: i32, b: i32) -> i32 {
+    let r: i32;
+    // SAFETY: register-only arithmetic: no memory, stack or flags touched.
+    unsafe {
+        asm!("smmulr {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+            options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// The requantization of a shift `−1 ≤ shift ≤ 30` (a right shift `t = 31
+/// − shift` from 1 to 32), `(acc · m + 2^(t−1)) >> t`, as
+/// `smmulr(acc · 2^k, m)` with `k = 32 − t = shift + 1`: multiplying the
+/// numerator and the divisor `2^t` by `2^k` leaves the quotient's floor
+/// unchanged, for any sign of `m`, and `|acc · 2^k · m| < 2^62` keeps the
+/// value inside `i32` (the reference's clamp never acts). Exact only while
+/// `acc · 2^k` fits an `i32`: `None` otherwise, for the general path.
+/// Four instructions and a branch instead of about 50 (the word-level
+/// decoder's rows: their shift is about 1).
+#[inline(always)]
+pub(super) fn low_shift(acc: i32, m: i32, shift: i32) -> Option<i32> {
+    let k = (shift + 1) as u32; // 0..=31 by the caller's range
+    let a = acc << k;
+    (a >> k == acc).then(|| smmulr(a, m))
+}
+
 /// `(acc · m + 2^(h+32)) >> (h + 33)`, the requantization of a right shift
 /// `t = h + 33 ≥ 33` for `m ≥ 0`, from the high word of the product:
 /// `((smmul(acc, m) >> h) + 1) >> 1` is the same value (the argument is

@@ -8,7 +8,7 @@
 //! Same checks, errors and bytes as [`crate::kernels::reference::lm`].
 //! Inputs longer than [`MAX_LM_IN`] take the reference kernels.
 
-use super::dsp::{chunks4, dot_2rows, high_word, pack_bytes, rows_dot2};
+use super::dsp::{chunks4, dot_2rows, high_word, low_shift, pack_bytes, rows_dot2};
 use crate::kernels::lm::QMatrix;
 use crate::kernels::reference;
 use crate::kernels::reference::lm::{check_gates, check_rows, sat16};
@@ -158,11 +158,15 @@ pub fn lstm_gates(
 /// [`requantize`]: for `m ≥ 0` and `shift ≤ −2` (a right shift of
 /// `t ≥ 33`) from the high word of the product, `((smmul(acc, m) >> (t −
 /// 33)) + 1) >> 1`, the same value (see [`crate::quant::OutputStage`]) in
-/// four instructions instead of a 64-bit shift; otherwise [`requantize`].
+/// four instructions instead of a 64-bit shift; for `−1 ≤ shift ≤ 30` (a
+/// right shift of 1 to 32) while `acc · 2^(shift + 1)` fits an `i32`,
+/// [`low_shift`]'s `SMMULR`; otherwise [`requantize`].
 #[inline(always)]
 fn rq(acc: i32, m: i32, shift: i32) -> i32 {
     if m >= 0 && (MIN_SHIFT..=-2).contains(&shift) {
         high_word(acc, m, (-2 - shift) as u32)
+    } else if (-1..=30).contains(&shift) {
+        low_shift(acc, m, shift).unwrap_or_else(|| requantize(acc, m, shift))
     } else {
         requantize(acc, m, shift)
     }

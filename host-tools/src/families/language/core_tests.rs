@@ -599,3 +599,69 @@ fn logit_chunks_change_no_result() {
         );
     }
 }
+
+/// The two-level draw of a vocabulary past one sampling block (the
+/// component, then a block of `SAMPLE_BLOCK` rows, then the token in it)
+/// draws from `distribution()`: over 20,000 seeded draws, the mass of each
+/// block and the counts of the 20 most probable tokens are each within 6σ
+/// (+1) of their expectation, and the blocks' masses are apart (biases
+/// raise one token per block) so that a wrong block weight would show.
+/// Every draw ends inside the vocabulary.
+#[test]
+fn sampling_a_vocabulary_of_several_blocks_follows_the_distribution() {
+    use tinyinfer::models::SAMPLE_BLOCK;
+    let mut m = random_lm(HeadKind::Mos, 3, &[16], 21);
+    let v = 2 * SAMPLE_BLOCK + 300;
+    let mut r = StdRng::seed_from_u64(21);
+    m.level = Level::Word;
+    m.vocab = (0..v).map(|i| format!("w{i}")).collect();
+    m.vocab[0] = "<eos>".into();
+    m.embedding = randv(&mut r, v * m.emb_dim, 1.0);
+    m.head.dec_b = randv(&mut r, v, 0.5);
+    for (i, at) in [5, SAMPLE_BLOCK + 7, 2 * SAMPLE_BLOCK + 11]
+        .into_iter()
+        .enumerate()
+    {
+        m.head.dec_b[at] = 5.0 + 1.5 * i as f32;
+    }
+    let blob = AlignedBlob::new(&export(&m).unwrap().blob);
+    let lm = language_model(&blob).unwrap();
+    let mut arena = vec![0u8; lm.arena_len()];
+    let mut s = lm.session(&mut arena).unwrap();
+    s.step(lm.start_token()).unwrap();
+    s.step(3).unwrap();
+    let probs: Vec<f64> = s
+        .distribution()
+        .iter()
+        .map(|&q| q as f64 / 2f64.powi(32))
+        .collect();
+    let n = 20_000usize;
+    let mut counts = vec![0usize; v];
+    let mut rng = Pcg32::seeded(5);
+    for _ in 0..n {
+        counts[s.sample(&mut rng) as usize] += 1;
+    }
+    let within = |c: usize, p: f64, what: &str| {
+        let sd = (n as f64 * p * (1.0 - p)).sqrt();
+        assert!(
+            (c as f64 - n as f64 * p).abs() <= 6.0 * sd + 1.0,
+            "{what}: drawn {c} times of {n}, p = {p}"
+        );
+    };
+    let mut masses = Vec::new();
+    for b in 0..v.div_ceil(SAMPLE_BLOCK) {
+        let rows = b * SAMPLE_BLOCK..((b + 1) * SAMPLE_BLOCK).min(v);
+        let p: f64 = probs[rows.clone()].iter().sum();
+        within(counts[rows].iter().sum(), p, &format!("block {b}"));
+        masses.push(p);
+    }
+    assert!(
+        masses.iter().all(|&p| p > 0.02) && masses.iter().any(|&p| p > 0.3),
+        "block masses {masses:?}"
+    );
+    let mut order: Vec<usize> = (0..v).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    for &t in &order[..20] {
+        within(counts[t], probs[t], &format!("token {t}"));
+    }
+}
