@@ -13,7 +13,7 @@ mod common;
 use common::wide;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use tinyinfer::kernels::lm::QMatrix;
+use tinyinfer::kernels::lm::{QMatrix, WeightLayout};
 use tinyinfer::kernels::reference::*;
 use tinyinfer::kernels::{fast, reference};
 use tinyinfer::quant::nonlin::tanh_q12;
@@ -214,8 +214,8 @@ proptest! {
         let (mh, sh) = requant_params(rows).new_tree(&mut runner).unwrap().current();
         let b = prop::collection::vec(prop_oneof![Just(i32::MAX), Just(i32::MIN), -(1i32 << 16)..(1 << 16)], rows)
             .new_tree(&mut runner).unwrap().current();
-        let qx = QMatrix { w: &wx, mult: &mx, shift: &sx };
-        let qh = QMatrix { w: &wh, mult: &mh, shift: &sh };
+        let qx = QMatrix::rows(&wx, &mx, &sx);
+        let qh = QMatrix::rows(&wh, &mh, &sh);
 
         let want = wide::lstm_gates((&wx, &mx, &sx), &x, (&wh, &mh, &sh), &h, &b);
         for (name, gates) in GATES {
@@ -237,13 +237,62 @@ proptest! {
         }
     }
 
+    /// The same matrices stored as row quads (`WeightLayout::encode`):
+    /// every implementation's gates and latents equal the wide statement's
+    /// on the row-by-row weights, whole groups of four rows over depths
+    /// that are multiples of 4, extreme fills included. A row-quads matrix
+    /// of another shape is a typed error.
+    #[test]
+    fn lm_row_quads_match_wide(
+        groups in 1usize..6, cx in 1usize..18, ch in 1usize..18, seed in any::<u64>(),
+        fill in prop_oneof![Just(None), Just(Some(127i8)), Just(Some(-128i8))],
+    ) {
+        let (rows, nx, nh) = (4 * groups, 4 * cx, 4 * ch);
+        let mut runner = runner(seed);
+        let mut draw = |n: usize| -> Vec<i8> {
+            match fill { Some(v) => vec![v; n], None => i8s(n).new_tree(&mut runner).unwrap().current() }
+        };
+        let (wx, x, wh, h) = (draw(rows * nx), draw(nx), draw(rows * nh), draw(nh));
+        let (mx, sx) = requant_params(rows).new_tree(&mut runner).unwrap().current();
+        let (mh, sh) = requant_params(rows).new_tree(&mut runner).unwrap().current();
+        let b = prop::collection::vec(-(1i32 << 16)..(1 << 16), rows)
+            .new_tree(&mut runner).unwrap().current();
+        let quads = WeightLayout::RowQuads;
+        let (mut qwx, mut qwh) = (vec![0i8; wx.len()], vec![0i8; wh.len()]);
+        prop_assert!(quads.encode(&wx, rows, nx, &mut qwx) && quads.encode(&wh, rows, nh, &mut qwh));
+        let qx = QMatrix { layout: quads, ..QMatrix::rows(&qwx, &mx, &sx) };
+        let qh = QMatrix { layout: quads, ..QMatrix::rows(&qwh, &mh, &sh) };
+        let want = wide::lstm_gates((&wx, &mx, &sx), &x, (&wh, &mh, &sh), &h, &b);
+        for (name, gates) in GATES {
+            let mut got = vec![0x55i16; rows];
+            gates(&qx, &x, &qh, &h, &b, &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "lstm_gates {}", name);
+        }
+        let want: Vec<i16> = wide::latent_pre((&wx, &mx, &sx), &b, &x).into_iter().map(tanh_q12).collect();
+        for (name, latent) in LATENTS {
+            let mut got = vec![0x55i16; rows];
+            latent(&qx, &b, &x, &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "latent {}", name);
+        }
+        // Not a whole number of groups, or depths off the chunks.
+        let short = QMatrix { w: &qwx[..(rows - 1) * nx], mult: &mx[1..], shift: &sx[1..], layout: quads };
+        let mut got = vec![0i16; rows - 1];
+        for (name, latent) in LATENTS {
+            prop_assert_eq!(latent(&short, &b[1..], &x, &mut got), Err(tinyinfer::Error::BadGraph), "latent {}", name);
+        }
+        let mut got = vec![0i16; rows];
+        for (name, latent) in LATENTS {
+            prop_assert_eq!(latent(&qx, &b, &x[..nx - 1], &mut got), Err(tinyinfer::Error::BadGraph), "latent {}", name);
+        }
+    }
+
     /// Wrong lengths: every LM implementation returns the reference's error.
     #[test]
     fn lm_kernels_reject_wrong_lengths(rows in 1usize..9, n in 1usize..9, which in 0usize..5) {
         let w = vec![1i8; rows * n];
         let ones = vec![1i32; rows];
         let x = vec![1i8; n];
-        let q = QMatrix { w: &w, mult: &ones, shift: &ones };
+        let q = QMatrix::rows(&w, &ones, &ones);
         let bad_w = QMatrix { w: &w[1..], ..q };
         let bad_m = QMatrix { mult: &ones[1..], ..q };
         let (m, xs, b, out) = match which {

@@ -15,7 +15,7 @@
 //! longer than one stack segment, kernel rows longer than it (the portable
 //! fallback), more than one channel block, and the DiracNet layer shapes.
 
-use tinyinfer::kernels::lm::QMatrix;
+use tinyinfer::kernels::lm::{QMatrix, WeightLayout};
 use tinyinfer::kernels::reference::{AddParams, ConvParams, FcParams, GapParams, PoolParams};
 use tinyinfer::kernels::{arm, fast, reference, Mask};
 use tinyinfer::quant::{MAX_SHIFT, MIN_SHIFT};
@@ -360,7 +360,6 @@ fn lm_case(d: &mut Draw, scratch: &mut [u8], rows: usize, nx: usize, nh: usize) 
     let (x, rest) = rest.split_at_mut_checked(nx).ok_or(())?;
     let (h, rest) = rest.split_at_mut_checked(nh).ok_or(())?;
     let (g16, rest) = rest.split_at_mut_checked(4 * rows + 4).ok_or(())?;
-    let _ = rest;
     let at = g16.as_ptr().align_offset(2).min(1);
     let g16: &mut [i16] =
         bytemuck::try_cast_slice_mut(&mut g16[at..at + 4 * rows]).map_err(|_| ())?;
@@ -377,16 +376,8 @@ fn lm_case(d: &mut Draw, scratch: &mut [u8], rows: usize, nx: usize, nh: usize) 
     d.requant(mx, sx);
     d.requant(mh, sh);
     d.bias(b);
-    let qx = QMatrix {
-        w: wx,
-        mult: mx,
-        shift: sx,
-    };
-    let qh = QMatrix {
-        w: wh,
-        mult: mh,
-        shift: sh,
-    };
+    let qx = QMatrix::rows(wx, mx, sx);
+    let qh = QMatrix::rows(wh, mh, sh);
     let same16 = |a: &[i16], b: &[i16]| a == b;
     let r = reference::lstm_gates(&qx, x, &qh, h, b, want16);
     let a = arm::lstm_gates(&qx, x, &qh, h, b, got16);
@@ -407,6 +398,49 @@ fn lm_case(d: &mut Draw, scratch: &mut [u8], rows: usize, nx: usize, nh: usize) 
     let r = reference::decoder(&qx, b, &x[1..], want32);
     let a = arm::decoder(&qx, b, &x[1..], got32);
     if r != a || r.is_ok() {
+        return Err(());
+    }
+    // The same matrices stored as row quads (when the shapes allow and the
+    // scratch has room, in a word-aligned copy, as a checked model's arrays
+    // are): the gates and the latent (DSP path or not) equal the row-by-row
+    // reference's.
+    if !(WeightLayout::quads_fit(rows, nx) && WeightLayout::quads_fit(rows, nh)) {
+        return Ok(());
+    }
+    let at = rest.as_ptr().align_offset(4).min(3);
+    let Some((wq, _)) = rest
+        .get_mut(at..)
+        .and_then(|r| r.split_at_mut_checked(rows * (nx + nh)))
+    else {
+        return Ok(());
+    };
+    let (wxq, whq) = bytemuck::cast_slice_mut::<u8, i8>(wq).split_at_mut(rows * nx);
+    let quads = WeightLayout::RowQuads;
+    if !quads.encode(qx.w, rows, nx, wxq) || !quads.encode(qh.w, rows, nh, whq) {
+        return Err(());
+    }
+    let (qxq, qhq) = (
+        QMatrix {
+            layout: quads,
+            ..QMatrix::rows(wxq, mx, sx)
+        },
+        QMatrix {
+            layout: quads,
+            ..QMatrix::rows(whq, mh, sh)
+        },
+    );
+    let r = reference::lstm_gates(&qx, x, &qh, h, b, want16);
+    let a = arm::lstm_gates(&qxq, x, &qhq, h, b, got16);
+    if r != a || !same16(want16, got16) {
+        return Err(());
+    }
+    let a = reference::lstm_gates(&qxq, x, &qhq, h, b, got16);
+    if r != a || !same16(want16, got16) {
+        return Err(());
+    }
+    let r = reference::latent(&qh, b, h, want16);
+    let a = arm::latent(&qhq, b, h, got16);
+    if r != a || !same16(want16, got16) {
         return Err(());
     }
     Ok(())
@@ -843,6 +877,13 @@ pub fn run(
             d.usize_in(1, 40)
         } else {
             d.usize_in(1, 300)
+        };
+        // Half the cases in multiples of 4, which row quads need.
+        let (rows, nx, nh) = if d.below(2) == 0 {
+            let up = |n: usize| n.max(1).next_multiple_of(4);
+            (up(rows), up(nx), up(nh))
+        } else {
+            (rows, nx, nh)
         };
         if lm_case(&mut d, scratch, rows, nx, nh).is_err() {
             return Err(fail("lm matrix kernels", sum.lm, u32::MAX));

@@ -495,7 +495,11 @@ pub fn language_model(u: &mut Unstructured) -> Result<Option<Vec<u32>>> {
         let rq_x = requant(u, &mut data, rows)?;
         let rq_h = requant(u, &mut data, rows)?;
         let bias = biases(u, &mut data, rows)?;
-        layer_words.extend([input as u32, h as u32, w_x, w_h, rq_x, rq_h, bias, 0]);
+        // Row quads where both widths allow them (any bytes are weights in
+        // either layout), half the time.
+        let quads = input % 4 == 0 && h % 4 == 0 && u.arbitrary::<bool>()?;
+        let layout = if quads { 1 } else { 0 };
+        layer_words.extend([input as u32, h as u32, w_x, w_h, rq_x, rq_h, bias, layout]);
         input = h;
     }
     let top = input;
@@ -506,6 +510,7 @@ pub fn language_model(u: &mut Unstructured) -> Result<Option<Vec<u32>>> {
     let proj_w = i8s(u, &mut data, k * d * top)?;
     let proj_rq = requant(u, &mut data, k * d)?;
     let proj_b = biases(u, &mut data, k * d)?;
+    let proj_quads = (k * d) % 4 == 0 && top % 4 == 0 && u.arbitrary::<bool>()?;
     let (prior_w, prior_rq, prior_b) = if k > 1 {
         (
             i8s(u, &mut data, k * top)?,
@@ -527,7 +532,7 @@ pub fn language_model(u: &mut Unstructured) -> Result<Option<Vec<u32>>> {
         head,
         k as u32,
         level,
-        0,
+        u32::from(proj_quads),
         emb_w,
         emb_rq,
         dec_rq,

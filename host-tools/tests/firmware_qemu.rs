@@ -447,11 +447,18 @@ fn dirac_bit_exact_on_qemu_under_the_nrf_budget() {
     // SAMPLE_BLOCK rows, then token (`Session::draw`: the PTB budget
     // model's generated word 21.76 M → 2.05 M instructions), +2.0 KB:
     // 98,144 bytes measured with the bench models (96,152 before).
+    // 97 → 99 KB: the LSTM gates over row-quads weights (`rows_quads`, the
+    // natural-order input packing, the quads block loop in `lstm_gates`,
+    // the reference gates now called from three fallbacks) and the SMMULR
+    // requantization of LM shifts −1..30: char LM 776,491 → 615,614
+    // instructions per character; 100,940 bytes measured.
+    // 99 → 100 KB: the latent projections over row quads too (char LM →
+    // 578,269): 102,028 bytes measured.
     let arena = r["arena_bytes"].as_u64().unwrap();
     let ram = r["ram_bytes"].as_u64().unwrap();
     assert!(ram <= arena + 8 * 1024, "RAM {ram} > arena {arena} + 8 KB");
     let flash = r["firmware_flash_bytes"].as_u64().unwrap();
-    assert!(flash <= 97 * 1024, "firmware flash grew to {flash} bytes");
+    assert!(flash <= 100 * 1024, "firmware flash grew to {flash} bytes");
     assert!(r["model_flash_bytes"].as_u64().unwrap() <= NRF_MODEL_LEN as u64);
 }
 

@@ -6,7 +6,8 @@
 //! ```text
 //!  0 spec version (1)      1 vocabulary V       2 embedding size d
 //!  3 LSTM layers L         4 head (1 softmax, 2 MoC, 3 MoS)
-//!  5 mixture components K  6 level (1 character, 2 word)   7 reserved 0
+//!  5 mixture components K  6 level (1 character, 2 word)
+//!  7 weight layout of proj_w (0 rows, 1 row quads)
 //!  8 emb_w    V·d i8       embedding rows, tied to the decoder
 //!  9 emb_rq   2V i32       per row: embedding → layer-0 input scale
 //! 10 dec_rq   2V i32       per row: decoder accumulator → Q16 logit
@@ -19,8 +20,16 @@
 //! 17 prior_b  K i32        Q16               (NONE when K = 1)
 //! 18 + 8·l, for each layer l:
 //!    input I, hidden H, w_x 4H·I i8, w_h 4H·H i8, rq_x 2·4H i32, rq_h 2·4H i32,
-//!    bias 4H i32 (Q3.12), reserved 0
+//!    bias 4H i32 (Q3.12), weight layout of w_x and w_h (0 rows, 1 row quads)
 //! ```
+//!
+//! A layer's gate matrices are `[4H][I]` and `[4H][H]` int8 in the layout
+//! its last word names ([`WeightLayout`]): 0 stores them row by row; 1
+//! ([`WeightLayout::RowQuads`], allowed when `I` and `H` are multiples of
+//! 4) interleaves each group of four rows for the DSP kernels, with no
+//! change of size or value. Word 7 does the same for the `[K·d][H]` latent
+//! projections (row quads when `K·d` and `H` are multiples of 4). Blobs
+//! written before the layout words hold 0 there and load as before.
 //! Offsets point into `DATA` and are 4-byte aligned; `rq` arrays hold `n`
 //! multipliers then `n` shifts (see [`crate::quant`]). Gate rows are ordered
 //! input, forget, cell, output. H is the last layer's hidden size.
@@ -117,6 +126,90 @@ pub enum Level {
     Word = 2,
 }
 
+/// How the int8 weights of a `[rows][depth]` matrix lie in `DATA`.
+///
+/// [`RowQuads`](Self::RowQuads) (for `rows` and `depth` multiples of 4):
+/// rows `4g..4g + 4` form group `g` of `4 · depth` bytes; in it, each chunk
+/// `c` of four columns is 16 bytes: rows `4g` and `4g + 1` interleaved
+/// column by column (8 bytes), then rows `4g + 2` and `4g + 3` the same.
+/// The first row of each pair is stored offset by 128 (`w ^ 0x80` as a
+/// byte, that is `w + 128` unsigned), the second as is. So one 32-bit word
+/// holds, per 16-bit lane, `256 · w₁ + (w₀ + 128)` for one column: an
+/// `SMLAD` of the raw word with two inputs gives `256 · dot₁ + dot₀ + 128 ·
+/// Σx`, and one of the word masked to its low bytes gives `dot₀ + 128 ·
+/// Σx`; two multiply-accumulates per four products, with one mask instead
+/// of two sign extensions (docs/firmware.md, "Eighth round").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u32)]
+pub enum WeightLayout {
+    /// `[rows][depth]`, row by row.
+    #[default]
+    Rows = 0,
+    /// Groups of four rows interleaved, the first row of each pair offset
+    /// by 128.
+    RowQuads = 1,
+}
+
+impl WeightLayout {
+    /// Decodes a layout code for a `[rows][depth]` matrix: None for an
+    /// unknown code, or row quads when `rows` or `depth` is not a multiple
+    /// of 4.
+    pub fn for_matrix(code: u32, rows: usize, depth: usize) -> Option<Self> {
+        match code {
+            0 => Some(WeightLayout::Rows),
+            1 if Self::quads_fit(rows, depth) => Some(WeightLayout::RowQuads),
+            _ => None,
+        }
+    }
+
+    /// Whether a `[rows][depth]` matrix can be stored as row quads.
+    pub fn quads_fit(rows: usize, depth: usize) -> bool {
+        rows % 4 == 0 && depth % 4 == 0 && depth > 0
+    }
+
+    /// Where weight `(r, j)` of a `[rows][depth]` matrix is stored.
+    #[inline]
+    pub fn index(self, r: usize, j: usize, depth: usize) -> usize {
+        match self {
+            WeightLayout::Rows => r * depth + j,
+            WeightLayout::RowQuads => {
+                let (g, q) = (r / 4, r % 4);
+                g * 4 * depth + (j / 4) * 16 + (q / 2) * 8 + (j % 4) * 2 + q % 2
+            }
+        }
+    }
+
+    /// The weight of row `r` from its stored byte.
+    #[inline]
+    pub fn decode(self, r: usize, stored: i8) -> i8 {
+        match self {
+            WeightLayout::RowQuads if r % 2 == 0 => stored ^ i8::MIN,
+            _ => stored,
+        }
+    }
+
+    /// Stores the row-by-row `[rows][depth]` matrix `src` in this layout
+    /// into `out` (the same length). False, writing nothing, when the
+    /// lengths differ or the layout does not fit the shape.
+    pub fn encode(self, src: &[i8], rows: usize, depth: usize, out: &mut [i8]) -> bool {
+        let fits = rows.checked_mul(depth) == Some(src.len())
+            && out.len() == src.len()
+            && (self == WeightLayout::Rows || Self::quads_fit(rows, depth));
+        if !fits {
+            return false;
+        }
+        for r in 0..rows {
+            for j in 0..depth {
+                let w = src[r * depth + j];
+                // decode is an involution: x ^ 0x80 twice is x.
+                out[self.index(r, j, depth)] = self.decode(r, w);
+            }
+        }
+        true
+    }
+}
+
 /// Multipliers and shifts of `n` requantizations.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Requant<'a> {
@@ -154,6 +247,8 @@ pub struct LmLayer<'a> {
     pub rq_h: Requant<'a>,
     /// `4H` gate biases, Q3.12.
     pub bias: &'a [i32],
+    /// How `w_x` and `w_h` are stored.
+    pub layout: WeightLayout,
 }
 
 /// A checked `LM` section with its arrays resolved in `DATA`.
@@ -177,8 +272,10 @@ pub struct LmSpec<'a> {
     pub dec_rq: Requant<'a>,
     /// `V` decoder biases, Q16.
     pub dec_b: &'a [i32],
-    /// `[K][d][H]` latent projections.
+    /// `[K][d][H]` latent projections, stored as `proj_layout` says.
     pub proj_w: &'a [i8],
+    /// How `proj_w` is stored.
+    pub proj_layout: WeightLayout,
     /// Per latent row → Q3.12.
     pub proj_rq: Requant<'a>,
     /// `K·d` latent biases, Q3.12.
@@ -229,7 +326,7 @@ impl<'a> LmSpec<'a> {
     /// field, size, offset, bias or requantization pair is invalid.
     pub fn parse(sec: &'a [u8], data: &'a [u8]) -> Option<Self> {
         let w = |i: usize| u32_at(sec, 4 * i);
-        if sec.len() < 4 * LM_HEADER_WORDS || w(word::VERSION) != 1 || w(word::RESERVED) != 0 {
+        if sec.len() < 4 * LM_HEADER_WORDS || w(word::VERSION) != 1 {
             return None;
         }
         let (v, d, l, k) = (
@@ -263,10 +360,13 @@ impl<'a> LmSpec<'a> {
                 r(layer_word::INPUT) as usize,
                 r(layer_word::HIDDEN) as usize,
             );
-            if li != input || !width_ok(h) || r(layer_word::RESERVED) != 0 {
+            if li != input || !width_ok(h) {
                 return None;
             }
             let rows = 4 * h;
+            let code = r(layer_word::LAYOUT);
+            let layout = WeightLayout::for_matrix(code, rows, li)
+                .filter(|_| WeightLayout::for_matrix(code, rows, h).is_some())?;
             *layer = LmLayer {
                 input: li,
                 hidden: h,
@@ -275,6 +375,7 @@ impl<'a> LmSpec<'a> {
                 rq_x: data.requant(r(layer_word::RQ_X), rows)?,
                 rq_h: data.requant(r(layer_word::RQ_H), rows)?,
                 bias: data.biases(r(layer_word::BIAS), rows)?,
+                layout,
             };
             input = h;
         }
@@ -302,6 +403,7 @@ impl<'a> LmSpec<'a> {
             dec_rq: data.requant(w(word::DEC_RQ), v)?,
             dec_b: data.biases(w(word::DEC_B), v)?,
             proj_w: data.i8s(w(word::PROJ_W), k * d * top)?,
+            proj_layout: WeightLayout::for_matrix(w(word::PROJ_LAYOUT), k * d, top)?,
             proj_rq: data.requant(w(word::PROJ_RQ), k * d)?,
             proj_b: data.biases(w(word::PROJ_B), k * d)?,
             prior_w,
@@ -560,7 +662,7 @@ pub(super) mod word {
     pub const HEAD: usize = 4;
     pub const K: usize = 5;
     pub const LEVEL: usize = 6;
-    pub const RESERVED: usize = 7;
+    pub const PROJ_LAYOUT: usize = 7;
     pub const EMB_W: usize = 8;
     pub const EMB_RQ: usize = 9;
     pub const DEC_RQ: usize = 10;
@@ -582,5 +684,5 @@ mod layer_word {
     pub const RQ_X: usize = 4;
     pub const RQ_H: usize = 5;
     pub const BIAS: usize = 6;
-    pub const RESERVED: usize = 7;
+    pub const LAYOUT: usize = 7;
 }

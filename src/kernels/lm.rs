@@ -12,6 +12,7 @@
 //! length checks with typed errors, and the same bytes from
 //! `kernels::fast` and `kernels::arm` (`lstm_gates`, `latent`, `decoder`).
 
+pub use crate::format::WeightLayout;
 use crate::quant::nonlin::{exp_neg, ln_q30, sigmoid_q12, tanh_q12};
 use crate::quant::requantize;
 
@@ -53,25 +54,49 @@ pub fn embed(row: &[i8], mult: i32, shift: i32, out: &mut [i8]) {
     }
 }
 
-/// One requantized matrix row set: `w` is `[rows][depth]`, `(mult, shift)`
-/// per row.
+/// One requantized matrix row set: `w` is `[rows][depth]` in `layout`,
+/// `(mult, shift)` per row.
 #[derive(Clone, Copy, Debug)]
 pub struct QMatrix<'a> {
-    /// `[rows][depth]` int8 weights.
+    /// `[rows][depth]` int8 weights, stored as `layout` says.
     pub w: &'a [i8],
     /// Row multipliers.
     pub mult: &'a [i32],
     /// Row shifts.
     pub shift: &'a [i32],
+    /// How `w` is stored.
+    pub layout: WeightLayout,
 }
 
-impl QMatrix<'_> {
+impl<'a> QMatrix<'a> {
+    /// A row-by-row matrix.
+    pub fn rows(w: &'a [i8], mult: &'a [i32], shift: &'a [i32]) -> Self {
+        QMatrix {
+            w,
+            mult,
+            shift,
+            layout: WeightLayout::Rows,
+        }
+    }
+
+    /// `W[r]·x` (wrapping), reading row `r` through the layout: the
+    /// reference kernels' one access to the weights.
+    #[inline]
+    pub fn dot_row(&self, r: usize, x: &[i8]) -> i32 {
+        let n = x.len();
+        match self.layout {
+            WeightLayout::Rows => dot(&self.w[r * n..(r + 1) * n], x),
+            layout => x.iter().enumerate().fold(0i32, |s, (j, &x)| {
+                let w = layout.decode(r, self.w[layout.index(r, j, n)]);
+                s.wrapping_add(w as i32 * x as i32)
+            }),
+        }
+    }
+
     /// Row `r`'s accumulator with `x`, requantized.
     #[inline]
     pub fn row(&self, r: usize, x: &[i8]) -> i32 {
-        let n = x.len();
-        let acc = dot(&self.w[r * n..(r + 1) * n], x);
-        requantize(acc, self.mult[r], self.shift[r])
+        requantize(self.dot_row(r, x), self.mult[r], self.shift[r])
     }
 }
 

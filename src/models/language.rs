@@ -321,14 +321,12 @@ impl<'m> Session<'m, '_> {
             let input: &[i8] = if i == 0 { p.x } else { lower[i - 1] };
             let h = &mut upper[0];
             let wx = QMatrix {
-                w: l.w_x,
-                mult: l.rq_x.mult,
-                shift: l.rq_x.shift,
+                layout: l.layout,
+                ..QMatrix::rows(l.w_x, l.rq_x.mult, l.rq_x.shift)
             };
             let wh = QMatrix {
-                w: l.w_h,
-                mult: l.rq_h.mult,
-                shift: l.rq_h.shift,
+                layout: l.layout,
+                ..QMatrix::rows(l.w_h, l.rq_h.mult, l.rq_h.shift)
             };
             let gates = &mut p.gates[..4 * l.hidden];
             kd::lstm_gates(&wx, input, &wh, h, l.bias, gates)?;
@@ -346,9 +344,8 @@ impl<'m> Session<'m, '_> {
         let p = self.parts();
         let g: &[i8] = p.h[n - 1];
         let proj = QMatrix {
-            w: spec.proj_w,
-            mult: spec.proj_rq.mult,
-            shift: spec.proj_rq.shift,
+            layout: spec.proj_layout,
+            ..QMatrix::rows(spec.proj_w, spec.proj_rq.mult, spec.proj_rq.shift)
         };
         // Cannot fail: LmSpec::parse fixed proj_w = K·d·H, proj_rq and proj_b
         // = K·d, and the plan's lat16 = K·d. Zero latents if it ever did.
@@ -358,11 +355,7 @@ impl<'m> Session<'m, '_> {
         let mut pi = [0u64; MAX_K];
         let mut log_pi = [0i32; MAX_K];
         if kk > 1 {
-            let prior = QMatrix {
-                w: spec.prior_w,
-                mult: spec.prior_rq.mult,
-                shift: spec.prior_rq.shift,
-            };
+            let prior = QMatrix::rows(spec.prior_w, spec.prior_rq.mult, spec.prior_rq.shift);
             let mut z = [0i32; MAX_K];
             for (c, z) in z.iter_mut().enumerate().take(kk) {
                 *z = prior.row(c, g).saturating_add(spec.prior_b[c]);
@@ -405,11 +398,11 @@ impl<'m> Session<'m, '_> {
         let d = spec.emb_dim;
         let n = p.logits.len().min(max).min(spec.vocab.saturating_sub(v0));
         let rows = v0..v0 + n;
-        let dec = QMatrix {
-            w: spec.emb_w.get(v0 * d..(v0 + n) * d).unwrap_or_default(),
-            mult: spec.dec_rq.mult.get(rows.clone()).unwrap_or_default(),
-            shift: spec.dec_rq.shift.get(rows.clone()).unwrap_or_default(),
-        };
+        let dec = QMatrix::rows(
+            spec.emb_w.get(v0 * d..(v0 + n) * d).unwrap_or_default(),
+            spec.dec_rq.mult.get(rows.clone()).unwrap_or_default(),
+            spec.dec_rq.shift.get(rows.clone()).unwrap_or_default(),
+        );
         let b = spec.dec_b.get(rows).unwrap_or_default();
         let lat = p.lat8.get(c * d..(c + 1) * d).unwrap_or_default();
         let out = &mut p.logits[..n];

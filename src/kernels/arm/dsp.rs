@@ -795,6 +795,136 @@ pub(super) fn rows_dot2(x: &[[u32; 2]], w: &[i8], n: usize, out: &mut [i32]) -> 
     true
 }
 
+/// One chunk (four columns) of a row-quads group: both row pairs' 8 bytes
+/// each against the chunk's inputs `$x0 = x0 | x1`, `$x1 = x2 | x3`
+/// (natural order): per pair, `SMLAD` of the raw words into `$a` (`256 ·
+/// dot₁ + dot₀ + 128 · Σx`) and of the words masked to their low bytes
+/// into `$b` (`dot₀ + 128 · Σx`). 15 instructions per 16 products.
+macro_rules! chunk_quads {
+    ($x:literal, $w:literal, $x0:literal, $x1:literal, $u0:literal, $u1:literal,
+     $b0:literal, $a0:literal, $b1:literal, $a1:literal) => {
+        concat!(
+            "ldrd ", $x0, ", ", $x1, ", [", $x, "], #8\n",
+            chunk_quads!(@pair $w, $x0, $x1, $u0, $u1, $b0, $a0),
+            chunk_quads!(@pair $w, $x0, $x1, $u0, $u1, $b1, $a1),
+        )
+    };
+    (@pair $w:literal, $x0:literal, $x1:literal, $u0:literal, $u1:literal, $b:literal,
+     $a:literal) => {
+        concat!(
+            "ldrd ", $u0, ", ", $u1, ", [", $w, "], #8\n",
+            "smlad ", $a, ", ", $u0, ", ", $x0, ", ", $a, "\n",
+            "and ", $u0, ", ", $u0, ", #0x00ff00ff\n",
+            "smlad ", $b, ", ", $u0, ", ", $x0, ", ", $b, "\n",
+            "smlad ", $a, ", ", $u1, ", ", $x1, ", ", $a, "\n",
+            "and ", $u1, ", ", $u1, ", #0x00ff00ff\n",
+            "smlad ", $b, ", ", $u1, ", ", $x1, ", ", $b, "\n",
+        )
+    };
+}
+
+/// The state [`rows_quads`]'s loop keeps in memory (offsets used by the asm).
+#[repr(C)]
+#[allow(dead_code)] // read by the asm only
+struct RowsQuads {
+    x: *const [u32; 2], // 0: the packed input, natural order
+    chunks: usize,      // 4: chunks (of four columns) per row
+    out: *mut i32,      // 8: where the next group's four sums go
+    groups: usize,      // 12: groups of four rows still to run
+}
+
+/// The raw sums of every group of four rows of a
+/// [`crate::format::WeightLayout::RowQuads`] matrix `w` (`[rows][n]`,
+/// `rows = out.len()`): for group `g`, `out[4g..4g + 4] = [B₀, A₀, B₁,
+/// A₁]`, where pair `p` (rows `4g + 2p`, `4g + 2p + 1`) has `B_p = dot_{2p}
+/// + 128 · Σx` and `A_p = 256 · dot_{2p+1} + B_p`, all wrapping
+/// ([`quad_dots`] turns them into the four dot products). One asm call for
+/// the whole matrix, [`chunk_quads!`] two per pass: 32 instructions per
+/// 32 products, 1.0 per MAC, and 11 per group around it.
+///
+/// `x` holds the input in natural order, `[x0 | x1, x2 | x3]` per chunk.
+/// Returns false, doing nothing, unless `n = 4 · x.len() ≥ 4`,
+/// `out.len()` is a multiple of 4 and at least 4, `out.len() · n ≤
+/// w.len()`, and `w` is word-aligned (`LDRD` needs it; a checked model's
+/// arrays are).
+#[inline(always)]
+pub(super) fn rows_quads(x: &[[u32; 2]], w: &[i8], n: usize, out: &mut [i32]) -> bool {
+    let fits = n >= 4
+        && w.as_ptr().align_offset(4) == 0
+        && x.len().checked_mul(4) == Some(n)
+        && out.len() >= 4
+        && out.len() % 4 == 0
+        && out.len().checked_mul(n).is_some_and(|v| v <= w.len());
+    if !fits {
+        return false;
+    }
+    let mut st = RowsQuads {
+        x: x.as_ptr(),
+        chunks: x.len(),
+        out: out.as_mut_ptr(),
+        groups: out.len() / 4,
+    };
+    // SAFETY: `out.len() / 4 ≥ 1` groups: group `g` reads the `8 · x.len()`
+    // bytes of `x` (word-aligned `[u32; 2]`s, LDRD) and the `4n` bytes of
+    // `w` from `4g · n` (LDRD: `w` is word-aligned, checked, and `4n` is a
+    // multiple of 16), inside `w` since `out.len() · n ≤ w.len()`; it
+    // writes `out[4g..4g + 4]` (STM, word-aligned `i32`s) through the
+    // pointer kept in `st`, inside `out`. It reads and writes `st` (a live
+    // local, `repr(C)`) through `lr`. Every register written is declared;
+    // the stack is not touched; flags are clobbered.
+    unsafe {
+        asm!(
+            "1:",
+            "ldrd r1, r0, [lr]",
+            "movs r9, #0",
+            "movs r10, #0",
+            "movs r11, #0",
+            "movs r12, #0",
+            two_per_pass!(
+                "r0",
+                chunk_quads!("r1", "r2", "r3", "r4", "r5", "r8", "r9", "r10", "r11", "r12")
+            ),
+            "ldr r3, [lr, #8]",
+            "stmia r3!, {{r9, r10, r11, r12}}",
+            "str r3, [lr, #8]",
+            "ldr r3, [lr, #12]",
+            "subs r3, r3, #1",
+            "str r3, [lr, #12]",
+            "bne 1b",
+            inout("lr") core::ptr::addr_of_mut!(st) => _,
+            inout("r2") w.as_ptr() => _,
+            out("r0") _,
+            out("r1") _,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            options(nostack),
+        );
+    }
+    true
+}
+
+/// The four dot products of a group from [`rows_quads`]' raw sums `[B₀,
+/// A₀, B₁, A₁]` and `s128 = 128 · Σx` (wrapping): `dot_{2p} = B_p −
+/// s128`, `dot_{2p+1} = (A_p − B_p) >> 8`. Exact while `|256 · dot| <
+/// 2^31`, which inputs of fewer than 512 int8 values guarantee (`|dot| ≤
+/// 511 · 2^14 < 2^23`).
+#[inline(always)]
+pub(super) fn quad_dots(raw: &[i32; 4], s128: i32) -> [i32; 4] {
+    let [b0, a0, b1, a1] = *raw;
+    [
+        b0.wrapping_sub(s128),
+        a0.wrapping_sub(b0) >> 8,
+        b1.wrapping_sub(s128),
+        a1.wrapping_sub(b1) >> 8,
+    ]
+}
+
 /// One output channel's constants for [`channels_4px`]: its bias, and its
 /// high-word output stage (`m ≥ 0`, `h = −2 − shift`, see [`requant4`];
 /// `h = −1`, shift −1, takes the rounded high word, `SMMULR`). For a

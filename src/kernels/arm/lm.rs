@@ -8,8 +8,10 @@
 //! Same checks, errors and bytes as [`crate::kernels::reference::lm`].
 //! Inputs longer than [`MAX_LM_IN`] take the reference kernels.
 
-use super::dsp::{chunks4, dot_2rows, high_word, low_shift, pack_bytes, rows_dot2};
-use crate::kernels::lm::QMatrix;
+use super::dsp::{
+    chunks4, dot_2rows, high_word, low_shift, pack_bytes, quad_dots, rows_dot2, rows_quads,
+};
+use crate::kernels::lm::{QMatrix, WeightLayout};
 use crate::kernels::reference;
 use crate::kernels::reference::lm::{check_gates, check_rows, sat16};
 use crate::quant::nonlin::tanh_q12;
@@ -72,6 +74,58 @@ impl Packed {
     }
 }
 
+/// An input vector of whole chunks of four in natural order (`[x0 | x1, x2
+/// | x3]` per chunk), for [`rows_quads`], and `128 · Σx`.
+struct Natural {
+    buf: [[u32; 2]; MAX_LM_IN / 4],
+    chunks: usize,
+    s128: i32,
+}
+
+impl Natural {
+    fn new(x: &[i8]) -> Self {
+        let mut p = Natural {
+            buf: [[0; 2]; MAX_LM_IN / 4],
+            chunks: 0,
+            s128: 0,
+        };
+        let (c, _) = chunks4(x);
+        let l = |v: i8| v as i16 as u16 as u32;
+        for (b, c) in p.buf.iter_mut().zip(c) {
+            *b = [l(c[0]) | (l(c[1]) << 16), l(c[2]) | (l(c[3]) << 16)];
+        }
+        p.chunks = c.len().min(MAX_LM_IN / 4);
+        // |Σx| ≤ 512 · 128: no wrap.
+        p.s128 = 128 * x.iter().map(|&v| v as i32).sum::<i32>();
+        p
+    }
+
+    fn chunks(&self) -> &[[u32; 2]] {
+        &self.buf[..self.chunks]
+    }
+
+    /// `out[i] = W[r0 + i]·x` for the `out.len()` rows of a row-quads
+    /// matrix `w` (`[rows][n]`) from row `r0`, a multiple of 4; false,
+    /// doing nothing, when [`rows_quads`] refuses the shapes.
+    fn rows(&self, w: &[i8], n: usize, r0: usize, out: &mut [i32]) -> bool {
+        let w = w.get(r0 * n..).unwrap_or_default();
+        if !rows_quads(self.chunks(), w, n, out) {
+            return false;
+        }
+        for g in out.chunks_exact_mut(4) {
+            let raw = [g[0], g[1], g[2], g[3]];
+            g.copy_from_slice(&quad_dots(&raw, self.s128));
+        }
+        true
+    }
+}
+
+/// Whether [`Natural::rows`] serves a row-quads `[rows][n]` matrix: inputs
+/// of whole chunks, fewer than 512 (see [`quad_dots`]).
+fn quads_fit(m: &QMatrix, n: usize) -> bool {
+    m.layout == WeightLayout::RowQuads && n % 4 == 0 && (4..MAX_LM_IN).contains(&n)
+}
+
 /// `f(r, W[r]·x)` for every row of the `[rows][n]` matrix `w`, two per pass
 /// (an odd last row is paired with itself).
 #[inline(always)]
@@ -107,11 +161,41 @@ pub fn lstm_gates(
 ) -> Result<()> {
     check_gates(wx, x, wh, h, bias, gates)?;
     let (ni, nh) = (x.len(), h.len());
-    if ni > MAX_LM_IN || nh > MAX_LM_IN || ni == 0 || nh == 0 {
+    let rows = gates.len();
+    if quads_fit(wx, ni) && quads_fit(wh, nh) && rows % 4 == 0 {
+        // Row quads (the exporter's layout for such shapes): each matrix's
+        // dot products in one asm call per block of rows, 1.0 instruction
+        // per MAC in the loop; the stages in Rust after it.
+        let (px, ph) = (Natural::new(x), Natural::new(h));
+        let (mut ax, mut ah) = ([0i32; BLOCK], [0i32; BLOCK]);
+        for r0 in (0..rows).step_by(BLOCK) {
+            let nb = BLOCK.min(rows - r0);
+            let (ax, ah) = (&mut ax[..nb], &mut ah[..nb]);
+            if !px.rows(wx.w, ni, r0, ax) || !ph.rows(wh.w, nh, r0, ah) {
+                // Cannot happen (shapes and alignment of a checked model);
+                // the reference reads any layout.
+                return reference::lstm_gates(wx, x, wh, h, bias, gates);
+            }
+            let out = gates.iter_mut().skip(r0).zip(ax.iter().zip(ah.iter()));
+            for (i, (g, (&a, &b))) in (r0..).zip(out) {
+                let z = rq(a, wx.mult[i], wx.shift[i])
+                    .saturating_add(rq(b, wh.mult[i], wh.shift[i]))
+                    .saturating_add(bias[i]);
+                *g = sat16(z);
+            }
+        }
+        return Ok(());
+    }
+    if ni > MAX_LM_IN
+        || nh > MAX_LM_IN
+        || ni == 0
+        || nh == 0
+        || wx.layout != WeightLayout::Rows
+        || wh.layout != WeightLayout::Rows
+    {
         return reference::lstm_gates(wx, x, wh, h, bias, gates);
     }
     let (px, ph) = (Packed::new(x), Packed::new(h));
-    let rows = gates.len();
     if ni % 4 == 0 && nh % 4 == 0 && rows % 2 == 0 {
         // Whole chunks and pairs of rows: each matrix's dot products in one
         // asm call per block of rows, the stages in Rust.
@@ -178,7 +262,25 @@ fn rq(acc: i32, m: i32, shift: i32) -> i32 {
 /// As the reference.
 pub fn latent(w: &QMatrix, b: &[i32], g: &[i8], out: &mut [i16]) -> Result<()> {
     check_rows(w, b, g, out.len())?;
-    if g.len() > MAX_LM_IN || g.is_empty() {
+    let n = g.len();
+    if quads_fit(w, n) && out.len() % 4 == 0 {
+        // Row quads: as the gates, blocks of rows in one asm call each.
+        let p = Natural::new(g);
+        let mut acc = [0i32; BLOCK];
+        for r0 in (0..out.len()).step_by(BLOCK) {
+            let nb = BLOCK.min(out.len() - r0);
+            let acc = &mut acc[..nb];
+            if !p.rows(w.w, n, r0, acc) {
+                return reference::latent(w, b, g, out); // cannot happen, as in the gates
+            }
+            for (r, &a) in (r0..).zip(acc.iter()) {
+                let z = rq(a, w.mult[r], w.shift[r]).saturating_add(b[r]);
+                out[r] = tanh_q12(sat16(z));
+            }
+        }
+        return Ok(());
+    }
+    if n > MAX_LM_IN || n == 0 || w.layout != WeightLayout::Rows {
         return reference::latent(w, b, g, out);
     }
     rows(w.w, g.len(), &Packed::new(g), |r, acc| {
@@ -201,7 +303,7 @@ pub fn latent(w: &QMatrix, b: &[i32], g: &[i8], out: &mut [i16]) -> Result<()> {
 pub fn decoder(emb: &QMatrix, b: &[i32], lat: &[i8], logits: &mut [i32]) -> Result<()> {
     check_rows(emb, b, lat, logits.len())?;
     let n = lat.len();
-    if n > MAX_LM_IN || n == 0 {
+    if n > MAX_LM_IN || n == 0 || emb.layout != WeightLayout::Rows {
         return reference::decoder(emb, b, lat, logits);
     }
     let px = Packed::new(lat);

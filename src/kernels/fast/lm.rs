@@ -6,7 +6,7 @@
 //! the loop test, about 2.75 instructions per product against 4+ for one
 //! row at a time.
 
-use crate::kernels::lm::{dot, QMatrix};
+use crate::kernels::lm::{dot, QMatrix, WeightLayout};
 use crate::kernels::reference::lm::{check_gates, check_rows, sat16};
 use crate::quant::nonlin::tanh_q12;
 use crate::quant::requantize;
@@ -26,14 +26,58 @@ fn dot4(x: &[i8], r0: &[i8], r1: &[i8], r2: &[i8], r3: &[i8]) -> [i32; 4] {
     [a, b, c, d]
 }
 
-/// Calls `f(r, W[r]·x)` for every row `r` of the `[rows][x.len()]` matrix
-/// `w`, four rows per pass over `x`.
+/// `acc[j] = W[4g + j]·x` for group `g` (its `4 · x.len()` bytes,
+/// `block`) of a [`WeightLayout::RowQuads`] matrix: per chunk of four
+/// columns, 16 bytes holding rows `4g`, `4g + 1` interleaved, then `4g +
+/// 2`, `4g + 3`, each pair's first row offset by 128.
 #[inline(always)]
-pub(crate) fn matvec(w: &[i8], x: &[i8], mut f: impl FnMut(usize, i32)) {
+fn quad_dots(block: &[i8], x: &[i8]) -> [i32; 4] {
+    let mut a = [0i32; 4];
+    for (c, xs) in block.chunks_exact(16).zip(x.chunks_exact(4)) {
+        for (k, &x) in xs.iter().enumerate() {
+            let x = x as i32;
+            for (p, acc) in a.chunks_exact_mut(2).enumerate() {
+                let at = 8 * p + 2 * k;
+                acc[0] = acc[0].wrapping_add(x * (c[at] ^ i8::MIN) as i32);
+                acc[1] = acc[1].wrapping_add(x * c[at + 1] as i32);
+            }
+        }
+    }
+    a
+}
+
+/// The four rows `r..r + 4` of `m` with `x` (`r` a multiple of 4 for row
+/// quads, whose checked shape has whole groups).
+#[inline(always)]
+fn dots4(m: &QMatrix, r: usize, x: &[i8]) -> [i32; 4] {
+    let n = x.len();
+    let block = &m.w[r * n..][..4 * n];
+    if m.layout == WeightLayout::RowQuads {
+        return quad_dots(block, x);
+    }
+    let (r0, rest) = block.split_at(n);
+    let (r1, rest) = rest.split_at(n);
+    let (r2, r3) = rest.split_at(n);
+    dot4(x, r0, r1, r2, r3)
+}
+
+/// Calls `f(r, W[r]·x)` for every row `r` of the `[rows][x.len()]` matrix
+/// `m` (either layout), four rows per pass over `x`.
+#[inline(always)]
+pub(crate) fn matvec(m: &QMatrix, x: &[i8], mut f: impl FnMut(usize, i32)) {
     let n = x.len();
     if n == 0 {
         return;
     }
+    if m.layout == WeightLayout::RowQuads {
+        for (g, block) in m.w.chunks_exact(4 * n).enumerate() {
+            for (j, a) in quad_dots(block, x).into_iter().enumerate() {
+                f(4 * g + j, a);
+            }
+        }
+        return;
+    }
+    let w = m.w;
     let mut quads = w.chunks_exact(4 * n);
     let mut r = 0;
     for q in &mut quads {
@@ -74,19 +118,14 @@ pub fn lstm_gates(
         let q = (rows - r).min(4);
         let (mut ax, mut ah) = ([0i32; 4], [0i32; 4]);
         if q == 4 && ni > 0 && nh > 0 {
-            let (qx, qh) = (&wx.w[r * ni..][..4 * ni], &wh.w[r * nh..][..4 * nh]);
-            let (x0, rest) = qx.split_at(ni);
-            let (x1, rest) = rest.split_at(ni);
-            let (x2, x3) = rest.split_at(ni);
-            ax = dot4(x, x0, x1, x2, x3);
-            let (h0, rest) = qh.split_at(nh);
-            let (h1, rest) = rest.split_at(nh);
-            let (h2, h3) = rest.split_at(nh);
-            ah = dot4(h, h0, h1, h2, h3);
+            ax = dots4(wx, r, x);
+            ah = dots4(wh, r, h);
         } else {
+            // Row by row (never row quads: their checked shape has whole
+            // groups).
             for j in 0..q {
-                ax[j] = dot(&wx.w[(r + j) * ni..][..ni], x);
-                ah[j] = dot(&wh.w[(r + j) * nh..][..nh], h);
+                ax[j] = wx.dot_row(r + j, x);
+                ah[j] = wh.dot_row(r + j, h);
             }
         }
         for j in 0..q {
@@ -115,7 +154,7 @@ pub fn latent(w: &QMatrix, b: &[i32], g: &[i8], out: &mut [i16]) -> Result<()> {
         }
         return Ok(());
     }
-    matvec(w.w, g, |r, acc| {
+    matvec(w, g, |r, acc| {
         let z = requantize(acc, w.mult[r], w.shift[r]).saturating_add(b[r]);
         out[r] = tanh_q12(sat16(z));
     });
@@ -134,7 +173,7 @@ pub fn decoder(emb: &QMatrix, b: &[i32], lat: &[i8], logits: &mut [i32]) -> Resu
         }
         return Ok(());
     }
-    matvec(emb.w, lat, |v, acc| {
+    matvec(emb, lat, |v, acc| {
         logits[v] = requantize(acc, emb.mult[v], emb.shift[v]).saturating_add(b[v]);
     });
     Ok(())

@@ -9,7 +9,7 @@
 //! softmax statistics that follow are in [`crate::kernels::lm`].
 
 use super::{expect_len, size};
-use crate::kernels::lm::QMatrix;
+use crate::kernels::lm::{QMatrix, WeightLayout};
 use crate::quant::nonlin::tanh_q12;
 use crate::quant::requantize;
 use crate::Result;
@@ -19,14 +19,14 @@ pub(crate) fn sat16(v: i32) -> i16 {
     v.clamp(i16::MIN as i32, i16::MAX as i32) as i16
 }
 
-fn dot(a: &[i8], b: &[i8]) -> i32 {
-    a.iter()
-        .zip(b)
-        .fold(0i32, |s, (&x, &y)| s.wrapping_add(x as i32 * y as i32))
-}
-
-/// `w` is `[rows][depth]` with a multiplier and a shift per row.
+/// `w` is `[rows][depth]` with a multiplier and a shift per row, in a
+/// layout that fits the shape: row quads need `rows` and `depth` multiples
+/// of 4 ([`crate::Error::BadGraph`] otherwise, as the checker refuses such
+/// a layer).
 fn check_matrix(w: &QMatrix, rows: usize, depth: usize) -> Result<()> {
+    if w.layout == WeightLayout::RowQuads && !WeightLayout::quads_fit(rows, depth) {
+        return Err(crate::Error::BadGraph);
+    }
     expect_len(w.w.len(), size(&[rows, depth]))?;
     expect_len(w.mult.len(), rows)?;
     expect_len(w.shift.len(), rows)
@@ -71,10 +71,9 @@ pub fn lstm_gates(
     gates: &mut [i16],
 ) -> Result<()> {
     check_gates(wx, x, wh, h, bias, gates)?;
-    let (nx, nh) = (x.len(), h.len());
     for (r, g) in gates.iter_mut().enumerate() {
-        let ax = dot(&wx.w[r * nx..][..nx], x);
-        let ah = dot(&wh.w[r * nh..][..nh], h);
+        let ax = wx.dot_row(r, x);
+        let ah = wh.dot_row(r, h);
         let z = requantize(ax, wx.mult[r], wx.shift[r])
             .saturating_add(requantize(ah, wh.mult[r], wh.shift[r]))
             .saturating_add(bias[r]);
@@ -91,9 +90,8 @@ pub fn lstm_gates(
 /// `b` has `out.len()` values.
 pub fn latent(w: &QMatrix, b: &[i32], g: &[i8], out: &mut [i16]) -> Result<()> {
     check_rows(w, b, g, out.len())?;
-    let n = g.len();
     for (r, o) in out.iter_mut().enumerate() {
-        let z = requantize(dot(&w.w[r * n..][..n], g), w.mult[r], w.shift[r]).saturating_add(b[r]);
+        let z = requantize(w.dot_row(r, g), w.mult[r], w.shift[r]).saturating_add(b[r]);
         *o = tanh_q12(sat16(z));
     }
     Ok(())
@@ -106,9 +104,8 @@ pub fn latent(w: &QMatrix, b: &[i32], g: &[i8], out: &mut [i16]) -> Result<()> {
 /// and `b` has `logits.len()` values.
 pub fn decoder(emb: &QMatrix, b: &[i32], lat: &[i8], logits: &mut [i32]) -> Result<()> {
     check_rows(emb, b, lat, logits.len())?;
-    let n = lat.len();
     for (v, l) in logits.iter_mut().enumerate() {
-        let acc = dot(&emb.w[v * n..][..n], lat);
+        let acc = emb.dot_row(v, lat);
         *l = requantize(acc, emb.mult[v], emb.shift[v]).saturating_add(b[v]);
     }
     Ok(())

@@ -665,3 +665,79 @@ fn sampling_a_vocabulary_of_several_blocks_follows_the_distribution() {
         within(counts[t], probs[t], &format!("token {t}"));
     }
 }
+
+/// The row-quads layout of the gate matrices is a permutation of their
+/// bytes: a model exported with it (the exporter's choice when the shapes
+/// allow) and the same model repacked row by row give the same log-probs,
+/// distribution, top-k and samples on every path, and repacking back gives
+/// the exported bytes. A layer whose widths are not multiples of 4 stays
+/// row by row. A layout code past 1, or row quads on such a layer, is
+/// refused by the checker.
+#[test]
+fn row_quads_and_rows_give_the_same_results() {
+    use super::quantize::{gate_layout, repack, repack_as};
+    use tinyinfer::format::{WeightLayout, LM_HEADER_WORDS};
+    let m = random_lm(HeadKind::Mos, 3, &[24, 12], 31);
+    let ex = export(&m).unwrap();
+    let quads = AlignedBlob::new(&ex.blob);
+    let spec = *language_model(&quads).unwrap().spec();
+    assert!(spec
+        .layers()
+        .iter()
+        .all(|l| l.layout == WeightLayout::RowQuads));
+    assert_eq!(spec.proj_layout, WeightLayout::RowQuads);
+    let rows_bytes = repack_as(&ex.blob, 0, false).unwrap();
+    assert_ne!(rows_bytes, ex.blob);
+    assert_eq!(
+        repack(&rows_bytes, 0).unwrap(),
+        repack(&ex.blob, 0).unwrap()
+    );
+    let rows = AlignedBlob::new(&rows_bytes);
+    let run = |blob: &AlignedBlob| {
+        let lm = language_model(blob).unwrap();
+        let mut arena = vec![0u8; lm.arena_len()];
+        let mut s = lm.session(&mut arena).unwrap();
+        let mut rng = Pcg32::seeded(4);
+        let mut out = Vec::new();
+        let mut tok = lm.start_token();
+        for _ in 0..12 {
+            s.step(tok).unwrap();
+            let lp: Vec<i32> = (0..5).map(|t| s.log_prob(t).unwrap().0).collect();
+            let probs = s.distribution().to_vec();
+            let top = s.top_k::<3>().to_vec();
+            tok = s.sample(&mut rng);
+            out.push((lp, probs, top, tok));
+        }
+        out
+    };
+    assert_eq!(run(&quads), run(&rows));
+
+    // Widths that are not multiples of 4 keep rows.
+    assert_eq!(gate_layout(16, 10), WeightLayout::Rows);
+    assert_eq!(gate_layout(18, 12), WeightLayout::Rows);
+    let odd = export(&random_lm(HeadKind::Softmax, 1, &[10], 3)).unwrap();
+    let odd_blob = AlignedBlob::new(&odd.blob);
+    let spec = *language_model(&odd_blob).unwrap().spec();
+    assert_eq!(spec.layers()[0].layout, WeightLayout::Rows);
+    assert_eq!(spec.proj_layout, WeightLayout::Rows, "H = 10");
+    let rows_spec = *language_model(&rows).unwrap().spec();
+    assert_eq!(rows_spec.proj_layout, WeightLayout::Rows);
+
+    // The layout word of layer 0 (its last): 2 is unknown; 1 on a layer
+    // of hidden size 10 does not fit.
+    let (at, _) = section_at(&ex.blob, tinyinfer::format::SectionKind::Lm);
+    let word = at + 4 * (LM_HEADER_WORDS + 7);
+    assert!(edited(&ex.blob, |b| b[word] = 2).is_err());
+    assert!(
+        edited(&ex.blob, |b| b[word] = 0).is_ok(),
+        "rows: the same shapes load"
+    );
+    let (at, _) = section_at(&odd.blob, tinyinfer::format::SectionKind::Lm);
+    let word = at + 4 * (LM_HEADER_WORDS + 7);
+    assert!(edited(&odd.blob, |b| b[word] = 1).is_err());
+    // The projections' layout, header word 7: the same rules.
+    let (at, _) = section_at(&ex.blob, tinyinfer::format::SectionKind::Lm);
+    assert!(edited(&ex.blob, |b| b[at + 4 * 7] = 2).is_err());
+    let (at, _) = section_at(&odd.blob, tinyinfer::format::SectionKind::Lm);
+    assert!(edited(&odd.blob, |b| b[at + 4 * 7] = 1).is_err());
+}

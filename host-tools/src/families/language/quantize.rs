@@ -8,8 +8,8 @@
 
 use anyhow::{anyhow, ensure, Context, Result};
 use tinyinfer::format::{
-    Body, Family, LmSpec, ModelRepr, SectionKind, Vocab, LM_TOP_LEN, MAX_LM_TOP, MAX_TOKEN_BYTES,
-    NONE, VOCAB_SORTED_INDEX,
+    Body, Family, LmSpec, ModelRepr, SectionKind, Vocab, WeightLayout, LM_HEADER_WORDS,
+    LM_LAYER_WORDS, LM_TOP_LEN, MAX_LM_TOP, MAX_TOKEN_BYTES, NONE, VOCAB_SORTED_INDEX,
 };
 use tinyinfer::models::{LanguageModel, LogProb};
 use tinyinfer::rng::Pcg32;
@@ -168,16 +168,56 @@ pub fn selftest_records(blob: &[u8], cases: usize) -> Result<(u32, u32, Vec<u8>)
     Ok((2 * SELFTEST_PROMPT as u32, (n * LM_TOP_LEN) as u32, recs))
 }
 
+/// The layout this exporter writes an LSTM layer's gate matrices in
+/// (`[4H][I]` and `[4H][H]`): row quads when both fit
+/// ([`WeightLayout::quads_fit`]), for the DSP kernels; rows otherwise.
+pub fn gate_layout(input: usize, hidden: usize) -> WeightLayout {
+    let rows = 4 * hidden;
+    if WeightLayout::quads_fit(rows, input) && WeightLayout::quads_fit(rows, hidden) {
+        WeightLayout::RowQuads
+    } else {
+        WeightLayout::Rows
+    }
+}
+
+/// The layout this exporter writes the `[K·d][H]` latent projections in:
+/// row quads when they fit, as [`gate_layout`].
+pub fn proj_layout(rows: usize, top: usize) -> WeightLayout {
+    if WeightLayout::quads_fit(rows, top) {
+        WeightLayout::RowQuads
+    } else {
+        WeightLayout::Rows
+    }
+}
+
+/// The row-by-row `[rows][depth]` matrix `w` stored in `layout`.
+fn laid_out(w: &[i8], rows: usize, depth: usize, layout: WeightLayout) -> Result<Vec<i8>> {
+    let mut out = vec![0i8; w.len()];
+    ensure!(
+        layout.encode(w, rows, depth, &mut out),
+        "a [{rows}][{depth}] matrix cannot be stored as {layout:?}"
+    );
+    Ok(out)
+}
+
 /// Rewrites a language-model blob in this exporter's layout: the same
-/// `DATA` and `LM` sections (weights unchanged), the token table with its
-/// sorted index, and `cases` self-test cases ([`selftest_records`]; none
-/// for 0). For blobs exported before the index and the LM self-test,
-/// without their checkpoint.
+/// weights and `LM` fields, with each LSTM layer's gate matrices moved to
+/// [`gate_layout`] (a permutation of their bytes; every result is the
+/// same), the token table with its sorted index, and `cases` self-test
+/// cases ([`selftest_records`]; none for 0). For blobs exported before the
+/// index, the LM self-test or the row-quads layout, without their
+/// checkpoint.
 ///
 /// # Errors
 /// `blob` is not a language model the core accepts, or `cases` exceeds
 /// [`MAX_SELFTEST_CASES`].
 pub fn repack(blob: &[u8], cases: usize) -> Result<Vec<u8>> {
+    repack_as(blob, cases, true)
+}
+
+/// [`repack`], or with `quads` false every matrix row by row instead of
+/// the exporter's layouts (tests compare the two).
+pub(crate) fn repack_as(blob: &[u8], cases: usize, quads: bool) -> Result<Vec<u8>> {
     ensure!(
         cases <= MAX_SELFTEST_CASES,
         "{cases} self-test cases: at most {MAX_SELFTEST_CASES}"
@@ -199,6 +239,47 @@ pub fn repack(blob: &[u8], cases: usize) -> Result<Vec<u8>> {
             .with_context(|| format!("no {k:?} section"))
     };
     let (lm_sec, data) = (section(SectionKind::Lm)?, section(SectionKind::Data)?);
+    let (mut lm_sec, mut data) = (lm_sec.to_vec(), data.to_vec());
+    let rows_unless = |l: WeightLayout| if quads { l } else { WeightLayout::Rows };
+    for (i, l) in lm.spec().layers().iter().enumerate() {
+        let layout = rows_unless(gate_layout(l.input, l.hidden));
+        if l.layout == layout {
+            continue;
+        }
+        let word = |j: usize| 4 * (LM_HEADER_WORDS + LM_LAYER_WORDS * i + j);
+        let rows = 4 * l.hidden;
+        for (j, depth) in [(2, l.input), (3, l.hidden)] {
+            let at = word(j);
+            let off = u32::from_le_bytes(lm_sec[at..at + 4].try_into()?) as usize;
+            let n = rows * depth;
+            let src: Vec<i8> = (0..rows)
+                .flat_map(|r| (0..depth).map(move |c| (r, c)))
+                .map(|(r, c)| {
+                    l.layout
+                        .decode(r, data[off + l.layout.index(r, c, depth)] as i8)
+                })
+                .collect();
+            let dst = laid_out(&src, rows, depth, layout)?;
+            data[off..off + n].copy_from_slice(bytemuck::cast_slice(&dst));
+        }
+        let at = word(7);
+        lm_sec[at..at + 4].copy_from_slice(&(layout as u32).to_le_bytes());
+    }
+    let spec = lm.spec();
+    let (rows, top) = (spec.k * spec.emb_dim, spec.top_hidden());
+    let layout = rows_unless(proj_layout(rows, top));
+    if spec.proj_layout != layout {
+        let off = u32::from_le_bytes(lm_sec[4 * 12..4 * 13].try_into()?) as usize;
+        let old = spec.proj_layout;
+        let src: Vec<i8> = (0..rows)
+            .flat_map(|r| (0..top).map(move |c| (r, c)))
+            .map(|(r, c)| old.decode(r, data[off + old.index(r, c, top)] as i8))
+            .collect();
+        let dst = laid_out(&src, rows, top, layout)?;
+        data[off..off + rows * top].copy_from_slice(bytemuck::cast_slice(&dst));
+        lm_sec[4 * 7..4 * 8].copy_from_slice(&(layout as u32).to_le_bytes());
+    }
+    let (lm_sec, data) = (&lm_sec[..], &data[..]);
     let emit = |selftest: Option<(u32, u32, &[u8])>| -> Result<Vec<u8>> {
         let repr = ModelRepr {
             family: Family::LanguageModel,
@@ -250,6 +331,10 @@ pub fn export(m: &LmF) -> Result<LmExport> {
 
     let h = &m.head;
     let (pq, ps) = quantize_weights(&h.proj_w, kk * d);
+    let top = m.layers.last().map_or(d, |l| l.hidden);
+    let proj_layout = proj_layout(kk * d, top);
+    let pq = laid_out(&pq, kk * d, top, proj_layout)?;
+    words[7] = proj_layout as u32;
     words[12] = push_aligned(&mut data, bytemuck::cast_slice(&pq));
     words[13] = push_aligned(
         &mut data,
@@ -279,6 +364,9 @@ pub fn export(m: &LmF) -> Result<LmExport> {
         let rows = 4 * l.hidden;
         let (wx, sx) = quantize_weights(&l.w_ih, rows);
         let (wh, sh) = quantize_weights(&l.w_hh, rows);
+        let layout = gate_layout(l.input, l.hidden);
+        let wx = laid_out(&wx, rows, l.input, layout)?;
+        let wh = laid_out(&wh, rows, l.hidden, layout)?;
         let what = format!("layer {i}");
         let rec = [
             l.input as u32,
@@ -294,7 +382,7 @@ pub fn export(m: &LmF) -> Result<LmExport> {
                 &i32_bytes(&requant_rows(&sh, H_SCALE, GATE_ONE, &what)?),
             ),
             push_aligned(&mut data, &i32_bytes(&bias_q(&l.bias, GATE_ONE, &what)?)),
-            0,
+            layout as u32,
         ];
         words.extend_from_slice(&rec);
         in_scale = H_SCALE;
