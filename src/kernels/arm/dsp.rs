@@ -836,11 +836,11 @@ struct RowsQuads {
 /// The raw sums of every group of four rows of a
 /// [`crate::format::WeightLayout::RowQuads`] matrix `w` (`[rows][n]`,
 /// `rows = out.len()`): for group `g`, `out[4g..4g + 4] = [B₀, A₀, B₁,
-/// A₁]`, where pair `p` (rows `4g + 2p`, `4g + 2p + 1`) has `B_p = dot_{2p}
-/// + 128 · Σx` and `A_p = 256 · dot_{2p+1} + B_p`, all wrapping
-/// ([`quad_dots`] turns them into the four dot products). One asm call for
-/// the whole matrix, [`chunk_quads!`] two per pass: 32 instructions per
-/// 32 products, 1.0 per MAC, and 11 per group around it.
+/// A₁]`, where pair `p` (rows `4g + 2p`, `4g + 2p + 1`) has
+/// `B_p = dot_{2p} + 128 · Σx` and `A_p = 256 · dot_{2p+1} + B_p`, all
+/// wrapping ([`quad_dots`] turns them into the four dot products). One asm
+/// call for the whole matrix, [`chunk_quads!`] two per pass: 32
+/// instructions per 32 products, 1.0 per MAC, and 11 per group around it.
 ///
 /// `x` holds the input in natural order, `[x0 | x1, x2 | x3]` per chunk.
 /// Returns false, doing nothing, unless `n = 4 · x.len() ≥ 4`,
