@@ -790,6 +790,13 @@ pub fn run(
         let r = reference::add(&p, t.input, t.weights, t.want);
         let a = arm::add(&p, t.input, t.weights, t.got);
         same("add", sum.add, (r, a), t.want, t.got)?;
+        // The short path's rescales, value by value (the output stage
+        // would hide most off-by-one errors).
+        if !arm::add_rescale_agrees(p.a_zp, p.a_mult, p.a_shift)
+            || !arm::add_rescale_agrees(p.b_zp, p.b_mult, p.b_shift)
+        {
+            return Err(fail("add rescale", sum.add, 0));
+        }
         sum.add += 1;
         done += 1;
     }

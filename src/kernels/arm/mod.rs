@@ -43,7 +43,7 @@ pub use super::fast::{AddParams, ConvParams, FcParams, GapParams, PoolParams};
 /// on DiracNet, docs/firmware.md).
 #[cfg(feature = "compact")]
 pub use super::reference::{fully_connected, global_avg_pool, max_pool_2x2};
-pub use add::add;
+pub use add::{add, add_rescale_agrees};
 pub use conv::{conv2d, conv2d_in, conv2d_masked, conv2d_masked_in, ConvScratch, SEG};
 #[cfg(not(feature = "compact"))]
 pub use fc::{fully_connected, MAX_IN};
