@@ -454,11 +454,15 @@ fn dirac_bit_exact_on_qemu_under_the_nrf_budget() {
     // instructions per character; 100,940 bytes measured.
     // 99 → 100 KB: the latent projections over row quads too (char LM →
     // 578,269): 102,028 bytes measured.
+    // 100 → 101 KB: the add's short path (rescales by SMMULR or the high
+    // word) and the fused whole-range loop: PixelCNN streamed 75.4 M →
+    // 69.3 M, sampled 112.1 M → 105.8 M instructions; 102,504 bytes
+    // measured.
     let arena = r["arena_bytes"].as_u64().unwrap();
     let ram = r["ram_bytes"].as_u64().unwrap();
     assert!(ram <= arena + 8 * 1024, "RAM {ram} > arena {arena} + 8 KB");
     let flash = r["firmware_flash_bytes"].as_u64().unwrap();
-    assert!(flash <= 100 * 1024, "firmware flash grew to {flash} bytes");
+    assert!(flash <= 101 * 1024, "firmware flash grew to {flash} bytes");
     assert!(r["model_flash_bytes"].as_u64().unwrap() <= NRF_MODEL_LEN as u64);
 }
 
