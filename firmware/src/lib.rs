@@ -218,9 +218,10 @@ where
     C: CycleCounter,
     H: HostLink,
 {
-    match LanguageModel::new(checked) {
-        Ok(lm) => language::run(counter, host, &lm, arena, input),
-        Err(e) => Outcome::Model(e),
+    // Borrowed in place: moving it out of the `Result` would copy it.
+    match &LanguageModel::new(checked) {
+        Ok(lm) => language::run(counter, host, lm, arena, input),
+        Err(e) => Outcome::Model(*e),
     }
 }
 
