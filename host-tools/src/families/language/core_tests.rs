@@ -715,6 +715,9 @@ fn row_quads_and_rows_give_the_same_results() {
     // Widths that are not multiples of 4 keep rows.
     assert_eq!(gate_layout(16, 10), WeightLayout::Rows);
     assert_eq!(gate_layout(18, 12), WeightLayout::Rows);
+    // Depths the DSP kernels do not serve in row quads keep rows.
+    assert_eq!(gate_layout(512, 128), WeightLayout::Rows);
+    assert_eq!(gate_layout(508, 128), WeightLayout::RowQuads);
     let odd = export(&random_lm(HeadKind::Softmax, 1, &[10], 3)).unwrap();
     let odd_blob = AlignedBlob::new(&odd.blob);
     let spec = *language_model(&odd_blob).unwrap().spec();
@@ -740,4 +743,32 @@ fn row_quads_and_rows_give_the_same_results() {
     assert!(edited(&ex.blob, |b| b[at + 4 * 7] = 2).is_err());
     let (at, _) = section_at(&odd.blob, tinyinfer::format::SectionKind::Lm);
     assert!(edited(&odd.blob, |b| b[at + 4 * 7] = 1).is_err());
+}
+
+/// A blob whose gate matrices share their bytes in `DATA` (the checker
+/// allows it; this exporter never writes one) cannot be moved to another
+/// layout without changing a weight: `repack` refuses it with an error
+/// instead of writing a different model.
+#[test]
+fn repack_refuses_overlapping_arrays() {
+    use super::quantize::{repack, repack_as};
+    use tinyinfer::format::LM_HEADER_WORDS;
+    let m = random_lm(HeadKind::Softmax, 1, &[16], 41); // input 16 = hidden 16
+    let rows = repack_as(&export(&m).unwrap().blob, 0, false).unwrap();
+    let (at, _) = section_at(&rows, tinyinfer::format::SectionKind::Lm);
+    let word = |j: usize| at + 4 * (LM_HEADER_WORDS + j);
+    let mut b = rows.clone();
+    let w_x = b[word(2)..word(2) + 4].to_vec();
+    b[word(3)..word(3) + 4].copy_from_slice(&w_x); // w_h := w_x
+    let n = b.len();
+    let crc = tinyinfer::format::CRC32.checksum(&b[..n - 4]);
+    b[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    assert!(
+        edited(&b, |_| {}).is_ok(),
+        "the checker accepts the overlap"
+    );
+    let err = repack(&b, 0).unwrap_err().to_string();
+    assert!(err.contains("overlap"), "{err}");
+    // Without a change of layout the same blob repacks (nothing moves).
+    assert!(repack_as(&b, 0, false).is_ok());
 }

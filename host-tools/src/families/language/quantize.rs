@@ -173,21 +173,87 @@ pub fn selftest_records(blob: &[u8], cases: usize) -> Result<(u32, u32, Vec<u8>)
 /// ([`WeightLayout::quads_fit`]), for the DSP kernels; rows otherwise.
 pub fn gate_layout(input: usize, hidden: usize) -> WeightLayout {
     let rows = 4 * hidden;
-    if WeightLayout::quads_fit(rows, input) && WeightLayout::quads_fit(rows, hidden) {
+    if quads_serve(rows, input) && quads_serve(rows, hidden) {
         WeightLayout::RowQuads
     } else {
         WeightLayout::Rows
     }
 }
 
+/// Depths the DSP kernels run over row quads (`kernels::arm::lm`: inputs
+/// below 512 values, so that `256 · dot` stays inside `i32`); a deeper
+/// matrix in row quads would fall back to the reference kernel on the
+/// device, where rows keep the DSP path.
+const QUADS_MAX_DEPTH: usize = 511;
+
+/// Whether a `[rows][depth]` matrix is written in row quads: it fits them,
+/// and the DSP kernels serve its depth.
+fn quads_serve(rows: usize, depth: usize) -> bool {
+    WeightLayout::quads_fit(rows, depth) && depth <= QUADS_MAX_DEPTH
+}
+
 /// The layout this exporter writes the `[K·d][H]` latent projections in:
 /// row quads when they fit, as [`gate_layout`].
 pub fn proj_layout(rows: usize, top: usize) -> WeightLayout {
-    if WeightLayout::quads_fit(rows, top) {
+    if quads_serve(rows, top) {
         WeightLayout::RowQuads
     } else {
         WeightLayout::Rows
     }
+}
+
+/// Every value of `old` read back from the rewritten `LM` section and
+/// `DATA`: the matrices through their (new) layouts, the other arrays
+/// byte for byte.
+fn verify_relayout(old: &LmSpec<'_>, lm_sec: &[u8], data: &[u8]) -> Result<()> {
+    let new = LmSpec::parse(lm_sec, data).context("the rewritten LM section")?;
+    let same_matrix = |(ow, ol): (&[i8], WeightLayout),
+                       (nw, nl): (&[i8], WeightLayout),
+                       rows: usize,
+                       depth: usize| {
+        (0..rows).all(|r| {
+            (0..depth).all(|c| {
+                let o = ow.get(ol.index(r, c, depth)).map(|&b| ol.decode(r, b));
+                let n = nw.get(nl.index(r, c, depth)).map(|&b| nl.decode(r, b));
+                o.is_some() && o == n
+            })
+        })
+    };
+    let mut same = old.layers().len() == new.layers().len()
+        && same_matrix(
+            (old.proj_w, old.proj_layout),
+            (new.proj_w, new.proj_layout),
+            old.k * old.emb_dim,
+            old.top_hidden(),
+        )
+        && old.emb_w == new.emb_w
+        && old.emb_rq.mult == new.emb_rq.mult
+        && old.emb_rq.shift == new.emb_rq.shift
+        && old.dec_rq.mult == new.dec_rq.mult
+        && old.dec_rq.shift == new.dec_rq.shift
+        && old.dec_b == new.dec_b
+        && old.proj_rq.mult == new.proj_rq.mult
+        && old.proj_rq.shift == new.proj_rq.shift
+        && old.proj_b == new.proj_b
+        && old.prior_w == new.prior_w
+        && old.prior_rq.mult == new.prior_rq.mult
+        && old.prior_rq.shift == new.prior_rq.shift
+        && old.prior_b == new.prior_b;
+    for (o, n) in old.layers().iter().zip(new.layers()) {
+        let rows = 4 * o.hidden;
+        same &= same_matrix((o.w_x, o.layout), (n.w_x, n.layout), rows, o.input)
+            && same_matrix((o.w_h, o.layout), (n.w_h, n.layout), rows, o.hidden)
+            && o.rq_x.mult == n.rq_x.mult
+            && o.rq_x.shift == n.rq_x.shift
+            && o.rq_h.mult == n.rq_h.mult
+            && o.rq_h.shift == n.rq_h.shift
+            && o.bias == n.bias;
+    }
+    ensure!(
+        same,
+        "the model's arrays overlap in DATA: its weights cannot be moved to another layout"
+    );
+    Ok(())
 }
 
 /// The row-by-row `[rows][depth]` matrix `w` stored in `layout`.
@@ -279,6 +345,11 @@ pub(crate) fn repack_as(blob: &[u8], cases: usize, quads: bool) -> Result<Vec<u8
         data[off..off + rows * top].copy_from_slice(bytemuck::cast_slice(&dst));
         lm_sec[4 * 7..4 * 8].copy_from_slice(&(layout as u32).to_le_bytes());
     }
+    // Arrays may overlap in a blob the checker accepts (none that this
+    // exporter writes): read every weight back through the new layouts
+    // and every other array as it was, so that a repack never changes a
+    // value.
+    verify_relayout(lm.spec(), &lm_sec, &data)?;
     let (lm_sec, data) = (&lm_sec[..], &data[..]);
     let emit = |selftest: Option<(u32, u32, &[u8])>| -> Result<Vec<u8>> {
         let repr = ModelRepr {
