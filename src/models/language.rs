@@ -419,36 +419,12 @@ impl<'m> Session<'m, '_> {
     }
 
     /// Statistics `(max, Σ exp)` of vocabulary softmax `c` (as
-    /// [`k::softmax_stats`] over all `V` logits). When the vocabulary fits
-    /// the logits buffer its logits are left there; otherwise they are
-    /// decoded chunk by chunk twice (the maximum, then the sum, which adds
-    /// up exactly: integer terms).
+    /// [`k::softmax_stats`] over all `V` logits): [`block_stats`](Self::block_stats)
+    /// over the whole vocabulary. When it fits the logits buffer its logits
+    /// are left there; otherwise they are decoded chunk by chunk twice (the
+    /// maximum, then the sum, which adds up exactly: integer terms).
     fn component(spec: &LmSpec<'_>, c: usize, p: &mut Parts<'_>) -> (i32, u64) {
-        if spec.vocab <= p.logits.len() {
-            Self::decode(spec, c, 0, usize::MAX, p);
-            return k::softmax_stats(&p.logits[..spec.vocab]);
-        }
-        let mut m = i32::MIN;
-        let mut v = 0;
-        while v < spec.vocab {
-            let n = Self::decode(spec, c, v, usize::MAX, p);
-            if n == 0 {
-                break;
-            }
-            m = p.logits[..n].iter().fold(m, |m, &l| m.max(l));
-            v += n;
-        }
-        let mut s = 0u64;
-        let mut v = 0;
-        while v < spec.vocab {
-            let n = Self::decode(spec, c, v, usize::MAX, p);
-            if n == 0 {
-                break;
-            }
-            s += k::exp_sum(&p.logits[..n], m);
-            v += n;
-        }
-        (m, s)
+        Self::block_stats(spec, c, 0..spec.vocab, false, p)
     }
 
     /// `log P(next | context)`.

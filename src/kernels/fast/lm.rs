@@ -31,7 +31,7 @@ fn dot4(x: &[i8], r0: &[i8], r1: &[i8], r2: &[i8], r3: &[i8]) -> [i32; 4] {
 /// columns, 16 bytes holding rows `4g`, `4g + 1` interleaved, then `4g +
 /// 2`, `4g + 3`, each pair's first row offset by 128.
 #[inline(always)]
-fn quad_dots(block: &[i8], x: &[i8]) -> [i32; 4] {
+fn group_dots(block: &[i8], x: &[i8]) -> [i32; 4] {
     let mut a = [0i32; 4];
     for (c, xs) in block.chunks_exact(16).zip(x.chunks_exact(4)) {
         for (k, &x) in xs.iter().enumerate() {
@@ -53,7 +53,7 @@ fn dots4(m: &QMatrix, r: usize, x: &[i8]) -> [i32; 4] {
     let n = x.len();
     let block = &m.w[r * n..][..4 * n];
     if m.layout == WeightLayout::RowQuads {
-        return quad_dots(block, x);
+        return group_dots(block, x);
     }
     let (r0, rest) = block.split_at(n);
     let (r1, rest) = rest.split_at(n);
@@ -71,7 +71,7 @@ pub(crate) fn matvec(m: &QMatrix, x: &[i8], mut f: impl FnMut(usize, i32)) {
     }
     if m.layout == WeightLayout::RowQuads {
         for (g, block) in m.w.chunks_exact(4 * n).enumerate() {
-            for (j, a) in quad_dots(block, x).into_iter().enumerate() {
+            for (j, a) in group_dots(block, x).into_iter().enumerate() {
                 f(4 * g + j, a);
             }
         }
