@@ -14,15 +14,18 @@
 //! Windows of at most 10 taps (the 1-channel stem) go to
 //! [`super::small`] instead: one pixel, every channel's filter packed once.
 //!
-//! Inner loop: 15 instructions per 16 multiply-accumulates, plus
-//! `SUBS`/`BNE` per four chunks. Gathering costs 6 instructions (4 with the
+//! Inner loop ([`channels_4px`]): 13 instructions per 16
+//! multiply-accumulates (the four pixels' packed pairs loaded by two
+//! `LDM`s of four words, `dsp::chunk_4px_ldm!`; 15 with one `LDRD` per
+//! pixel, as the fallback [`dot_4px`] still does), plus `SUBS`/`BNE` per
+//! four chunks. Gathering costs 6 instructions (4 with the
 //! zero point folded into the bias) per 4 window bytes per pixel when the
 //! channel count is a multiple of 4, a whole window (or a group's four, or
 //! a border window's inside rectangle) per asm call (`dsp::pack_rows`);
 //! element by element otherwise; shared by all output channels. The last
 //! one or two pixels of a conv go one by one through [`single_pixels`].
-//! Measured on DiracNet's 3×3 layers: 1.12–1.23 instructions per MAC in
-//! all (docs/firmware.md, fourth round).
+//! Measured on DiracNet's 3×3 layers: 0.99–1.09 instructions per MAC in
+//! all (docs/firmware.md, ninth round; 1.12–1.23 with `LDRD`s).
 //!
 //! The buffer holds [`SEG`] window elements per pixel (1,536 bytes of
 //! stack): a window longer than that is cut at kernel rows into segments,
