@@ -787,8 +787,9 @@ pub(super) fn rows_dot2(x: &[[u32; 2]], w: &[i8], n: usize, out: &mut [i32]) -> 
     // and skips the other row's `n`), inside `w` since `out.len() · n ≤
     // w.len()` (checked); it writes `out[2p]`, `out[2p + 1]` (STRD,
     // word-aligned `i32`s), inside `out`. It reads and writes `st` (a live
-    // local, `repr(C)`) through `lr`. Every register written is declared;
-    // the stack is not touched; flags are clobbered.
+    // local, `repr(C)`) through `lr`. Every register written is declared,
+    // but r6 and r7 (which `asm!` cannot name), saved in `st.saved` first
+    // and restored last; the stack is not touched; flags are clobbered.
     unsafe {
         asm!(
             "1:",
@@ -825,24 +826,28 @@ pub(super) fn rows_dot2(x: &[[u32; 2]], w: &[i8], n: usize, out: &mut [i32]) -> 
     true
 }
 
-/// One chunk (four columns) of a row-quads group: both row pairs' 8 bytes
-/// each against the chunk's inputs `$x0 = x0 | x1`, `$x1 = x2 | x3`
-/// (natural order): per pair, `SMLAD` of the raw words into `$a` (`256 ·
-/// dot₁ + dot₀ + 128 · Σx`) and of the words masked to their low bytes
-/// into `$b` (`dot₀ + 128 · Σx`). 15 instructions per 16 products.
+/// One chunk (four columns) of a row-quads group: its 16 bytes by one
+/// `LDM` into `r5`, `r6` (row pair 0) and `r7`, `r8` (pair 1), against the
+/// chunk's inputs `$x0 = x0 | x1`, `$x1 = x2 | x3` (natural order, one
+/// `LDRD`): per pair, `SMLAD` of the raw words into `$a` (`256 · dot₁ +
+/// dot₀ + 128 · Σx`) and of the words masked to their low bytes into `$b`
+/// (`dot₀ + 128 · Σx`). 14 instructions per 16 products (15 with an
+/// `LDRD` per pair). `r6` and `r7` are LLVM's base and frame pointers,
+/// which `asm!` cannot name: the caller saves and restores them.
+#[rustfmt::skip]
 macro_rules! chunk_quads {
-    ($x:literal, $w:literal, $x0:literal, $x1:literal, $u0:literal, $u1:literal,
+    ($x:literal, $w:literal, $x0:literal, $x1:literal,
      $b0:literal, $a0:literal, $b1:literal, $a1:literal) => {
         concat!(
             "ldrd ", $x0, ", ", $x1, ", [", $x, "], #8\n",
-            chunk_quads!(@pair $w, $x0, $x1, $u0, $u1, $b0, $a0),
-            chunk_quads!(@pair $w, $x0, $x1, $u0, $u1, $b1, $a1),
+            "ldm ", $w, "!, {{r5, r6, r7, r8}}\n",
+            chunk_quads!(@pair $x0, $x1, "r5", "r6", $b0, $a0),
+            chunk_quads!(@pair $x0, $x1, "r7", "r8", $b1, $a1),
         )
     };
-    (@pair $w:literal, $x0:literal, $x1:literal, $u0:literal, $u1:literal, $b:literal,
+    (@pair $x0:literal, $x1:literal, $u0:literal, $u1:literal, $b:literal,
      $a:literal) => {
         concat!(
-            "ldrd ", $u0, ", ", $u1, ", [", $w, "], #8\n",
             "smlad ", $a, ", ", $u0, ", ", $x0, ", ", $a, "\n",
             "and ", $u0, ", ", $u0, ", #0x00ff00ff\n",
             "smlad ", $b, ", ", $u0, ", ", $x0, ", ", $b, "\n",
@@ -861,6 +866,7 @@ struct RowsQuads {
     chunks: usize,      // 4: chunks (of four columns) per row
     out: *mut i32,      // 8: where the next group's four sums go
     groups: usize,      // 12: groups of four rows still to run
+    saved: [u32; 2],    // 16: r6 and r7 while the loop uses them
 }
 
 /// The raw sums of every group of four rows of a
@@ -869,13 +875,13 @@ struct RowsQuads {
 /// A₁]`, where pair `p` (rows `4g + 2p`, `4g + 2p + 1`) has
 /// `B_p = dot_{2p} + 128 · Σx` and `A_p = 256 · dot_{2p+1} + B_p`, all
 /// wrapping ([`quad_dots`] turns them into the four dot products). One asm
-/// call for the whole matrix, [`chunk_quads!`] two per pass: 32
-/// instructions per 32 products, 1.0 per MAC, and 11 per group around it.
+/// call for the whole matrix, [`chunk_quads!`] two per pass: 30
+/// instructions per 32 products, 0.94 per MAC, and 13 per group around it.
 ///
 /// `x` holds the input in natural order, `[x0 | x1, x2 | x3]` per chunk.
 /// Returns false, doing nothing, unless `n = 4 · x.len() ≥ 4`,
 /// `out.len()` is a multiple of 4 and at least 4, `out.len() · n ≤
-/// w.len()`, and `w` is word-aligned (`LDRD` needs it; a checked model's
+/// w.len()`, and `w` is word-aligned (`LDM` needs it; a checked model's
 /// arrays are).
 #[inline(always)]
 pub(super) fn rows_quads(x: &[[u32; 2]], w: &[i8], n: usize, out: &mut [i32]) -> bool {
@@ -893,17 +899,21 @@ pub(super) fn rows_quads(x: &[[u32; 2]], w: &[i8], n: usize, out: &mut [i32]) ->
         chunks: x.len(),
         out: out.as_mut_ptr(),
         groups: out.len() / 4,
+        saved: [0; 2],
     };
     // SAFETY: `out.len() / 4 ≥ 1` groups: group `g` reads the `8 · x.len()`
     // bytes of `x` (word-aligned `[u32; 2]`s, LDRD) and the `4n` bytes of
-    // `w` from `4g · n` (LDRD: `w` is word-aligned, checked, and `4n` is a
+    // `w` from `4g · n` (LDM: `w` is word-aligned, checked, and `4n` is a
     // multiple of 16), inside `w` since `out.len() · n ≤ w.len()`; it
     // writes `out[4g..4g + 4]` (STM, word-aligned `i32`s) through the
     // pointer kept in `st`, inside `out`. It reads and writes `st` (a live
-    // local, `repr(C)`) through `lr`. Every register written is declared;
-    // the stack is not touched; flags are clobbered.
+    // local, `repr(C)`) through `lr`. Every register written is declared,
+    // but r6 and r7 (which `asm!` cannot name), saved in `st.saved` first
+    // and restored last; the stack is not touched; flags are clobbered.
     unsafe {
         asm!(
+            // r6 and r7 into the state until the end (chunk_quads!).
+            "strd r6, r7, [lr, #16]",
             "1:",
             "ldrd r1, r0, [lr]",
             "movs r9, #0",
@@ -912,7 +922,7 @@ pub(super) fn rows_quads(x: &[[u32; 2]], w: &[i8], n: usize, out: &mut [i32]) ->
             "movs r12, #0",
             two_per_pass!(
                 "r0",
-                chunk_quads!("r1", "r2", "r3", "r4", "r5", "r8", "r9", "r10", "r11", "r12")
+                chunk_quads!("r1", "r2", "r3", "r4", "r9", "r10", "r11", "r12")
             ),
             "ldr r3, [lr, #8]",
             "stmia r3!, {{r9, r10, r11, r12}}",
@@ -921,6 +931,7 @@ pub(super) fn rows_quads(x: &[[u32; 2]], w: &[i8], n: usize, out: &mut [i32]) ->
             "subs r3, r3, #1",
             "str r3, [lr, #12]",
             "bne 1b",
+            "ldrd r6, r7, [lr, #16]",
             inout("lr") core::ptr::addr_of_mut!(st) => _,
             inout("r2") w.as_ptr() => _,
             out("r0") _,
