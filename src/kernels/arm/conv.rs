@@ -37,8 +37,8 @@
 //! faster on the 32-channel layers but 768 bytes more stack.
 
 use super::dsp::{
-    channels_4px, channels_4px_seg, chunks4, dot_4px, full_range_max_h, high_word, pack4,
-    pack_rows, pack_run, pack_run_raw, requant4, splat16, Chan, FULL_RANGE,
+    chan_table, channels_4px, channels_4px_seg, chunks4, dot_4px, full_range_max_h, high_word,
+    pack4, pack_rows, pack_run, pack_run_raw, requant4, splat16, Chan,
 };
 #[cfg(not(feature = "compact"))]
 use super::pixel;
@@ -427,19 +427,16 @@ fn four_pixels(
     let full = (p.act_min, p.act_max) == (-128, 127);
     let (out_zp, _, _) = out.constants();
     let max_h = if full { full_range_max_h(out_zp) } else { -1 };
-    let mut tabled = p.out_c <= TABLE;
-    let params = bias.iter().zip(multiplier).zip(shift);
-    for (c, ((&b, &m), &sh)) in table.iter_mut().zip(params) {
-        tabled &= out.in_asm(m, sh);
-        *c = Chan {
-            bias: b,
-            m,
-            h: match (-2 - sh).clamp(-1, 29) {
-                h if h >= 0 && h <= max_h => h + FULL_RANGE,
-                h => h,
-            },
-        };
-    }
+    // The asm channel loops take a channel with the high-word stage or
+    // shift −1 (`t = 32`: the rounded high word, `SMMULR`, is `(acc · m +
+    // 2^31) >> 32` exactly): `m ≥ 0`, `shift ∈ [MIN_SHIFT, −1]`, checked
+    // for every channel while the table is built in asm
+    // (`dsp::chan_table`; the streaming strips build one per call).
+    let tabled = p.out_c <= TABLE
+        && out.zp_small()
+        && table
+            .get_mut(..p.out_c)
+            .is_some_and(|t| chan_table(bias, multiplier, shift, max_h, t));
     // Raw windows: with the asm loops and whole chunks, the zero point is
     // folded into the table's biases (`bias − zp · Σ w` over the live
     // taps; wrapping, like every sum here) and groups of four pixels pack
@@ -722,15 +719,6 @@ impl Requant {
     #[inline(always)]
     pub(super) fn zp_small(&self) -> bool {
         self.zp_small
-    }
-
-    /// True when the asm channel loops (`dsp::channels_4px`,
-    /// `dsp::channel_pairs`) take `(m, shift)`: the high-word path, or
-    /// shift −1 (`t = 32`: the rounded high word, `SMMULR`, is
-    /// `(acc · m + 2^31) >> 32` exactly).
-    #[inline(always)]
-    pub(super) fn in_asm(&self, m: i32, shift: i32) -> bool {
-        self.zp_small && m >= 0 && (MIN_SHIFT..=-1).contains(&shift)
     }
 
     /// True when `(m, shift)` takes the high-word path.
