@@ -236,6 +236,50 @@ fn burn_and_float_forward_agree() {
 }
 
 #[test]
+fn rows_forward_equals_the_masked_conv2d() {
+    // Every conv shape the model uses (1×1 mask B, k×k mask B, the mask-A stem), several
+    // images and channels, random weights: the live-tap product against conv2d of the
+    // masked weight.
+    let device = Device::flex();
+    let mut rng = StdRng::seed_from_u64(21);
+    for (in_c, out_c, k, mask, relu) in [
+        (3, 5, 1, Mask::B, true),
+        (4, 3, 3, Mask::B, false),
+        (2, 6, 5, Mask::B, true),
+        (1, 4, 7, Mask::A, true),
+        (3, 2, 3, Mask::A, false),
+    ] {
+        let conv = MaskedConv::new(in_c, out_c, k, mask, relu, 1.0, &mut rng, &device);
+        let conv = MaskedConv {
+            bias: burn::module::Param::from_tensor(Tensor::from_data(
+                TensorData::new(
+                    (0..out_c).map(|_| rng.random_range(-1.0f32..1.0)).collect(),
+                    [out_c],
+                ),
+                &device,
+            )),
+            ..conv
+        };
+        let (n, side) = (2, 6);
+        let v: Vec<f32> = (0..n * in_c * side * side)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let x: Tensor<4> = Tensor::from_data(TensorData::new(v, [n, in_c, side, side]), &device);
+        let want = tensor_vec(conv.forward(x.clone()));
+        let rows = x.permute([0, 2, 3, 1]).reshape([n * side * side, in_c]);
+        let got = conv.forward_rows(rows, n, side);
+        let got = tensor_vec(got.reshape([n, side, side, out_c]).permute([0, 3, 1, 2]));
+        assert_eq!(want.len(), got.len());
+        let max = want
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(max < 1e-4, "k {k} {mask:?}: rows vs conv2d differ by {max}");
+    }
+}
+
+#[test]
 fn nll_is_stable_and_correct() {
     use super::float::bce_with_logit;
     for (l, x) in [
