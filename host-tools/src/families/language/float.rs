@@ -280,6 +280,61 @@ impl LmF {
         Ok(())
     }
 
+    /// Every weight array, in a fixed order (the embedding, each layer's
+    /// `w_ih`, `w_hh`, `bias`, then the head's arrays).
+    fn arrays(&self) -> Vec<&[f32]> {
+        let mut v: Vec<&[f32]> = vec![&self.embedding];
+        for l in &self.layers {
+            v.extend([&l.w_ih[..], &l.w_hh[..], &l.bias[..]]);
+        }
+        let h = &self.head;
+        v.extend([
+            &h.proj_w[..],
+            &h.proj_b[..],
+            &h.prior_w[..],
+            &h.prior_b[..],
+            &h.dec_b[..],
+        ]);
+        v
+    }
+
+    /// [`Self::arrays`], mutable.
+    fn arrays_mut(&mut self) -> Vec<&mut Vec<f32>> {
+        let mut v = vec![&mut self.embedding];
+        for l in &mut self.layers {
+            v.extend([&mut l.w_ih, &mut l.w_hh, &mut l.bias]);
+        }
+        let h = &mut self.head;
+        v.extend([
+            &mut h.proj_w,
+            &mut h.proj_b,
+            &mut h.prior_w,
+            &mut h.prior_b,
+            &mut h.dec_b,
+        ]);
+        v
+    }
+
+    /// The running mean of averaged SGD: with `self` the mean of `n − 1`
+    /// models, makes it the mean of those and `m` (`a += (m − a) / n`).
+    /// `m` must have `self`'s shapes (the same run's weights).
+    ///
+    /// # Panics
+    /// When the shapes differ, or `n` is 0.
+    pub fn average_in(&mut self, m: &LmF, n: usize) {
+        assert!(n >= 1, "a mean of 0 models");
+        let inv = 1.0 / n as f64;
+        let theirs = m.arrays();
+        let mine = self.arrays_mut();
+        assert_eq!(mine.len(), theirs.len(), "averaging models of other shapes");
+        for (a, b) in mine.into_iter().zip(theirs) {
+            assert_eq!(a.len(), b.len(), "averaging models of other shapes");
+            for (x, &y) in a.iter_mut().zip(b) {
+                *x = (*x as f64 + (y as f64 - *x as f64) * inv) as f32;
+            }
+        }
+    }
+
     /// Reads and validates a JSON checkpoint (a run directory stands for
     /// its `final.json`).
     pub fn load(path: &Path) -> Result<Self> {

@@ -23,6 +23,44 @@ fn data_dir() -> std::path::PathBuf {
 /// same command twice. A checkpoint of the same flags but another training
 /// stream (other steps per epoch) is refused, and so is `--max-minutes`.
 #[test]
+fn asgd_averages_and_triggers_like_awd_lstm() {
+    use super::train::averaging;
+    // The running mean of three models is their mean.
+    let f = |v: f32| {
+        let mut m = tiny_model(HeadKind::Mos, 2, &[5], 3).to_float();
+        for x in m.embedding.iter_mut().chain(m.head.dec_b.iter_mut()) {
+            *x = v;
+        }
+        m
+    };
+    let mut a = f(1.0);
+    a.average_in(&f(2.0), 2);
+    a.average_in(&f(6.0), 3);
+    assert!(a
+        .embedding
+        .iter()
+        .chain(&a.head.dec_b)
+        .all(|&x| (x - 3.0).abs() < 1e-6));
+    // --asgd-from.
+    assert!(!averaging(1, Some(2), None, &[]));
+    assert!(averaging(2, Some(2), None, &[5.0]));
+    // NT-ASGD, interval 2: epoch 4's NLL (4.1) is above epoch 1's (4.0), the best before
+    // the last two, so epoch 5 on averages; nothing fires before.
+    let v = [4.0, 3.9, 3.8, 4.1];
+    assert!(!averaging(4, None, Some(2), &v[..3]));
+    assert!(averaging(5, None, Some(2), &v));
+    assert!(averaging(
+        9,
+        None,
+        Some(2),
+        &[v.as_slice(), &[1.0, 1.0]].concat()
+    ));
+    // Improving every epoch never fires.
+    assert!(!averaging(6, None, Some(2), &[5.0, 4.0, 3.0, 2.0, 1.0]));
+    assert!(!averaging(3, None, None, &v));
+}
+
+#[test]
 fn resume_equals_the_uninterrupted_run() {
     use super::train::Optim;
     use crate::common::trainer::testing::{assert_resume_equal, edit_resume};
@@ -50,6 +88,35 @@ fn resume_equals_the_uninterrupted_run() {
         },
         ..default_args()
     };
+    // Averaged SGD from epoch 2: the running mean crosses the resume too.
+    let dir = assert_resume_equal(
+        &["epoch-1.json", "epoch-2.json", "final.json"],
+        &["final.json", "summary.json"],
+        |out, stop_after, resume| {
+            let mut a = args(out, Optim::Sgd);
+            a.asgd_from = Some(2);
+            a.run.stop_after = stop_after;
+            a.run.resume = resume;
+            run_on(&a, tiny_corpus()).map(|_| ())
+        },
+    );
+    let out = dir.path().join("b");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let steps = |e: usize| summary["history"][e]["averaged_steps"].as_u64().unwrap();
+    assert_eq!(steps(0), 0, "epoch 1 does not average");
+    assert!(steps(1) > 0, "epoch 2 averages its steps");
+    assert!(out.join("average-2.json").exists() && !out.join("average-1.json").exists());
+    // The mean is not the last weights.
+    let last = {
+        let o = dir.path().join("plain");
+        let mut a = args(&o, Optim::Sgd);
+        a.run.stop_after = None;
+        run_on(&a, tiny_corpus()).unwrap();
+        LmF::load(&o.join("final.json")).unwrap()
+    };
+    let mean = LmF::load(&out.join("final.json")).unwrap();
+    assert_ne!(mean.embedding, last.embedding);
     for optimizer in [Optim::Adam, Optim::Sgd] {
         let dir = assert_resume_equal(
             &["epoch-1.json", "epoch-2.json", "final.json"],

@@ -28,6 +28,9 @@
 //! * `DIR/resume.ckpt` after every complete epoch: what `--resume` continues from
 //!   ([`crate::common::trainer`]). A run with `--max-minutes` cannot be resumed: its
 //!   schedule follows wall time.
+//! * `DIR/average-N.json` beside it, with `--asgd-from` or `--asgd-nonmono` once averaging
+//!   has begun: the running mean of the weights after epoch N ([`LmF`]), which a resumed
+//!   run continues (the previous epoch's is removed once the new checkpoint is written).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -133,6 +136,19 @@ pub struct TrainLmArgs {
     /// `WeightDecayConfig`; 0: off).
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
+    /// Averaged SGD (ASGD): from the start of epoch EPOCH on, keep the running mean of the
+    /// weights after every optimizer step (AWD-LSTM's averaging, with either optimizer;
+    /// `--optimizer sgd` is the paper's). The mean is what is validated after each epoch and
+    /// written to epoch-N.json and final.json.
+    #[arg(long, value_name = "EPOCH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asgd_from: Option<usize>,
+    /// NT-ASGD's trigger (AWD-LSTM): start averaging at the next epoch once an epoch's
+    /// validation NLL is worse than the best of the epochs before the last N (the paper's
+    /// non-monotone interval is 5). With --asgd-from, whichever comes first.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asgd_nonmono: Option<usize>,
     /// Use only the first N training tokens.
     #[arg(long, value_name = "N")]
     pub train_limit: Option<usize>,
@@ -191,6 +207,16 @@ impl TrainerArgs for TrainLmArgs {
             ("--dropout-weight", self.dropout_weight),
         ] {
             ensure!((0.0..1.0).contains(&p), "{name} must be in [0, 1), got {p}");
+        }
+        if let Some(e) = self.asgd_from {
+            ensure!(
+                (1..=self.epochs).contains(&e),
+                "--asgd-from must be an epoch of the run, 1..={}, got {e}",
+                self.epochs
+            );
+        }
+        if let Some(n) = self.asgd_nonmono {
+            ensure_at_least("--asgd-nonmono", n, 1)?;
         }
         ensure_limit("--train-limit", self.train_limit, 2)?;
         ensure_limit("--valid-limit", self.valid_limit, 1)?;
@@ -300,6 +326,38 @@ pub struct LmEpochStats {
     pub train_seconds: f64,
     /// Seconds of validation.
     pub valid_seconds: f64,
+    /// Optimizer steps in the averaged weights after the epoch (0: not averaging yet;
+    /// `--asgd-from`, `--asgd-nonmono`). The validation figures are the average's.
+    #[serde(default)]
+    pub averaged_steps: usize,
+}
+
+/// The running mean of averaged SGD after epoch `epoch`, beside `resume.ckpt`.
+fn average_path(out: &std::path::Path, epoch: usize) -> PathBuf {
+    out.join(format!("average-{epoch}.json"))
+}
+
+/// Whether epoch `epoch` (1-based) averages its weights: `--asgd-from` reached, or
+/// NT-ASGD's trigger fired after an earlier epoch. `valid` holds the validation NLLs of the
+/// epochs before it. The trigger after epoch `j`: more than `n` epochs before it, and its NLL
+/// above the best of the epochs before the last `n` (AWD-LSTM's `val_loss >
+/// min(best_val_loss[:-nonmono])`). Recomputed from the history, so a resumed run
+/// decides as the uninterrupted one.
+pub fn averaging(epoch: usize, from: Option<usize>, nonmono: Option<usize>, valid: &[f64]) -> bool {
+    if from.is_some_and(|f| epoch >= f) {
+        return true;
+    }
+    let Some(n) = nonmono else {
+        return false;
+    };
+    (1..epoch.min(valid.len() + 1)).any(|j| {
+        // Epoch j's NLL is valid[j - 1]; the epochs before it are valid[..j - 1].
+        let before = &valid[..j - 1];
+        before.len() > n
+            && before[..before.len() - n]
+                .iter()
+                .any(|&best| valid[j - 1] > best)
+    })
 }
 
 /// What a run reports (also written as `summary.json`).
@@ -528,7 +586,7 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
     );
     let seg_per_epoch = (cols - 1).div_ceil(args.bptt);
     let wd = (args.weight_decay > 0.0).then(|| WeightDecayConfig::new(args.weight_decay as f32));
-    let (session, mut model, mut optim, mut history) = open_run(
+    let (session, mut model, mut optim, mut history) = open_run::<_, _, LmEpochStats>(
         super::NAME,
         args,
         &args.out,
@@ -583,6 +641,27 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
         resumed_note(&session)
     );
 
+    // Averaged SGD: the running mean of the weights and its step count; a resumed run
+    // takes them back from the file its last epoch wrote beside resume.ckpt.
+    let mut avg: Option<(LmF, usize)> = match history.last() {
+        Some(h) if h.averaged_steps > 0 => {
+            let path = average_path(&args.out, h.epoch);
+            let f = LmF::load(&path).with_context(|| {
+                format!(
+                    "resuming averaged SGD after epoch {}: its running mean {} is missing or damaged",
+                    h.epoch,
+                    path.display()
+                )
+            })?;
+            Some((f, h.averaged_steps))
+        }
+        _ => None,
+    };
+    let averaged = |avg: &Option<(LmF, usize)>, model: &LmModel| match avg {
+        Some((a, _)) => LmModel::from_float(a, &Device::flex()),
+        None => model.valid(),
+    };
+
     let lines = log_lines(args.run.quiet);
     let (mut all_tokens, mut all_secs) = (0usize, 0f64);
     let mut step = session.step;
@@ -595,6 +674,8 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
         let pb = EpochProgress::new(epoch, args.epochs, seg_per_epoch, args.run.quiet, lines);
         let (mut loss_sum, mut seen) = (0f64, 0usize);
         let mut lr = base_lr;
+        let past: Vec<f64> = history.iter().map(|h| h.valid_nll).collect();
+        let averages = averaging(epoch, args.asgd_from, args.asgd_nonmono, &past);
         let mut state = model.zero_state(bs);
         let mut complete = true;
         let mut i = 0;
@@ -626,6 +707,16 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
                 clip_global(&mut grads, &ids, clip);
             }
             model = optim.step(lr, model, grads);
+            if averages {
+                let w = model.valid().to_float();
+                match &mut avg {
+                    Some((a, n)) => {
+                        *n += 1;
+                        a.average_in(&w, *n);
+                    }
+                    None => avg = Some((w, 1)),
+                }
+            }
             let lv = out.nll_sum / (t * bs) as f64;
             ensure!(
                 lv.is_finite(),
@@ -647,7 +738,7 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
         all_tokens += seen;
         all_secs += step_secs;
 
-        let eval_model = model.valid();
+        let eval_model = averaged(&avg, &model);
         let ckpt = args.out.join(format!("epoch-{epoch}.json"));
         if complete {
             eval_model.to_float().save(&ckpt)?;
@@ -674,6 +765,7 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
             train_tokens: seen,
             train_seconds: step_secs,
             valid_seconds: v0.elapsed().as_secs_f64(),
+            averaged_steps: avg.as_ref().map_or(0, |(_, n)| *n),
         };
         println!(
             "epoch {epoch:>3}/{}{}: train loss {:.3} (ppl {:.1}) | valid ppl {:.2} ({} tokens) | {:.0} tok/s, train {:.0} s, valid {:.0} s{}",
@@ -692,11 +784,20 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
         if stopped {
             break;
         }
+        // The running mean first, then the checkpoint that names it: a run stopped
+        // between the two resumes from the previous pair.
+        if let Some((a, _)) = &avg {
+            a.save(&average_path(&args.out, epoch))?;
+        }
         session.save(&model, &optim, epoch, step, &history)?;
+        if epoch > 1 {
+            // The previous epoch's mean: no checkpoint names it any more.
+            let _ = std::fs::remove_file(average_path(&args.out, epoch - 1));
+        }
     }
     // With --stop-after the run is not over: no final model, test or summary.json.
     let finished = !session.stops_early();
-    let eval_model = model.valid();
+    let eval_model = averaged(&avg, &model);
     let final_json = if finished {
         let f = eval_model.to_float();
         f.validate().context("the trained model")?;
