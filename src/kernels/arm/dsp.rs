@@ -787,9 +787,8 @@ pub(super) fn rows_dot2(x: &[[u32; 2]], w: &[i8], n: usize, out: &mut [i32]) -> 
     // and skips the other row's `n`), inside `w` since `out.len() · n ≤
     // w.len()` (checked); it writes `out[2p]`, `out[2p + 1]` (STRD,
     // word-aligned `i32`s), inside `out`. It reads and writes `st` (a live
-    // local, `repr(C)`) through `lr`. Every register written is declared,
-    // but r6 and r7 (which `asm!` cannot name), saved in `st.saved` first
-    // and restored last; the stack is not touched; flags are clobbered.
+    // local, `repr(C)`) through `lr`. Every register written is declared;
+    // the stack is not touched; flags are clobbered.
     unsafe {
         asm!(
             "1:",
@@ -1158,8 +1157,9 @@ pub(super) fn channels_4px(
     // SAFETY: `table.len() ≥ 1` channels. Channel `o` reads `table[o]`
     // (12 bytes, `repr(C)`, through the `table` field, which advances by
     // 12 per channel), the `chunks · 32` bytes of `cols` (word-aligned,
-    // LDRD) and the `4 · chunks` bytes of `w` at `o · row` (LDR, unaligned
-    // allowed), inside `w` since `(len − 1) · row + 4 · chunks ≤ w.len()`
+    // `LDM`s of four words) and the `4 · chunks` bytes of `w` at `o · row`
+    // (LDR, unaligned allowed), inside `w` since `(len − 1) · row + 4 ·
+    // chunks ≤ w.len()`
     // (checked above; `skip = row − 4 · chunks` moves to the next row). It
     // writes four bytes at `dst + o + i · stride`, i < 4, inside `dst` since
     // `len − 1 + 3 · stride < dst.len()` (checked). It reads and writes

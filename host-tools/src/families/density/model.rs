@@ -223,10 +223,13 @@ impl MaskedConv {
             .val()
             .permute([2, 3, 1, 0])
             .reshape([k * k * i, o]);
-        let y = if k == 1 {
+        let taps = self.live_taps();
+        let y = if taps.is_empty() {
+            // Every tap masked (a 1×1 mask A): the bias alone.
+            Tensor::zeros([x.dims()[0], o], &device)
+        } else if k == 1 {
             x.matmul(w)
         } else {
-            let taps = self.live_taps();
             let rows: Vec<i64> = taps
                 .iter()
                 .flat_map(|&(ky, kx)| (0..i).map(move |c| ((ky * k + kx) * i + c) as i64))

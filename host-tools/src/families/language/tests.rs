@@ -17,11 +17,6 @@ fn data_dir() -> std::path::PathBuf {
     shared_data_dir(None)
 }
 
-/// Resuming: two epochs in one go, or one (`--stop-after 1`) and then
-/// `--resume`, give the same checkpoints byte for byte (Adam and SGD with
-/// clipping and weight decay, MoS, every dropout on, 2 threads); so does the
-/// same command twice. A checkpoint of the same flags but another training
-/// stream (other steps per epoch) is refused, and so is `--max-minutes`.
 #[test]
 fn asgd_averages_and_triggers_like_awd_lstm() {
     use super::train::averaging;
@@ -60,6 +55,11 @@ fn asgd_averages_and_triggers_like_awd_lstm() {
     assert!(!averaging(3, None, None, &v));
 }
 
+/// Resuming: two epochs in one go, or one (`--stop-after 1`) and then
+/// `--resume`, give the same checkpoints byte for byte (Adam and SGD with
+/// clipping and weight decay, MoS, every dropout on, 2 threads); so does the
+/// same command twice. A checkpoint of the same flags but another training
+/// stream (other steps per epoch) is refused, and so is `--max-minutes`.
 #[test]
 fn resume_equals_the_uninterrupted_run() {
     use super::train::Optim;
@@ -88,13 +88,14 @@ fn resume_equals_the_uninterrupted_run() {
         },
         ..default_args()
     };
-    // Averaged SGD from epoch 2: the running mean crosses the resume too.
+    // Averaged SGD from epoch 1: the running mean crosses the resume (the
+    // resumed run reads average-1.json back).
     let dir = assert_resume_equal(
         &["epoch-1.json", "epoch-2.json", "final.json"],
         &["final.json", "summary.json"],
         |out, stop_after, resume| {
             let mut a = args(out, Optim::Sgd);
-            a.asgd_from = Some(2);
+            a.asgd_from = Some(1);
             a.run.stop_after = stop_after;
             a.run.resume = resume;
             run_on(&a, tiny_corpus()).map(|_| ())
@@ -104,8 +105,8 @@ fn resume_equals_the_uninterrupted_run() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let steps = |e: usize| summary["history"][e]["averaged_steps"].as_u64().unwrap();
-    assert_eq!(steps(0), 0, "epoch 1 does not average");
-    assert!(steps(1) > 0, "epoch 2 averages its steps");
+    assert!(steps(0) > 0, "epoch 1 averages its steps");
+    assert_eq!(steps(1), 2 * steps(0), "epoch 2 carries the count on");
     assert!(out.join("average-2.json").exists() && !out.join("average-1.json").exists());
     // The mean is not the last weights.
     let last = {

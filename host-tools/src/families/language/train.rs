@@ -790,9 +790,10 @@ fn train(args: &TrainLmArgs, mut corpus: Corpus) -> Result<LmSummary> {
             a.save(&average_path(&args.out, epoch))?;
         }
         session.save(&model, &optim, epoch, step, &history)?;
-        if epoch > 1 {
-            // The previous epoch's mean: no checkpoint names it any more.
-            let _ = std::fs::remove_file(average_path(&args.out, epoch - 1));
+        // The earlier epochs' means: no checkpoint names them any more (all of
+        // them, in case a run was stopped between a save and this removal).
+        for e in 1..epoch {
+            let _ = std::fs::remove_file(average_path(&args.out, e));
         }
     }
     // With --stop-after the run is not over: no final model, test or summary.json.
