@@ -163,6 +163,13 @@ impl WeightLayout {
         }
     }
 
+    /// The deepest row-quads matrix whose pair sums the DSP kernels split
+    /// exactly (`A − B = 256 · dot` stays inside `i32` while `|dot| ≤ depth
+    /// · 2^14 < 2^23`, so depth < 512): `kernels::arm::lm` serves row quads
+    /// up to it, and the exporter writes them only up to it (a deeper
+    /// matrix keeps rows, which keep the DSP path).
+    pub const DSP_MAX_DEPTH: usize = 511;
+
     /// Whether a `[rows][depth]` matrix can be stored as row quads.
     pub fn quads_fit(rows: usize, depth: usize) -> bool {
         rows % 4 == 0 && depth % 4 == 0 && depth > 0

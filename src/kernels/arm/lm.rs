@@ -121,9 +121,12 @@ impl Natural {
 }
 
 /// Whether [`Natural::rows`] serves a row-quads `[rows][n]` matrix: inputs
-/// of whole chunks, fewer than 512 (see [`quad_dots`]).
+/// of whole chunks, at most [`WeightLayout::DSP_MAX_DEPTH`] (see
+/// [`quad_dots`]).
 fn quads_fit(m: &QMatrix, n: usize) -> bool {
-    m.layout == WeightLayout::RowQuads && n % 4 == 0 && (4..MAX_LM_IN).contains(&n)
+    m.layout == WeightLayout::RowQuads
+        && n % 4 == 0
+        && (4..=WeightLayout::DSP_MAX_DEPTH).contains(&n)
 }
 
 /// `f(r, W[r]·x)` for every row of the `[rows][n]` matrix `w`, two per pass

@@ -147,11 +147,6 @@ impl LstmF {
             s.h[j] = o * s.c[j].tanh();
         }
     }
-
-    /// Number of parameters.
-    pub fn params(&self) -> usize {
-        self.w_ih.len() + self.w_hh.len() + self.bias.len()
-    }
 }
 
 /// Numerically stable log-softmax.
@@ -196,14 +191,7 @@ impl LmF {
 
     /// Number of parameters (the tied embedding counted once).
     pub fn params(&self) -> usize {
-        let h = &self.head;
-        self.embedding.len()
-            + self.layers.iter().map(LstmF::params).sum::<usize>()
-            + h.proj_w.len()
-            + h.proj_b.len()
-            + h.prior_w.len()
-            + h.prior_b.len()
-            + h.dec_b.len()
+        self.arrays().iter().map(|(_, a)| a.len()).sum()
     }
 
     /// Checks every shape against the core's limits (so that no product
@@ -260,19 +248,7 @@ impl LmF {
             );
         }
         ensure!(h.dec_b.len() == v, "dec_b is not V");
-        let arrays = [
-            ("embedding", &self.embedding),
-            ("proj_w", &h.proj_w),
-            ("proj_b", &h.proj_b),
-            ("prior_w", &h.prior_w),
-            ("prior_b", &h.prior_b),
-            ("dec_b", &h.dec_b),
-        ];
-        let layers = self
-            .layers
-            .iter()
-            .flat_map(|l| [("w_ih", &l.w_ih), ("w_hh", &l.w_hh), ("bias", &l.bias)]);
-        for (n, x) in arrays.into_iter().chain(layers) {
+        for (n, x) in self.arrays() {
             if x.iter().any(|v| !v.is_finite()) {
                 bail!("{n} holds a non-finite value");
             }
@@ -280,25 +256,31 @@ impl LmF {
         Ok(())
     }
 
-    /// Every weight array, in a fixed order (the embedding, each layer's
-    /// `w_ih`, `w_hh`, `bias`, then the head's arrays).
-    fn arrays(&self) -> Vec<&[f32]> {
-        let mut v: Vec<&[f32]> = vec![&self.embedding];
+    /// Every weight array with its name, in a fixed order (the embedding,
+    /// each layer's `w_ih`, `w_hh`, `bias`, then the head's arrays): what
+    /// [`Self::params`] counts, [`Self::validate`] checks for finite values
+    /// and [`Self::average_in`] averages.
+    fn arrays(&self) -> Vec<(&'static str, &[f32])> {
+        let mut v: Vec<(&'static str, &[f32])> = vec![("embedding", &self.embedding)];
         for l in &self.layers {
-            v.extend([&l.w_ih[..], &l.w_hh[..], &l.bias[..]]);
+            v.extend([
+                ("w_ih", &l.w_ih[..]),
+                ("w_hh", &l.w_hh[..]),
+                ("bias", &l.bias[..]),
+            ]);
         }
         let h = &self.head;
         v.extend([
-            &h.proj_w[..],
-            &h.proj_b[..],
-            &h.prior_w[..],
-            &h.prior_b[..],
-            &h.dec_b[..],
+            ("proj_w", &h.proj_w[..]),
+            ("proj_b", &h.proj_b[..]),
+            ("prior_w", &h.prior_w[..]),
+            ("prior_b", &h.prior_b[..]),
+            ("dec_b", &h.dec_b[..]),
         ]);
         v
     }
 
-    /// [`Self::arrays`], mutable.
+    /// [`Self::arrays`], mutable and unnamed, in the same order.
     fn arrays_mut(&mut self) -> Vec<&mut Vec<f32>> {
         let mut v = vec![&mut self.embedding];
         for l in &mut self.layers {
@@ -327,7 +309,7 @@ impl LmF {
         let theirs = m.arrays();
         let mine = self.arrays_mut();
         assert_eq!(mine.len(), theirs.len(), "averaging models of other shapes");
-        for (a, b) in mine.into_iter().zip(theirs) {
+        for (a, (_, b)) in mine.into_iter().zip(theirs) {
             assert_eq!(a.len(), b.len(), "averaging models of other shapes");
             for (x, &y) in a.iter_mut().zip(b) {
                 *x = (*x as f64 + (y as f64 - *x as f64) * inv) as f32;

@@ -180,16 +180,12 @@ pub fn gate_layout(input: usize, hidden: usize) -> WeightLayout {
     }
 }
 
-/// Depths the DSP kernels run over row quads (`kernels::arm::lm`: inputs
-/// below 512 values, so that `256 · dot` stays inside `i32`); a deeper
-/// matrix in row quads would fall back to the reference kernel on the
-/// device, where rows keep the DSP path.
-const QUADS_MAX_DEPTH: usize = 511;
-
 /// Whether a `[rows][depth]` matrix is written in row quads: it fits them,
-/// and the DSP kernels serve its depth.
+/// and the DSP kernels serve its depth ([`WeightLayout::DSP_MAX_DEPTH`]; a
+/// deeper matrix in row quads would fall back to the reference kernel on
+/// the device, where rows keep the DSP path).
 fn quads_serve(rows: usize, depth: usize) -> bool {
-    WeightLayout::quads_fit(rows, depth) && depth <= QUADS_MAX_DEPTH
+    WeightLayout::quads_fit(rows, depth) && depth <= WeightLayout::DSP_MAX_DEPTH
 }
 
 /// The layout this exporter writes the `[K·d][H]` latent projections in:
