@@ -275,7 +275,7 @@ proptest! {
             prop_assert_eq!(&got, &want, "latent {}", name);
         }
         // Not a whole number of groups, or depths off the chunks.
-        let short = QMatrix { w: &qwx[..(rows - 1) * nx], mult: &mx[1..], shift: &sx[1..], layout: quads };
+        let short = QMatrix { w: &qwx[..(rows - 1) * nx], mult: &mx[1..], shift: &sx[1..], layout: quads, high_word: None };
         let mut got = vec![0i16; rows - 1];
         for (name, latent) in LATENTS {
             prop_assert_eq!(latent(&short, &b[1..], &x, &mut got), Err(tinyinfer::Error::BadGraph), "latent {}", name);

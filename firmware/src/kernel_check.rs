@@ -18,7 +18,7 @@
 use tinyinfer::kernels::lm::{QMatrix, WeightLayout};
 use tinyinfer::kernels::reference::{AddParams, ConvParams, FcParams, GapParams, PoolParams};
 use tinyinfer::kernels::{arm, fast, reference, Mask};
-use tinyinfer::quant::{MAX_SHIFT, MIN_SHIFT};
+use tinyinfer::quant::{HighWord, MAX_SHIFT, MIN_SHIFT};
 use tinyinfer::rng::{Pcg32, Rng};
 
 /// The first difference found.
@@ -103,6 +103,24 @@ impl Draw {
                 0 => MIN_SHIFT,
                 1 => MAX_SHIFT,
                 _ => self.below(17) as i32 - 12,
+            };
+        }
+    }
+    /// Every pair of the high-word form (`m ≥ 0`, shift `MIN_SHIFT..=−2`,
+    /// the extremes included, log-uniform multipliers), what a trained
+    /// language model's gates and latents have: the stages that trust a
+    /// [`HighWord`] proof run.
+    fn requant_high_word(&mut self, m: &mut [i32], s: &mut [i32]) {
+        for (m, s) in m.iter_mut().zip(s.iter_mut()) {
+            *m = match self.below(4) {
+                0 => i32::MAX,
+                1 => 0,
+                _ => ((self.0.next_u32() >> 1) >> self.below(28)) as i32,
+            };
+            *s = match self.below(4) {
+                0 => MIN_SHIFT,
+                1 => -2,
+                _ => -2 - self.below(30) as i32,
             };
         }
     }
@@ -373,8 +391,13 @@ fn lm_case(d: &mut Draw, scratch: &mut [u8], rows: usize, nx: usize, nh: usize) 
     for t in [&mut *wx, &mut *wh, &mut *x, &mut *h] {
         d.bytes(t);
     }
-    d.requant(mx, sx);
-    d.requant(mh, sh);
+    if d.below(2) == 0 {
+        d.requant_high_word(mx, sx);
+        d.requant_high_word(mh, sh);
+    } else {
+        d.requant(mx, sx);
+        d.requant(mh, sh);
+    }
     d.bias(b);
     let qx = QMatrix::rows(wx, mx, sx);
     let qh = QMatrix::rows(wh, mh, sh);
@@ -442,6 +465,35 @@ fn lm_case(d: &mut Draw, scratch: &mut [u8], rows: usize, nx: usize, nh: usize) 
     let a = arm::latent(&qhq, b, h, got16);
     if r != a || !same16(want16, got16) {
         return Err(());
+    }
+    // With the high-word proofs a parsed model carries (None unless every
+    // pair qualifies), and with a proof about other slices, which the
+    // kernels must ignore: still the reference's bytes.
+    static OTHER_M: [i32; 4] = [1 << 30; 4];
+    static OTHER_S: [i32; 4] = [-2; 4];
+    let other = HighWord::new(&OTHER_M, &OTHER_S);
+    for (px, ph) in [
+        (HighWord::new(mx, sx), HighWord::new(mh, sh)),
+        (other, other),
+    ] {
+        let qxp = QMatrix {
+            high_word: px,
+            ..qxq
+        };
+        let qhp = QMatrix {
+            high_word: ph,
+            ..qhq
+        };
+        let r = reference::lstm_gates(&qx, x, &qh, h, b, want16);
+        let a = arm::lstm_gates(&qxp, x, &qhp, h, b, got16);
+        if r != a || !same16(want16, got16) {
+            return Err(());
+        }
+        let r = reference::latent(&qh, b, h, want16);
+        let a = arm::latent(&qhp, b, h, got16);
+        if r != a || !same16(want16, got16) {
+            return Err(());
+        }
     }
     Ok(())
 }

@@ -224,6 +224,9 @@ pub struct Requant<'a> {
     pub mult: &'a [i32],
     /// `n` shifts.
     pub shift: &'a [i32],
+    /// The proof that every pair has the high-word form, when they do
+    /// (computed once, at parse: the DSP stages then skip the per-row test).
+    pub high_word: Option<crate::quant::HighWord<'a>>,
 }
 
 impl Requant<'_> {
@@ -324,7 +327,11 @@ impl<'a> Data<'a> {
         mult.iter()
             .zip(shift)
             .all(|(&m, &s)| crate::quant::valid(m, s))
-            .then_some(Requant { mult, shift })
+            .then(|| Requant {
+                mult,
+                shift,
+                high_word: crate::quant::HighWord::new(mult, shift),
+            })
     }
 }
 

@@ -14,7 +14,7 @@
 
 pub use crate::format::WeightLayout;
 use crate::quant::nonlin::{exp_neg, ln_q30, sigmoid_q12, tanh_q12};
-use crate::quant::requantize;
+use crate::quant::{requantize, HighWord};
 
 /// Fractional bits of the cell state (Q4.11, range ±16).
 pub const CELL_FRAC: u32 = 11;
@@ -66,6 +66,10 @@ pub struct QMatrix<'a> {
     pub shift: &'a [i32],
     /// How `w` is stored.
     pub layout: WeightLayout,
+    /// When present and about `mult`/`shift` themselves
+    /// ([`HighWord::covers`]), the DSP stages skip the per-row test of the
+    /// requantization's form; the result is the same either way.
+    pub high_word: Option<HighWord<'a>>,
 }
 
 impl<'a> QMatrix<'a> {
@@ -76,6 +80,19 @@ impl<'a> QMatrix<'a> {
             mult,
             shift,
             layout: WeightLayout::Rows,
+            high_word: None,
+        }
+    }
+
+    /// A checked model's matrix stored as `layout`, with its requantization
+    /// pairs and their high-word proof.
+    pub fn of(w: &'a [i8], rq: crate::format::Requant<'a>, layout: WeightLayout) -> Self {
+        QMatrix {
+            w,
+            mult: rq.mult,
+            shift: rq.shift,
+            layout,
+            high_word: rq.high_word,
         }
     }
 
@@ -107,18 +124,37 @@ impl<'a> QMatrix<'a> {
 /// h' = sat8((o·tanh(c') + 2²²) >> 23)               Q0.15·Q0.15 = Q.30 → Q0.7
 /// ```
 /// with `tanh(c')` read at `sat16(2c')` (Q4.11 → Q3.12).
+///
+/// Computed in `i32`, exactly: `i, f, o ∈ [0, 2^15)` and `|g|, |c| ≤
+/// 2^15`, so `|f·c|, |i·g| < 2^30`. With `i·g = 16q + r` (`q = i·g >> 4`,
+/// `0 ≤ r < 16`), `f·c·2⁴ + i·g + 2¹⁸ = 16·(f·c + q + 2¹⁴) + r`, and `r <
+/// 16` cannot carry across a multiple of `2¹⁹ = 16 · 2¹⁵`: the cell is
+/// `(f·c + q + 2¹⁴) >> 15`, whose sum stays below `2^31`
+/// (`lstm_cell_is_the_wide_formula` checks it against the 64-bit one).
+/// `|o·tanh| < 2^30` likewise.
+///
+/// # Panics
+/// When `gates` is shorter than `4 · h.len()` or `c` than `h` (the
+/// driver passes checked slices).
 pub fn lstm_cell(gates: &[i16], h: &mut [i8], c: &mut [i16]) {
     let n = h.len();
-    for j in 0..n {
-        let i = sigmoid_q12(gates[j]) as i64;
-        let f = sigmoid_q12(gates[n + j]) as i64;
-        let g = tanh_q12(gates[2 * n + j]) as i64;
-        let o = sigmoid_q12(gates[3 * n + j]) as i64;
-        let sum = ((f * c[j] as i64) << 4) + i * g;
-        let cn = ((sum + (1 << 18)) >> 19).clamp(i16::MIN as i64, i16::MAX as i64) as i16;
-        c[j] = cn;
-        let t = tanh_q12(sat16(2 * cn as i32)) as i64;
-        h[j] = (((o * t) + (1 << 22)) >> 23).clamp(-128, 127) as i8;
+    let (gi, gf, gg, go) = (
+        &gates[..n],
+        &gates[n..2 * n],
+        &gates[2 * n..3 * n],
+        &gates[3 * n..4 * n],
+    );
+    let c = &mut c[..n];
+    let quarters = gi.iter().zip(gf).zip(gg.iter().zip(go));
+    for ((h, c), ((&i, &f), (&g, &o))) in h.iter_mut().zip(c.iter_mut()).zip(quarters) {
+        let i = sigmoid_q12(i) as i32;
+        let f = sigmoid_q12(f) as i32;
+        let g = tanh_q12(g) as i32;
+        let o = sigmoid_q12(o) as i32;
+        let cn = sat16((f * *c as i32 + ((i * g) >> 4) + (1 << 14)) >> 15);
+        *c = cn;
+        let t = tanh_q12(sat16(2 * cn as i32)) as i32;
+        *h = sat8((o * t + (1 << 22)) >> 23);
     }
 }
 
@@ -210,4 +246,74 @@ pub fn logsumexp(a: &[i32]) -> i32 {
         .map(|&x| exp_neg((m as i64 - x as i64) as u32) as u64)
         .sum();
     (m as i64 + ln_q30(s) as i64).clamp(i32::MIN as i64, i32::MAX as i64) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::rng::{Pcg32, Rng};
+    use std::vec;
+
+    /// The cell's formula in 64 bits, as written in its documentation.
+    fn wide_cell(gates: &[i16], h: &mut [i8], c: &mut [i16]) {
+        let n = h.len();
+        for j in 0..n {
+            let i = sigmoid_q12(gates[j]) as i64;
+            let f = sigmoid_q12(gates[n + j]) as i64;
+            let g = tanh_q12(gates[2 * n + j]) as i64;
+            let o = sigmoid_q12(gates[3 * n + j]) as i64;
+            let sum = ((f * c[j] as i64) << 4) + i * g;
+            let cn = ((sum + (1 << 18)) >> 19).clamp(i16::MIN as i64, i16::MAX as i64) as i16;
+            c[j] = cn;
+            let t = tanh_q12(sat16(2 * cn as i32)) as i64;
+            h[j] = (((o * t) + (1 << 22)) >> 23).clamp(-128, 127) as i8;
+        }
+    }
+
+    #[test]
+    fn lstm_cell_is_the_wide_formula() {
+        // Every extreme of each input together, then a million random cells.
+        let ex = [
+            i16::MIN,
+            -32767,
+            -20000,
+            -4096,
+            -1,
+            0,
+            1,
+            4095,
+            4096,
+            20000,
+            i16::MAX,
+        ];
+        let n = ex.len().pow(3);
+        let (mut gates, mut c) = (vec![0i16; 4 * n], vec![0i16; n]);
+        for (j, ((a, b), d)) in ex
+            .iter()
+            .flat_map(|&a| ex.iter().map(move |&b| (a, b)))
+            .flat_map(|ab| ex.iter().map(move |&d| (ab, d)))
+            .enumerate()
+        {
+            // i and o from a, f from b, g from a negated, c from d.
+            gates[j] = a;
+            gates[n + j] = b;
+            gates[2 * n + j] = a.saturating_neg();
+            gates[3 * n + j] = b;
+            c[j] = d;
+        }
+        let mut rng = Pcg32::new(11, 3);
+        for round in 0..1000 {
+            if round > 0 {
+                for g in gates.iter_mut().chain(c.iter_mut()) {
+                    *g = rng.next_u32() as i16;
+                }
+            }
+            let (mut h1, mut h2) = (vec![0i8; n], vec![0i8; n]);
+            let (mut c1, mut c2) = (c.clone(), c.clone());
+            lstm_cell(&gates, &mut h1, &mut c1);
+            wide_cell(&gates, &mut h2, &mut c2);
+            assert_eq!((h1, c1), (h2, c2), "round {round}");
+        }
+    }
 }

@@ -178,7 +178,9 @@ impl<'m> LanguageModel<'m> {
     ///
     /// # Errors
     /// [`Error::ArenaTooSmall`] when `arena` cannot hold the plan.
-    pub fn session<'a>(&self, arena: &'a mut [u8]) -> Result<Session<'m, 'a>> {
+    /// The session borrows the model rather than copying it (its checked
+    /// spec is hundreds of bytes: one copy fewer on the device's stack).
+    pub fn session<'a>(&'a self, arena: &'a mut [u8]) -> Result<Session<'m, 'a>> {
         let skip = arena.as_ptr().align_offset(4).min(3);
         let needed = self.plan.total + skip;
         if arena.len() < needed {
@@ -189,7 +191,7 @@ impl<'m> LanguageModel<'m> {
         }
         let arena = &mut arena[skip..needed];
         let mut s = Session {
-            lm: *self,
+            lm: self,
             arena,
             pi: [0; MAX_K],
             log_pi: [0; MAX_K],
@@ -218,7 +220,7 @@ struct Parts<'a> {
 /// distribution is defined: [`log_prob`](Self::log_prob),
 /// [`top_k`](Self::top_k) and [`sample`](Self::sample) read it.
 pub struct Session<'m, 'a> {
-    lm: LanguageModel<'m>,
+    lm: &'a LanguageModel<'m>,
     arena: &'a mut [u8],
     /// Mixture weights, Q32.
     pi: [u64; MAX_K],
@@ -239,13 +241,16 @@ fn typed<T: bytemuck::Pod>(b: &mut [u8]) -> &mut [T] {
 impl<'m> Session<'m, '_> {
     /// The model this session runs.
     pub fn model(&self) -> &LanguageModel<'m> {
-        &self.lm
+        self.lm
     }
 
-    fn parts(&mut self) -> Parts<'_> {
-        let spec = &self.lm.spec;
-        let p = &self.lm.plan;
-        let mut rest: &mut [u8] = self.arena;
+    /// The arena's buffers. A function of the model and the arena, not of
+    /// `&mut self`, so that the callers read the spec in place (`&self.lm.spec`)
+    /// instead of copying it to their stack frames (hundreds of bytes each).
+    fn parts<'s>(lm: &'s LanguageModel<'_>, arena: &'s mut [u8]) -> Parts<'s> {
+        let spec = &lm.spec;
+        let p = &lm.plan;
+        let mut rest: &mut [u8] = arena;
         let mut at = 0usize;
         let mut cut = |start: usize, len: usize| -> &mut [u8] {
             let r = core::mem::take(&mut rest);
@@ -311,27 +316,21 @@ impl<'m> Session<'m, '_> {
     /// [`Error::BadInput`] for a token outside the vocabulary (the state is
     /// unchanged).
     pub fn step(&mut self, token: u16) -> Result<()> {
-        let spec = self.lm.spec;
+        let spec = &self.lm.spec;
         let t = token as usize;
         if t >= spec.vocab {
             return Err(Error::BadInput(token as u32));
         }
         let d = spec.emb_dim;
-        let mut p = self.parts();
+        let mut p = Self::parts(self.lm, self.arena);
         let (m, s) = spec.emb_rq.get(t);
         k::embed(&spec.emb_w[t * d..(t + 1) * d], m, s, p.x);
         for (i, l) in spec.layers().iter().enumerate() {
             let (lower, upper) = p.h.split_at_mut(i);
             let input: &[i8] = if i == 0 { p.x } else { lower[i - 1] };
             let h = &mut upper[0];
-            let wx = QMatrix {
-                layout: l.layout,
-                ..QMatrix::rows(l.w_x, l.rq_x.mult, l.rq_x.shift)
-            };
-            let wh = QMatrix {
-                layout: l.layout,
-                ..QMatrix::rows(l.w_h, l.rq_h.mult, l.rq_h.shift)
-            };
+            let wx = QMatrix::of(l.w_x, l.rq_x, l.layout);
+            let wh = QMatrix::of(l.w_h, l.rq_h, l.layout);
             let gates = &mut p.gates[..4 * l.hidden];
             kd::lstm_gates(&wx, input, &wh, h, l.bias, gates)?;
             k::lstm_cell(gates, h, p.c[i]);
@@ -342,15 +341,12 @@ impl<'m> Session<'m, '_> {
 
     /// Latents, prior and decoder inputs from the top layer's output.
     fn head(&mut self) {
-        let spec = self.lm.spec;
+        let spec = &self.lm.spec;
         let (kk, d) = (spec.k, spec.emb_dim);
         let n = spec.layers().len();
-        let p = self.parts();
+        let p = Self::parts(self.lm, self.arena);
         let g: &[i8] = p.h[n - 1];
-        let proj = QMatrix {
-            layout: spec.proj_layout,
-            ..QMatrix::rows(spec.proj_w, spec.proj_rq.mult, spec.proj_rq.shift)
-        };
+        let proj = QMatrix::of(spec.proj_w, spec.proj_rq, spec.proj_layout);
         // Cannot fail: LmSpec::parse fixed proj_w = K·d·H, proj_rq and proj_b
         // = K·d, and the plan's lat16 = K·d. Zero latents if it ever did.
         if kd::latent(&proj, spec.proj_b, g, p.lat16).is_err() {
@@ -432,21 +428,21 @@ impl<'m> Session<'m, '_> {
     /// # Errors
     /// [`Error::BadInput`] for a token outside the vocabulary.
     pub fn log_prob(&mut self, next: u16) -> Result<LogProb> {
-        let spec = self.lm.spec;
+        let spec = &self.lm.spec;
         let x = next as usize;
         if x >= spec.vocab {
             return Err(Error::BadInput(next as u32));
         }
         let kv = spec.vocab_softmaxes();
         let log_pi = self.log_pi;
-        let mut p = self.parts();
+        let mut p = Self::parts(self.lm, self.arena);
         let whole = spec.vocab <= p.logits.len();
         let mut a = [0i32; MAX_K];
         for (c, a) in a.iter_mut().enumerate().take(kv) {
-            let (m, s) = Self::component(&spec, c, &mut p);
+            let (m, s) = Self::component(spec, c, &mut p);
             if !whole {
                 // The one logit wanted, alone at the buffer's start.
-                Self::decode(&spec, c, x, 1, &mut p);
+                Self::decode(spec, c, x, 1, &mut p);
             }
             let l = if whole {
                 p.logits.get(x)
@@ -467,13 +463,13 @@ impl<'m> Session<'m, '_> {
     /// The next-token distribution `P(v)` in Q32 (saturated), for every `v`.
     pub fn distribution(&mut self) -> &[u32] {
         if !self.dist_ready {
-            let spec = self.lm.spec;
+            let spec = &self.lm.spec;
             let kv = spec.vocab_softmaxes();
             let pi = self.pi;
-            let mut p = self.parts();
+            let mut p = Self::parts(self.lm, self.arena);
             p.probs.fill(0);
             for (c, &w) in pi.iter().enumerate().take(kv) {
-                let (m, s) = Self::component(&spec, c, &mut p);
+                let (m, s) = Self::component(spec, c, &mut p);
                 let r = k::reciprocal(s);
                 let mut v = 0;
                 while v < spec.vocab {
@@ -482,7 +478,7 @@ impl<'m> Session<'m, '_> {
                     let n = if spec.vocab <= p.logits.len() {
                         spec.vocab
                     } else {
-                        Self::decode(&spec, c, v, usize::MAX, &mut p)
+                        Self::decode(spec, c, v, usize::MAX, &mut p)
                     };
                     if n == 0 {
                         break;
@@ -549,7 +545,7 @@ impl<'m> Session<'m, '_> {
     /// token. Blocks are fixed rows of the vocabulary, so the draws do
     /// not depend on the arena's plan ([`LanguageModel::with_logit_rows`]).
     pub fn sample(&mut self, rng: &mut impl Rng) -> u16 {
-        let spec = self.lm.spec;
+        let spec = &self.lm.spec;
         let u_component = if spec.vocab_softmaxes() > 1 {
             rng.next_u32()
         } else {
@@ -567,7 +563,7 @@ impl<'m> Session<'m, '_> {
     /// whatever the generator).
     #[inline(never)]
     fn draw(&mut self, u_component: u32, u_block: u32, u_token: u32) -> u16 {
-        let spec = self.lm.spec;
+        let spec = &self.lm.spec;
         let kv = spec.vocab_softmaxes();
         let c = if kv > 1 {
             // Bounds: each π_c ≤ 2^32 and Σ π_c ≤ 2^32 (see `head`), so
@@ -582,15 +578,15 @@ impl<'m> Session<'m, '_> {
         };
         let v = spec.vocab;
         let blocks = v.div_ceil(SAMPLE_BLOCK).min(MAX_BLOCKS);
-        let mut p = self.parts();
+        let mut p = Self::parts(self.lm, self.arena);
         let decoded = v <= p.logits.len();
         if decoded {
-            Self::decode(&spec, c, 0, v, &mut p);
+            Self::decode(spec, c, 0, v, &mut p);
         }
         let block = |b: usize| b * SAMPLE_BLOCK..((b + 1) * SAMPLE_BLOCK).min(v);
         let (mut bm, mut bs) = ([i32::MIN; MAX_BLOCKS], [0u64; MAX_BLOCKS]);
         for b in 0..blocks {
-            (bm[b], bs[b]) = Self::block_stats(&spec, c, block(b), decoded, &mut p);
+            (bm[b], bs[b]) = Self::block_stats(spec, c, block(b), decoded, &mut p);
         }
         let b = if blocks > 1 {
             let top = bm[..blocks].iter().copied().max().unwrap_or(0);
@@ -612,7 +608,7 @@ impl<'m> Session<'m, '_> {
                 .map(|&l| exp_neg((m as i64 - l.min(m) as i64) as u32) as u64);
             pick_from(terms, target, &mut cum)
         };
-        Self::over_rows(&spec, c, rows, decoded, &mut p, walk).unwrap_or(last) as u16
+        Self::over_rows(spec, c, rows, decoded, &mut p, walk).unwrap_or(last) as u16
     }
 
     /// Calls `f` on the logits of softmax `c` for `rows`, in order, in as

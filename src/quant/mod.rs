@@ -43,6 +43,52 @@ pub fn requantize(acc: i32, multiplier: i32, shift: i32) -> i32 {
     r.clamp(i32::MIN as i64, i32::MAX as i64) as i32
 }
 
+/// A set of requantization pairs proven, once, to all have the high-word
+/// form: `multiplier ≥ 0` and `MIN_SHIFT ≤ shift ≤ −2` (a right shift `t ≥
+/// 33`), for which `requantize(acc)` is `((acc · m) >> 32 >> h) + 1) >> 1`
+/// with `h = −2 − shift ∈ [0, 29]` ([`OutputStage`]'s argument), with no
+/// per-pair test. The only constructor checks every pair and keeps the
+/// slices it checked; a kernel uses the proof only for those same slices
+/// (`core::ptr::eq`, address and length), so it can never vouch for other
+/// pairs. Computed when a model is parsed, so a language model's stages
+/// skip the test on every row of every token.
+#[derive(Clone, Copy, Debug)]
+pub struct HighWord<'a> {
+    mult: &'a [i32],
+    shift: &'a [i32],
+}
+
+impl<'a> HighWord<'a> {
+    /// The proof for `mult`/`shift`, or None when the lengths differ or
+    /// any pair is not of the high-word form.
+    pub fn new(mult: &'a [i32], shift: &'a [i32]) -> Option<Self> {
+        let all = mult.len() == shift.len()
+            && mult
+                .iter()
+                .zip(shift)
+                .all(|(&m, &s)| m >= 0 && (MIN_SHIFT..=-2).contains(&s));
+        all.then_some(HighWord { mult, shift })
+    }
+
+    /// Whether this proof is about exactly these slices.
+    #[inline]
+    pub fn covers(&self, mult: &[i32], shift: &[i32]) -> bool {
+        core::ptr::eq(self.mult, mult) && core::ptr::eq(self.shift, shift)
+    }
+
+    /// The multipliers (all `≥ 0`).
+    #[inline]
+    pub fn mult(&self) -> &'a [i32] {
+        self.mult
+    }
+
+    /// The shifts (all in `[MIN_SHIFT, −2]`).
+    #[inline]
+    pub fn shift(&self) -> &'a [i32] {
+        self.shift
+    }
+}
+
 /// Requantizes, adds the output zero point and clamps to `[act_min, act_max]`.
 ///
 /// Never panics: with `act_min > act_max` (which the model checker refuses)

@@ -866,16 +866,23 @@ struct RowsQuads {
     out: *mut i32,      // 8: where the next group's four sums go
     groups: usize,      // 12: groups of four rows still to run
     saved: [u32; 2],    // 16: r6 and r7 while the loop uses them
+    start: i32,         // 24: −128 · Σx, every accumulator's start
 }
 
-/// The raw sums of every group of four rows of a
+/// The dot products of every row of a
 /// [`crate::format::WeightLayout::RowQuads`] matrix `w` (`[rows][n]`,
-/// `rows = out.len()`): for group `g`, `out[4g..4g + 4] = [B₀, A₀, B₁,
-/// A₁]`, where pair `p` (rows `4g + 2p`, `4g + 2p + 1`) has
-/// `B_p = dot_{2p} + 128 · Σx` and `A_p = 256 · dot_{2p+1} + B_p`, all
-/// wrapping ([`quad_dots`] turns them into the four dot products). One asm
-/// call for the whole matrix, [`chunk_quads!`] two per pass: 30
-/// instructions per 32 products, 0.94 per MAC, and 13 per group around it.
+/// `rows = out.len()`) with `x`, wrapping: `out[r] = W[r]·x`. `s128` is
+/// `128 · Σx` (wrapping).
+///
+/// Per group of four rows, [`chunk_quads!`] accumulates for each pair `p`
+/// (rows `4g + 2p`, `4g + 2p + 1`) `B_p = dot_{2p} + 128 · Σx` and `A_p =
+/// 256 · dot_{2p+1} + B_p`; the accumulators start at `−s128`, so `B_p`
+/// ends as `dot_{2p}` itself, and `dot_{2p+1} = (A_p − B_p) >> 8`, two
+/// instructions per pair at the group's end. Exact while `|256 · dot| <
+/// 2^31`, which inputs of fewer than 512 int8 values guarantee (`|dot| ≤
+/// 511 · 2^14 < 2^23`; [`crate::format::WeightLayout::DSP_MAX_DEPTH`]).
+/// One asm call for the whole matrix, [`chunk_quads!`] two per pass: 30
+/// instructions per 32 products, 0.94 per MAC, and 18 per group around it.
 ///
 /// `x` holds the input in natural order, `[x0 | x1, x2 | x3]` per chunk.
 /// Returns false, doing nothing, unless `n = 4 · x.len() ≥ 4`,
@@ -883,7 +890,7 @@ struct RowsQuads {
 /// w.len()`, and `w` is word-aligned (`LDM` needs it; a checked model's
 /// arrays are).
 #[inline(always)]
-pub(super) fn rows_quads(x: &[[u32; 2]], w: &[i8], n: usize, out: &mut [i32]) -> bool {
+pub(super) fn rows_quads(x: &[[u32; 2]], s128: i32, w: &[i8], n: usize, out: &mut [i32]) -> bool {
     let fits = n >= 4
         && w.as_ptr().align_offset(4) == 0
         && x.len().checked_mul(4) == Some(n)
@@ -899,6 +906,7 @@ pub(super) fn rows_quads(x: &[[u32; 2]], w: &[i8], n: usize, out: &mut [i32]) ->
         out: out.as_mut_ptr(),
         groups: out.len() / 4,
         saved: [0; 2],
+        start: s128.wrapping_neg(),
     };
     // SAFETY: `out.len() / 4 ≥ 1` groups: group `g` reads the `8 · x.len()`
     // bytes of `x` (word-aligned `[u32; 2]`s, LDRD) and the `4n` bytes of
@@ -915,14 +923,19 @@ pub(super) fn rows_quads(x: &[[u32; 2]], w: &[i8], n: usize, out: &mut [i32]) ->
             "strd r6, r7, [lr, #16]",
             "1:",
             "ldrd r1, r0, [lr]",
-            "movs r9, #0",
-            "movs r10, #0",
-            "movs r11, #0",
-            "movs r12, #0",
+            "ldr r9, [lr, #24]",
+            "mov r10, r9",
+            "mov r11, r9",
+            "mov r12, r9",
             two_per_pass!(
                 "r0",
                 chunk_quads!("r1", "r2", "r3", "r4", "r9", "r10", "r11", "r12")
             ),
+            // Odd rows: (A − B) >> 8.
+            "sub r10, r10, r9",
+            "asr r10, r10, #8",
+            "sub r12, r12, r11",
+            "asr r12, r12, #8",
             "ldr r3, [lr, #8]",
             "stmia r3!, {{r9, r10, r11, r12}}",
             "str r3, [lr, #8]",
@@ -947,22 +960,6 @@ pub(super) fn rows_quads(x: &[[u32; 2]], w: &[i8], n: usize, out: &mut [i32]) ->
         );
     }
     true
-}
-
-/// The four dot products of a group from [`rows_quads`]' raw sums `[B₀,
-/// A₀, B₁, A₁]` and `s128 = 128 · Σx` (wrapping): `dot_{2p} = B_p −
-/// s128`, `dot_{2p+1} = (A_p − B_p) >> 8`. Exact while `|256 · dot| <
-/// 2^31`, which inputs of fewer than 512 int8 values guarantee (`|dot| ≤
-/// 511 · 2^14 < 2^23`).
-#[inline(always)]
-pub(super) fn quad_dots(raw: &[i32; 4], s128: i32) -> [i32; 4] {
-    let [b0, a0, b1, a1] = *raw;
-    [
-        b0.wrapping_sub(s128),
-        a0.wrapping_sub(b0) >> 8,
-        b1.wrapping_sub(s128),
-        a1.wrapping_sub(b1) >> 8,
-    ]
 }
 
 /// One output channel's constants for [`channels_4px`]: its bias, and its
