@@ -461,11 +461,15 @@ fn dirac_bit_exact_on_qemu_under_the_nrf_budget() {
     // Still 101 KB after the ninth round (`LDM` loops, the channel table in
     // asm, one short-add loop per pair of rescale forms): 102,908 bytes
     // measured, 516 bytes below the bound.
+    // 101 → 102 KB: the tenth round's LM stages without per-row tests
+    // (`quant::HighWord`, `gates_high_word` and the latent's, beside the
+    // tested paths they skip; char LM 553,889 → 488,389 instructions per
+    // character): 103,844 bytes measured.
     let arena = r["arena_bytes"].as_u64().unwrap();
     let ram = r["ram_bytes"].as_u64().unwrap();
     assert!(ram <= arena + 8 * 1024, "RAM {ram} > arena {arena} + 8 KB");
     let flash = r["firmware_flash_bytes"].as_u64().unwrap();
-    assert!(flash <= 101 * 1024, "firmware flash grew to {flash} bytes");
+    assert!(flash <= 102 * 1024, "firmware flash grew to {flash} bytes");
     assert!(r["model_flash_bytes"].as_u64().unwrap() <= NRF_MODEL_LEN as u64);
 }
 
