@@ -467,14 +467,22 @@ fn lm_case(d: &mut Draw, scratch: &mut [u8], rows: usize, nx: usize, nh: usize) 
         return Err(());
     }
     // With the high-word proofs a parsed model carries (None unless every
-    // pair qualifies), and with a proof about other slices, which the
-    // kernels must ignore: still the reference's bytes.
+    // pair qualifies), one matrix proven and the other not, and proofs
+    // about other slices, which the kernels must ignore (another array; the
+    // same addresses with a shorter length): still the reference's bytes.
     static OTHER_M: [i32; 4] = [1 << 30; 4];
     static OTHER_S: [i32; 4] = [-2; 4];
     let other = HighWord::new(&OTHER_M, &OTHER_S);
+    let (hx, hh) = (HighWord::new(mx, sx), HighWord::new(mh, sh));
     for (px, ph) in [
-        (HighWord::new(mx, sx), HighWord::new(mh, sh)),
+        (hx, hh),
+        (hx, None),
+        (None, hh),
         (other, other),
+        (
+            HighWord::new(&mx[..rows - 4], &sx[..rows - 4]),
+            HighWord::new(&mh[..rows - 4], &sh[..rows - 4]),
+        ),
     ] {
         let qxp = QMatrix {
             high_word: px,

@@ -45,7 +45,7 @@ pub fn requantize(acc: i32, multiplier: i32, shift: i32) -> i32 {
 
 /// A set of requantization pairs proven, once, to all have the high-word
 /// form: `multiplier ≥ 0` and `MIN_SHIFT ≤ shift ≤ −2` (a right shift `t ≥
-/// 33`), for which `requantize(acc)` is `((acc · m) >> 32 >> h) + 1) >> 1`
+/// 33`), for which `requantize(acc)` is `((((acc · m) >> 32) >> h) + 1) >> 1`
 /// with `h = −2 − shift ∈ [0, 29]` ([`OutputStage`]'s argument), with no
 /// per-pair test. The only constructor checks every pair and keeps the
 /// slices it checked; a kernel uses the proof only for those same slices

@@ -863,7 +863,7 @@ macro_rules! chunk_quads {
 struct RowsQuads {
     x: *const [u32; 2], // 0: the packed input, natural order
     chunks: usize,      // 4: chunks (of four columns) per row
-    out: *mut i32,      // 8: where the next group's four sums go
+    out: *mut i32,      // 8: where the next group's four dot products go
     groups: usize,      // 12: groups of four rows still to run
     saved: [u32; 2],    // 16: r6 and r7 while the loop uses them
     start: i32,         // 24: −128 · Σx, every accumulator's start
@@ -882,7 +882,7 @@ struct RowsQuads {
 /// 2^31`, which inputs of fewer than 512 int8 values guarantee (`|dot| ≤
 /// 511 · 2^14 < 2^23`; [`crate::format::WeightLayout::DSP_MAX_DEPTH`]).
 /// One asm call for the whole matrix, [`chunk_quads!`] two per pass: 30
-/// instructions per 32 products, 0.94 per MAC, and 18 per group around it.
+/// instructions per 32 products, 0.94 per MAC, and 17 per group around it.
 ///
 /// `x` holds the input in natural order, `[x0 | x1, x2 | x3]` per chunk.
 /// Returns false, doing nothing, unless `n = 4 · x.len() ≥ 4`,
