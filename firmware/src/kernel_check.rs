@@ -106,17 +106,24 @@ impl Draw {
             };
         }
     }
+    /// A multiplier `≥ 0`: `i32::MAX`, 0, or of log-uniform magnitude, so
+    /// that outputs land inside the clamp range often instead of
+    /// saturating (random int8 dot products are large against a multiplier
+    /// near 2^31).
+    fn log_mult(&mut self) -> i32 {
+        match self.below(4) {
+            0 => i32::MAX,
+            1 => 0,
+            _ => ((self.0.next_u32() >> 1) >> self.below(28)) as i32,
+        }
+    }
     /// Every pair of the high-word form (`m ≥ 0`, shift `MIN_SHIFT..=−2`,
     /// the extremes included, log-uniform multipliers), what a trained
     /// language model's gates and latents have: the stages that trust a
     /// [`HighWord`] proof run.
     fn requant_high_word(&mut self, m: &mut [i32], s: &mut [i32]) {
         for (m, s) in m.iter_mut().zip(s.iter_mut()) {
-            *m = match self.below(4) {
-                0 => i32::MAX,
-                1 => 0,
-                _ => ((self.0.next_u32() >> 1) >> self.below(28)) as i32,
-            };
+            *m = self.log_mult();
             *s = match self.below(4) {
                 0 => MIN_SHIFT,
                 1 => -2,
@@ -132,14 +139,7 @@ impl Draw {
             return self.requant(m, s);
         }
         for (m, s) in m.iter_mut().zip(s.iter_mut()) {
-            // Log-uniform magnitudes, so that outputs land inside the clamp
-            // range often instead of saturating (random int8 dot products
-            // are large against a multiplier near 2^31).
-            *m = match self.below(4) {
-                0 => i32::MAX,
-                1 => 0,
-                _ => ((self.0.next_u32() >> 1) >> self.below(28)) as i32,
-            };
+            *m = self.log_mult();
             *s = match self.below(5) {
                 0 => MIN_SHIFT,
                 1 => -2,
@@ -402,14 +402,8 @@ fn lm_case(d: &mut Draw, scratch: &mut [u8], rows: usize, nx: usize, nh: usize) 
     let qx = QMatrix::rows(wx, mx, sx);
     let qh = QMatrix::rows(wh, mh, sh);
     let same16 = |a: &[i16], b: &[i16]| a == b;
-    let r = reference::lstm_gates(&qx, x, &qh, h, b, want16);
-    let a = arm::lstm_gates(&qx, x, &qh, h, b, got16);
-    if r != a || !same16(want16, got16) {
-        return Err(());
-    }
-    let r = reference::latent(&qh, b, h, want16);
-    let a = arm::latent(&qh, b, h, got16);
-    if r != a || !same16(want16, got16) {
+    let lm = LmCase { x, h, b };
+    if !lm.same((&qx, &qh), (&qx, &qh), want16, got16) {
         return Err(());
     }
     let r = reference::decoder(&qx, b, x, want32);
@@ -492,18 +486,41 @@ fn lm_case(d: &mut Draw, scratch: &mut [u8], rows: usize, nx: usize, nh: usize) 
             high_word: ph,
             ..qhq
         };
-        let r = reference::lstm_gates(&qx, x, &qh, h, b, want16);
-        let a = arm::lstm_gates(&qxp, x, &qhp, h, b, got16);
-        if r != a || !same16(want16, got16) {
-            return Err(());
-        }
-        let r = reference::latent(&qh, b, h, want16);
-        let a = arm::latent(&qhp, b, h, got16);
-        if r != a || !same16(want16, got16) {
+        if !lm.same((&qx, &qh), (&qxp, &qhp), want16, got16) {
             return Err(());
         }
     }
     Ok(())
+}
+
+/// The inputs and biases of one [`lm_case`].
+struct LmCase<'a> {
+    x: &'a [i8],
+    h: &'a [i8],
+    b: &'a [i32],
+}
+
+impl LmCase<'_> {
+    /// Whether `arm`'s gates and latent over `(ax, ah)` give the
+    /// reference's results and bytes over `(qx, qh)` (the same matrices,
+    /// stored in another layout or carrying a proof).
+    fn same(
+        &self,
+        (qx, qh): (&QMatrix, &QMatrix),
+        (ax, ah): (&QMatrix, &QMatrix),
+        want: &mut [i16],
+        got: &mut [i16],
+    ) -> bool {
+        let (x, h, b) = (self.x, self.h, self.b);
+        let r = reference::lstm_gates(qx, x, qh, h, b, want);
+        let a = arm::lstm_gates(ax, x, ah, h, b, got);
+        if r != a || want != got {
+            return false;
+        }
+        let r = reference::latent(qh, b, h, want);
+        let a = arm::latent(ah, b, h, got);
+        r == a && want == got
+    }
 }
 
 /// One causal conv case: `arm::conv2d_masked` against the reference conv
