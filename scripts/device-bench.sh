@@ -22,6 +22,11 @@ trap 'rm -rf "$out"' EXIT
 $T simulate models/bench/diracnet-bench.tinf --nrf-budget "${fw[@]}" </dev/null
 $T simulate models/bench/diracnet-bench.tinf --nrf-budget --eval 200 --json "${fw[@]}" \
   </dev/null >"$out/dirac.json" 2>/dev/null
+# The same DiracNet with its 3×3 convs in the pairs layout (weights widened
+# at export for the DSP kernels): its per-layer table, then its figures.
+$T simulate models/bench/diracnet-bench-pairs.tinf --nrf-budget "${fw[@]}" </dev/null
+$T simulate models/bench/diracnet-bench-pairs.tinf --nrf-budget --eval 200 --json "${fw[@]}" \
+  </dev/null >"$out/pairs.json" 2>/dev/null
 $T simulate models/bench/pixelcnn-bench.tinf --nrf-budget --samples 1 --seed 3 --json "${fw[@]}" \
   </dev/null >"$out/pcnn.json" 2>/dev/null
 $T simulate models/bench/char-mos-lm-bench.tinf --prompt "ROMEO:" --tokens 200 --seed 7 \
@@ -29,10 +34,12 @@ $T simulate models/bench/char-mos-lm-bench.tinf --prompt "ROMEO:" --tokens 200 -
 python3 - "$out" <<'PY'
 import json, sys
 o = sys.argv[1]
-d, p, l = (json.load(open(f"{o}/{n}.json")) for n in ("dirac", "pcnn", "lm"))
+d, q, p, l = (json.load(open(f"{o}/{n}.json")) for n in ("dirac", "pairs", "pcnn", "lm"))
 rows = [
     ("DiracNet", "per inference", d["instructions_per_inference"], d["macs_per_inference"],
      "≈ 19.8 M (sum of its per-layer figures)", d["matches_host"]),
+    ("DiracNet, pairs layout", "per inference", q["instructions_per_inference"],
+     q["macs_per_inference"], "≈ 19.8 M", q["matches_host"]),
     ("PixelCNN", "per scored image (whole-map)", p["instructions_per_scored_image"], None, "—",
      p["nll_matches_host"]),
     ("PixelCNN", "per scored image (streaming)", p["instructions_per_scored_image_streaming"], None,
@@ -47,6 +54,7 @@ print("| --- | --- | ---: | ---: | --- | --- |")
 for fam, fig, n, macs, cmsis, ok in rows:
     per = f"{n / macs:.2f}" if macs else "–"
     print(f"| {fam} | {fig} | {n:,} | {per} | {cmsis} | {'yes' if ok else 'NO'} |")
-print(f"\nfirmware flash {d['firmware_flash_bytes']:,} bytes (all three drivers); "
+print(f"\nmodel flash: DiracNet {d['model_flash_bytes']:,} bytes, pairs layout {q['model_flash_bytes']:,}")
+print(f"firmware flash {d['firmware_flash_bytes']:,} bytes (all three drivers); "
       f"RAM: DiracNet {d['ram_bytes']:,}, PixelCNN {p['ram_bytes']:,}, LM {l['ram_bytes']:,} bytes")
 PY

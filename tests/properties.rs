@@ -401,6 +401,30 @@ fn check_conv_all(t: ConvCase) -> std::result::Result<(), TestCaseError> {
         conv(&params, &x, &wt, &b, &m, &sh, &mut got).unwrap();
         prop_assert_eq!(&got, &want, "{}", name);
     }
+    // The same weights in the pairs layout (whole runs of four per filter
+    // only when the input channels are a multiple of 4).
+    let pairs: Vec<i32> = wt
+        .chunks(4)
+        .flat_map(|q| reference::to_pairs([q[0], q[1 % q.len()], q[2 % q.len()], q[3 % q.len()]]))
+        .collect();
+    let mut got = vec![0x55i8; oh * ow * oc];
+    let r = fast::conv2d_pairs(&params, &x, &pairs[..wt.len() / 2], &b, &m, &sh, &mut got);
+    if c % 4 == 0 {
+        prop_assert_eq!(r, Ok(()));
+        prop_assert_eq!(&got, &want, "pairs");
+        for (j, &v) in wt.iter().enumerate() {
+            prop_assert_eq!(reference::pair_weight(&pairs, j), v as i32);
+        }
+    } else {
+        let expected = c.next_multiple_of(4) as u32;
+        prop_assert_eq!(
+            r,
+            Err(tinyinfer::Error::BadLength {
+                expected,
+                got: c as u32
+            })
+        );
+    }
     Ok(())
 }
 

@@ -37,6 +37,9 @@ pub struct Mismatch {
 pub struct Summary {
     /// conv2d cases (random and DiracNet shapes).
     pub conv: u32,
+    /// Of them, cases also run with the weights in the pairs layout
+    /// (`conv2d_pairs`, the input channels a multiple of 4).
+    pub pairs: u32,
     /// conv2d_masked cases (masks A and B, odd kernels up to 7; same and
     /// valid geometry).
     pub masked: u32,
@@ -195,6 +198,8 @@ struct Tensors<'a> {
     bias: &'a mut [i32],
     mult: &'a mut [i32],
     shift: &'a mut [i32],
+    /// What is left of the scratch (word-aligned).
+    rest: &'a mut [u8],
 }
 
 fn carve(scratch: &mut [u8], lens: [usize; 4], n32: usize) -> Option<Tensors<'_>> {
@@ -203,7 +208,8 @@ fn carve(scratch: &mut [u8], lens: [usize; 4], n32: usize) -> Option<Tensors<'_>
     let (input, rest) = rest.split_at_mut_checked(r4(lens[0]))?;
     let (weights, rest) = rest.split_at_mut_checked(r4(lens[1]))?;
     let (want, rest) = rest.split_at_mut_checked(r4(lens[2]))?;
-    let got = rest.get_mut(..lens[3])?;
+    let (got, spare) = rest.split_at_mut_checked(r4(lens[3]))?;
+    let got = &mut got[..lens[3]];
     let i32s: &mut [i32] = bytemuck::try_cast_slice_mut(i32s).ok()?;
     let (bias, rest) = i32s.split_at_mut(n32);
     let (mult, shift) = rest.split_at_mut(n32);
@@ -215,6 +221,7 @@ fn carve(scratch: &mut [u8], lens: [usize; 4], n32: usize) -> Option<Tensors<'_>
         bias,
         mult,
         shift,
+        rest: spare,
     })
 }
 
@@ -236,6 +243,9 @@ pub struct Timing {
     pub fast: u32,
     /// `kernels::arm`.
     pub arm: u32,
+    /// `kernels::arm::conv2d_pairs` (the same weights in the pairs layout;
+    /// 0 when the input channels are not a multiple of 4).
+    pub pairs: u32,
 }
 
 /// `Err` at the first difference between a reference call and the arm
@@ -262,8 +272,20 @@ fn same<T: PartialEq>(
     })
 }
 
-/// One conv2d case on `p`; `Err(index)` at the first difference. With a
-/// clock, also times the three implementations into `timing`.
+/// How far [`conv_case`] went.
+#[derive(PartialEq)]
+enum Checked {
+    /// The case does not fit the scratch (nothing run).
+    NoRoom,
+    /// The int8 kernels checked.
+    Int8,
+    /// And the same weights in the pairs layout.
+    Pairs,
+}
+
+/// One conv2d case on `p`; `Err(index)` at the first difference, else
+/// how far it went. With a clock, also times the implementations into
+/// `timing`.
 fn conv_case(
     d: &mut Draw,
     scratch: &mut [u8],
@@ -272,7 +294,7 @@ fn conv_case(
     clock: &mut dyn FnMut() -> u32,
     timing: &mut Timing,
     model_like: bool,
-) -> Result<bool, u32> {
+) -> Result<Checked, u32> {
     let lens = [
         p.in_h * p.in_w * p.in_c,
         p.out_c * p.k * p.k * p.in_c,
@@ -280,7 +302,7 @@ fn conv_case(
         p.out_h * p.out_w * p.out_c,
     ];
     let Some(t) = carve(scratch, lens, p.out_c) else {
-        return Ok(false);
+        return Ok(Checked::NoRoom);
     };
     if model_like {
         t.input.iter_mut().for_each(|v| *v = d.i8());
@@ -315,6 +337,7 @@ fn conv_case(
         reference: dt(t1, t2),
         fast: dt(t0, t1),
         arm: dt(t3, t4),
+        pairs: 0,
     };
     if r != a {
         return Err(u32::MAX);
@@ -329,9 +352,40 @@ fn conv_case(
     if r != a {
         return Err(u32::MAX);
     }
+    if let Some(i) = first_diff(t.want, t.got) {
+        return Err(i);
+    }
+    // The same weights in the pairs layout: the reference of that layout
+    // and the arm kernel against the int8 reference's bytes.
+    if p.in_c % 4 != 0 {
+        return Ok(Checked::Int8);
+    }
+    let words = t.weights.len() / 2;
+    let Some(pairs) = t
+        .rest
+        .get_mut(..4 * words)
+        .and_then(|b| bytemuck::try_cast_slice_mut::<u8, i32>(b).ok())
+    else {
+        return Ok(Checked::Int8);
+    };
+    for (w, c) in pairs.chunks_exact_mut(2).zip(t.weights.chunks_exact(4)) {
+        w.copy_from_slice(&reference::to_pairs([c[0], c[1], c[2], c[3]]));
+    }
+    t.got.fill(0x55u8 as i8);
+    let rp = reference::conv2d_pairs(p, t.input, pairs, t.bias, t.mult, t.shift, t.got);
+    if r != rp || first_diff(t.want, t.got).is_some() {
+        return Err(u32::MAX - 2);
+    }
+    t.got.fill(0x55u8 as i8);
+    let t5 = clock();
+    let a = arm::conv2d_pairs(p, t.input, pairs, t.bias, t.mult, t.shift, t.got);
+    timing.pairs = dt(t5, clock());
+    if r != a {
+        return Err(u32::MAX);
+    }
     match first_diff(t.want, t.got) {
         Some(i) => Err(i),
-        None => Ok(true),
+        None => Ok(Checked::Pairs),
     }
 }
 
@@ -700,9 +754,18 @@ pub fn run(
         let p = conv_params(&mut d, shape, oc, 3, 1, 1);
         let r = conv_case(&mut d, scratch, &mut cs, &p, clock, &mut timing, true);
         layer(i, timing);
+        // Every layer with a multiple of 4 input channels runs the pairs too.
+        let want = if p.in_c % 4 == 0 {
+            Checked::Pairs
+        } else {
+            Checked::Int8
+        };
         match r {
-            Ok(true) => sum.conv += 1,
-            Ok(false) => return Err(fail("conv2d (does not fit the scratch)", sum.conv, 0)),
+            Ok(c) if c == want => {
+                sum.conv += 1;
+                sum.pairs += u32::from(c == Checked::Pairs);
+            }
+            Ok(_) => return Err(fail("conv2d (does not fit the scratch)", sum.conv, 0)),
             Err(i) => return Err(fail("conv2d", sum.conv, i)),
         }
     }
@@ -719,11 +782,11 @@ pub fn run(
         }
         let p = conv_params(&mut d, (h, w, 1), oc, 3, 1, pad);
         match conv_case(&mut d, scratch, &mut cs, &p, clock, &mut timing, false) {
-            Ok(true) => {
+            Ok(Checked::NoRoom) => {}
+            Ok(_) => {
                 sum.conv += 1;
                 stem += 1;
             }
-            Ok(false) => {}
             Err(i) => return Err(fail("conv2d (stem)", sum.conv, i)),
         }
     }
@@ -747,11 +810,12 @@ pub fn run(
         }
         let p = conv_params(&mut d, (h, w, c), oc, k, s, pad);
         match conv_case(&mut d, scratch, &mut cs, &p, clock, &mut timing, false) {
-            Ok(true) => {
+            Ok(Checked::NoRoom) => {} // too big for the scratch: draw again
+            Ok(c) => {
                 sum.conv += 1;
+                sum.pairs += u32::from(c == Checked::Pairs);
                 done += 1;
             }
-            Ok(false) => {} // too big for the scratch: draw again
             Err(i) => return Err(fail("conv2d", sum.conv, i)),
         }
     }

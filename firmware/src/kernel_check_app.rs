@@ -53,13 +53,15 @@ fn main() -> ! {
         let macs = h * w * oc * 9 * c;
         let per = |v: u32| v as f32 * INSTRUCTIONS_PER_TICK as f32 / macs as f32;
         println!(
-            "conv 3x3 {h}x{w}x{c} -> {oc}: {macs} MACs; instructions (valid under -icount shift=0) reference {} ({:.2}/MAC), fast {} ({:.2}/MAC), arm {} ({:.2}/MAC)",
+            "conv 3x3 {h}x{w}x{c} -> {oc}: {macs} MACs; instructions (valid under -icount shift=0) reference {} ({:.2}/MAC), fast {} ({:.2}/MAC), arm {} ({:.2}/MAC), arm pairs {} ({:.2}/MAC)",
             t.reference * INSTRUCTIONS_PER_TICK,
             per(t.reference),
             t.fast * INSTRUCTIONS_PER_TICK,
             per(t.fast),
             t.arm * INSTRUCTIONS_PER_TICK,
             per(t.arm),
+            t.pairs * INSTRUCTIONS_PER_TICK,
+            per(t.pairs),
         );
     };
     match kernel_check::run(scratch, SEED, CASES as u32, &mut clock, &mut layer) {

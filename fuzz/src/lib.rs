@@ -15,9 +15,10 @@
 
 use arbitrary::{Result, Unstructured};
 use tinyinfer::format::{
-    Family, Mask, Model, ModelRepr, OpKind, OpRepr, TensorRepr, CRC32, CRC_LEN, LM_TOP_LEN,
-    MAX_LM_TOP, VOCAB_SORTED_INDEX,
+    ConvLayout, Family, Mask, Model, ModelRepr, OpKind, OpRepr, TensorRepr, CRC32, CRC_LEN,
+    LM_TOP_LEN, MAX_LM_TOP, VOCAB_SORTED_INDEX,
 };
+use tinyinfer::kernels::reference::to_pairs;
 use tinyinfer::models::{Classifier, DensityModel, LanguageModel};
 use tinyinfer::quant::{MAX_SHIFT, MIN_SHIFT};
 use tinyinfer::rng::Pcg32;
@@ -334,13 +335,23 @@ pub fn classifier_model(u: &mut Unstructured) -> Result<Option<Vec<u32>>> {
                 let o = net.tensor(u, out)?;
                 let mut op = OpRepr::new(OpKind::Conv2d, t, o);
                 (op.kernel, op.stride, op.pad) = (k, s, pad);
-                net.weighted(
-                    u,
-                    &mut op,
-                    oc as usize,
-                    k as usize * k as usize * c as usize,
-                    |_| true,
-                )?;
+                let depth = k as usize * k as usize * c as usize;
+                net.weighted(u, &mut op, oc as usize, depth, |_| true)?;
+                // Half the convs that may be stored as pairs are (the
+                // same values; the int8 copy stays behind, unread).
+                if c % 4 == 0 && u.arbitrary()? {
+                    let at = op.weights as usize;
+                    let int8: Vec<i8> = net.data[at..at + oc as usize * depth]
+                        .iter()
+                        .map(|&b| b as i8)
+                        .collect();
+                    let pairs: Vec<i32> = int8
+                        .chunks_exact(4)
+                        .flat_map(|q| to_pairs([q[0], q[1], q[2], q[3]]))
+                        .collect();
+                    op.weights = net.push_i32(&pairs);
+                    op.aux[1] = ConvLayout::Pairs as u8;
+                }
                 net.clamps(u, &mut op)?;
                 net.ops.push(op);
                 (t, shape) = (o, out);

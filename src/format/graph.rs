@@ -6,7 +6,7 @@ use super::{
     BernoulliHead, Body, Graph, Mask, Model, OpKind, OpParts, OpRepr, SectionKind, TensorRepr,
     MAX_ABS_BIAS, MAX_ACC_DEPTH, MAX_OPS, MAX_POOL_AREA, MAX_TENSORS, NONE,
 };
-use crate::format::Family;
+use crate::format::{ConvLayout, Family};
 use crate::quant;
 use crate::{Error, Result};
 
@@ -86,9 +86,11 @@ impl<'a> Model<'a> {
         if op.input == op.output || op.act_min > op.act_max {
             return Err(());
         }
-        // aux: byte 0 belongs to conv (mask) and add (second operand); the rest is zero.
-        if op.aux[1..] != [0; 3]
+        // aux: byte 0 belongs to conv (mask) and add (second operand), byte 1
+        // to conv (weight layout); the rest is zero.
+        if op.aux[2..] != [0; 2]
             || (!matches!(op.kind, OpKind::Conv2d | OpKind::Add) && op.aux[0] != 0)
+            || (op.kind != OpKind::Conv2d && op.aux[1] != 0)
         {
             return Err(());
         }
@@ -110,6 +112,21 @@ impl<'a> Model<'a> {
                 // A causal conv keeps positions: odd kernel, stride 1, "same" padding.
                 if mask != Mask::None && (k % 2 == 0 || s != 1 || p != k / 2) {
                     return Err(());
+                }
+                if op.conv_layout().ok_or(())? == ConvLayout::Pairs {
+                    // Unmasked, whole runs of four per filter, and every
+                    // half an int8 value: the int8 conv's weights exactly.
+                    if mask != Mask::None || ic % 4 != 0 {
+                        return Err(());
+                    }
+                    self.check_weighted(op, oc, 2 * k * k * ic)?;
+                    let pairs = self.data_i32(op.weights, oc * k * k * ic / 2).ok_or(())?;
+                    let int8 = |h: i16| (-128..=127).contains(&h);
+                    return pairs
+                        .iter()
+                        .all(|&w| int8(w as i16) && int8((w >> 16) as i16))
+                        .then_some(())
+                        .ok_or(());
                 }
                 self.check_weighted(op, oc, k * k * ic)?;
                 if mask != Mask::None {
@@ -290,7 +307,8 @@ impl<'a> Model<'a> {
             .unwrap_or(TensorRepr::EMPTY)
     }
 
-    /// An op's int8 weights (empty when it has none).
+    /// An op's int8 weights (empty when it has none, or when a conv stores
+    /// them in [`ConvLayout::Pairs`]: [`Model::parts`]`.pairs`).
     pub fn weights(&self, op: &OpRepr) -> &'a [i8] {
         self.parts(op).weights
     }
@@ -335,6 +353,7 @@ impl<'a> Model<'a> {
             }
             _ => 0,
         };
+        let pairs = op.kind == OpKind::Conv2d && op.conv_layout() == Some(ConvLayout::Pairs);
         let n = match op.kind {
             OpKind::GlobalAvgPool => 1,
             OpKind::Add => 3,
@@ -347,10 +366,18 @@ impl<'a> Model<'a> {
         OpParts {
             input: ti.unwrap_or(TensorRepr::EMPTY),
             output: to.unwrap_or(TensorRepr::EMPTY),
-            weights: self
-                .data_range(op.weights, len)
-                .map(bytemuck::cast_slice)
-                .unwrap_or(&[]),
+            weights: if pairs {
+                &[]
+            } else {
+                self.data_range(op.weights, len)
+                    .map(bytemuck::cast_slice)
+                    .unwrap_or(&[])
+            },
+            pairs: if pairs {
+                self.data_i32(op.weights, len / 2).unwrap_or(&[])
+            } else {
+                &[]
+            },
             bias: self.data_i32(op.bias, out_c).unwrap_or(&[]),
             multiplier,
             shift,

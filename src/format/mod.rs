@@ -82,7 +82,7 @@ pub use lm::{
     LM_LAYER_WORDS, LOGIT_CHUNK, MAX_K, MAX_LAYERS, MAX_LM_BIAS, MAX_TOKEN_BYTES, MAX_VOCAB,
     MAX_WIDTH, VOCAB_SORTED_INDEX,
 };
-pub use repr::{Family, Mask, OpKind, OpParts, OpRepr, SectionKind, TensorRepr};
+pub use repr::{ConvLayout, Family, Mask, OpKind, OpParts, OpRepr, SectionKind, TensorRepr};
 pub use selftest::{LmCase, LmTop, SelfTest, LM_TOP_LEN, MAX_LM_PROMPT, MAX_LM_TOP};
 
 use crate::{Error, Result};

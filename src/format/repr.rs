@@ -235,8 +235,12 @@ pub struct OpParts<'a> {
     pub input: TensorRepr,
     /// The output tensor.
     pub output: TensorRepr,
-    /// int8 weights (conv, fully connected), else empty.
+    /// int8 weights (conv, fully connected), else empty; empty also for a
+    /// conv stored in [`ConvLayout::Pairs`], whose weights are `pairs`.
     pub weights: &'a [i8],
+    /// A conv's weights in [`ConvLayout::Pairs`] (two per word, see
+    /// [`crate::kernels::reference::to_pairs`]), else empty.
+    pub pairs: &'a [i32],
     /// int32 bias, one per output channel, else empty.
     pub bias: &'a [i32],
     /// Requantization multipliers (per output channel; one for pooling, three for add).
@@ -245,8 +249,25 @@ pub struct OpParts<'a> {
     pub shift: &'a [i32],
 }
 
-/// `aux`: conv: byte 0 is the [`Mask`]; add: byte 0 is the second operand's
-/// tensor index. Every other `aux` byte is zero.
+/// How a conv op stores its weights (aux byte 1), chosen at export for the
+/// kernels of the target: the values are the same int8 weights either way,
+/// and the checker verifies it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvLayout {
+    /// One `i8` per weight, OHWI.
+    Int8 = 0,
+    /// OHWI, each run of four weights of a filter widened to two words of
+    /// `i16` pairs as `SMLAD` multiplies them
+    /// ([`crate::kernels::reference::to_pairs`]): twice the flash, and the
+    /// DSP conv loads them without unpacking (`kernels::arm`). Only for
+    /// unmasked convs with a multiple of 4 input channels; every `i16` is
+    /// an int8 value.
+    Pairs = 1,
+}
+
+/// `aux`: conv: byte 0 is the [`Mask`], byte 1 the [`ConvLayout`] of its
+/// weights; add: byte 0 is the second operand's tensor index. Every other
+/// `aux` byte is zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpRepr {
     /// Operator.
@@ -300,6 +321,15 @@ impl OpRepr {
     /// The conv mask (aux byte 0); None when the byte is not a mask.
     pub fn mask(&self) -> Option<Mask> {
         Mask::from_u8(self.aux[0])
+    }
+
+    /// A conv's weight layout (aux byte 1); None when the byte names none.
+    pub fn conv_layout(&self) -> Option<ConvLayout> {
+        match self.aux[1] {
+            0 => Some(ConvLayout::Int8),
+            1 => Some(ConvLayout::Pairs),
+            _ => None,
+        }
     }
 
     /// The second operand of an `Add` (aux byte 0).

@@ -5,7 +5,7 @@ use core::ops::Range;
 
 use super::classifier::SelfTestReport;
 use super::graph::{self, Observer};
-use crate::format::{BernoulliHead, Family, Mask, Model, OpKind, MAX_TENSORS};
+use crate::format::{BernoulliHead, ConvLayout, Family, Mask, Model, OpKind, MAX_TENSORS};
 use crate::kernels::{driver as k, reference::ConvParams};
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -143,7 +143,9 @@ impl<'m> DensityModel<'m> {
     /// [`Error::NotCausal`] if an op could let a pixel see itself or a later
     /// pixel (the image read by anything but a mask-A conv, a spatial conv
     /// without mask, a shape change, an op other than conv and add), or if
-    /// the logits could depend on the pixel they predict.
+    /// the logits could depend on the pixel they predict;
+    /// [`Error::BadOp`] naming the first conv whose weights are not stored
+    /// as int8 ([`ConvLayout::Pairs`] is for the classifiers' DSP kernels).
     pub fn new(model: Model<'m>) -> Result<Self> {
         if model.family() != Family::Density {
             return Err(Error::WrongFamily);
@@ -166,6 +168,10 @@ impl<'m> DensityModel<'m> {
             }
             strict[o] = match op.kind {
                 OpKind::Conv2d => {
+                    // The streaming and sampling kernels read int8 weights.
+                    if op.conv_layout() != Some(ConvLayout::Int8) {
+                        return Err(Error::BadOp(i as u16));
+                    }
                     let kk = op.kernel as usize;
                     let mask = match op.mask() {
                         Some(Mask::None) if kk == 1 => Mask::B,

@@ -2,7 +2,7 @@
 
 use core::ops::Range;
 
-use crate::format::{Model, OpKind, OpRepr};
+use crate::format::{ConvLayout, Model, OpKind, OpRepr};
 use crate::kernels::{driver as k, Mask};
 use crate::{Error, Result};
 
@@ -124,6 +124,13 @@ fn run_op(model: &Model<'_>, op: &OpRepr, arena: &mut [u8]) -> Result<()> {
                 // Without feature `density`, `check_ops` refused masked convs.
                 #[cfg(not(feature = "density"))]
                 Some(Mask::A | Mask::B) if p.k > 1 => Err(bad),
+                // With feature `compact`, `check_ops` refused pairs convs.
+                #[cfg(not(feature = "compact"))]
+                _ if op.conv_layout() == Some(ConvLayout::Pairs) => {
+                    k::conv2d_pairs(&p, input, parts.pairs, parts.bias, mult, shift, output)
+                }
+                #[cfg(feature = "compact")]
+                _ if op.conv_layout() == Some(ConvLayout::Pairs) => Err(bad),
                 _ => k::conv2d(&p, input, parts.weights, parts.bias, mult, shift, output),
             }
         }
@@ -164,22 +171,24 @@ fn run_op(model: &Model<'_>, op: &OpRepr, arena: &mut [u8]) -> Result<()> {
     }
 }
 
-/// Checks that [`run`] can run every op of `model` in this build: without
-/// feature `density`, it runs no `Add` op and no masked conv (of more than
-/// one tap; a 1×1 conv's mask changes nothing), so a model with one is
-/// refused here, `Error::BadOp` naming the first, rather than failing
-/// half-way through an inference. With the feature, every checked op runs.
+/// Checks that [`run`] can run every op of `model` in this build, so that a
+/// model with one it cannot run is refused here, `Error::BadOp` naming the
+/// first, rather than failing half-way through an inference: without
+/// feature `density`, no `Add` op and no masked conv (of more than one tap;
+/// a 1×1 conv's mask changes nothing); with feature `compact` (the
+/// flash-minimal build), no conv in the pairs layout. Otherwise every
+/// checked op runs.
 pub(crate) fn check_ops(model: &Model<'_>) -> Result<()> {
-    #[cfg(not(feature = "density"))]
     for i in 0..model.op_count() {
         let op = model.op(i).ok_or(Error::BadOp(i as u16))?;
-        let masked = matches!(op.mask(), Some(Mask::A | Mask::B)) && op.kernel > 1;
-        if op.kind == OpKind::Add || (op.kind == OpKind::Conv2d && masked) {
+        let conv = op.kind == OpKind::Conv2d;
+        let masked = conv && matches!(op.mask(), Some(Mask::A | Mask::B)) && op.kernel > 1;
+        let density_op = op.kind == OpKind::Add || masked;
+        let pairs = conv && op.conv_layout() == Some(ConvLayout::Pairs);
+        if (cfg!(not(feature = "density")) && density_op) || (cfg!(feature = "compact") && pairs) {
             return Err(Error::BadOp(i as u16));
         }
     }
-    #[cfg(feature = "density")]
-    let _ = model;
     Ok(())
 }
 

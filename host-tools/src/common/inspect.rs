@@ -59,19 +59,26 @@ pub fn inspect_graph(model: &Model<'_>) -> Result<Inspect> {
         let op = model.op(i).context("op index")?;
         let ti = model.tensor(op.input as usize).context("tensor index")?;
         let to = model.tensor(op.output as usize).context("tensor index")?;
-        let (m, s) = model.requant(&op);
-        let (w, b) = (model.weights(&op).len(), model.bias(&op).len());
+        let parts = model.parts(&op);
+        let (m, s) = (parts.multiplier, parts.shift);
+        // Weights in the pairs layout: two per word, four bytes per pair.
+        let (w, b) = (
+            parts.weights.len() + 2 * parts.pairs.len(),
+            parts.bias.len(),
+        );
+        let w_bytes = parts.weights.len() + 4 * parts.pairs.len();
         layers.push(LayerInfo {
             index: i,
             op: match (op.kind, op.mask()) {
                 (OpKind::Conv2d, Some(m @ (Mask::A | Mask::B))) => format!("conv2d/{m:?}"),
+                (OpKind::Conv2d, _) if !parts.pairs.is_empty() => "conv2d/pairs".to_string(),
                 _ => op.kind.name().to_string(),
             },
             input: [ti.h, ti.w, ti.c],
             output: [to.h, to.w, to.c],
             macs: model.op_macs(&op),
             params: w + b,
-            param_bytes: w + 4 * b + 4 * (m.len() + s.len()),
+            param_bytes: w_bytes + 4 * b + 4 * (m.len() + s.len()),
             kernel: (op.kind == OpKind::Conv2d).then_some([op.kernel, op.stride, op.pad]),
         });
     }

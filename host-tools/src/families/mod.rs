@@ -24,6 +24,7 @@ use crate::common::blob::{check_output_path, intel_hex, parse_addr, write_atomic
 use crate::common::checkpoint;
 use crate::common::inspect::{inspect_graph, Inspect};
 use crate::common::slots::{self, parse_slot, SlotImage};
+pub use classifier::quantize::{with_conv_layout, ConvLayoutArg};
 use tinyinfer::link::slots::Slot;
 
 /// What a family does for the commands every family answers.
@@ -139,6 +140,12 @@ pub struct ExportArgs {
     /// Bytes of the MODEL partition, which `--slot` splits in two.
     #[arg(long, value_parser = parse_addr, default_value = "0x000C0000")]
     pub partition_len: u32,
+    /// Classifiers: the weight layout of the convs (`pairs`: unmasked
+    /// convs with a multiple of 4 input channels widened to `i16` pairs for
+    /// the Cortex-M4/M33 DSP kernels, twice those layers' flash; the same
+    /// values and outputs).
+    #[arg(long, value_enum, default_value_t = ConvLayoutArg::Int8)]
+    pub conv_layout: ConvLayoutArg,
 }
 
 /// A family's exported blob, before it is written.
@@ -201,7 +208,20 @@ pub fn export(a: &ExportArgs) -> Result<Exported> {
         slots::layout(a.partition_len).context("--partition-len")?;
     }
     let family = family_of_checkpoint(a)?;
-    let ex = family.export(a)?;
+    ensure!(
+        a.conv_layout == ConvLayoutArg::Int8 || family.blob_family() == format::Family::Classifier,
+        "--conv-layout pairs is for classifiers: the {} driver reads int8 weights",
+        family.name()
+    );
+    let mut ex = family.export(a)?;
+    if a.conv_layout != ConvLayoutArg::Int8 {
+        ex.blob = with_conv_layout(&ex.blob, a.conv_layout).context("--conv-layout")?;
+        ex.details = format!(
+            "{}; conv weights in the pairs layout: {} bytes",
+            ex.details,
+            ex.blob.len()
+        );
+    }
     // The core must accept what we wrote before anything reaches disk.
     AlignedBlob::new(&ex.blob)
         .model()

@@ -128,6 +128,22 @@ macro_rules! chunk_4px_ldm {
     };
 }
 
+/// [`chunk_4px_ldm!`] with the chunk's weights already unpacked (the
+/// `ConvLayout::Pairs` layout of the blob: `[w0 | w2 << 16, w1 | w3 <<
+/// 16]`): one `LDRD` instead of `LDR` and two `SXTB16`s. 11 instructions,
+/// 16 MACs.
+#[rustfmt::skip]
+macro_rules! chunk_4px_pairs {
+    ($w:literal, $c:literal, $u0:literal, $u1:literal,
+     $a0:literal, $a1:literal, $a2:literal, $a3:literal) => {
+        concat!(
+            "ldrd ", $u0, ", ", $u1, ", [", $w, "], #8\n",
+            chunk_4px_ldm!(@pair $c, $u0, $u1, $a0, $a1),
+            chunk_4px_ldm!(@pair $c, $u0, $u1, $a2, $a3),
+        )
+    };
+}
+
 /// One chunk of four inputs × two weight rows: the packed input pair from
 /// `x` (`LDRD`), each row's four weights from `w0`/`w1` unpacked, two
 /// `SMLAD`s per row. 11 instructions, 8 MACs.
@@ -1070,6 +1086,30 @@ pub(super) fn chan_table(
     bad & 0x8000_0000 == 0
 }
 
+/// The weight rows [`channels_4px`] and [`channels_4px_seg`] read: int8
+/// (`LDR` and two `SXTB16` per chunk of four) or the pairs layout
+/// (`LDRD`, two words per chunk). Lengths and offsets are in weights.
+pub(super) trait ConvRows: Copy {
+    /// Bytes per chunk of four weights.
+    const CHUNK: usize;
+    /// The whole rows, in bytes from their start.
+    fn span(self) -> (*const u8, usize);
+}
+
+impl ConvRows for &[i8] {
+    const CHUNK: usize = 4;
+    fn span(self) -> (*const u8, usize) {
+        (self.as_ptr().cast(), self.len())
+    }
+}
+
+impl ConvRows for &[i32] {
+    const CHUNK: usize = 8;
+    fn span(self) -> (*const u8, usize) {
+        (self.as_ptr().cast(), 4 * self.len())
+    }
+}
+
 /// The state [`channels_4px`]'s loop keeps in memory (it needs every
 /// register for the inner loop): field offsets are used by the asm.
 #[repr(C)]
@@ -1109,9 +1149,9 @@ struct Channels4 {
 /// `table.len() − 1 + 3 · stride < dst.len()`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn channels_4px(
+pub(super) fn channels_4px<W: ConvRows>(
     cols: &[[u32; 8]],
-    w: &[i8],
+    w: W,
     row: usize,
     table: &[Chan],
     (zp, lo, hi): (i32, i32, i32),
@@ -1122,12 +1162,17 @@ pub(super) fn channels_4px(
     let Some(last) = table.len().checked_sub(1) else {
         return true;
     };
-    let used = 4 * chunks;
+    // In bytes: `W::CHUNK` per chunk of four weights.
+    let (wp, wlen) = w.span();
+    let used = W::CHUNK * chunks;
+    let Some(row) = row.checked_mul(W::CHUNK / 4) else {
+        return false;
+    };
     let fits = used <= row
         && last
             .checked_mul(row)
             .and_then(|v| v.checked_add(used))
-            .is_some_and(|end| end <= w.len())
+            .is_some_and(|end| end <= wlen)
         && stride
             .checked_mul(3)
             .and_then(|v| v.checked_add(last))
@@ -1154,57 +1199,67 @@ pub(super) fn channels_4px(
     // SAFETY: `table.len() ≥ 1` channels. Channel `o` reads `table[o]`
     // (12 bytes, `repr(C)`, through the `table` field, which advances by
     // 12 per channel), the `chunks · 32` bytes of `cols` (word-aligned,
-    // `LDM`s of four words) and the `4 · chunks` bytes of `w` at `o · row`
-    // (LDR, unaligned allowed), inside `w` since `(len − 1) · row + 4 ·
-    // chunks ≤ w.len()`
-    // (checked above; `skip = row − 4 · chunks` moves to the next row). It
+    // `LDM`s of four words) and the `used = W::CHUNK · chunks` bytes of `w`
+    // at byte `o · row` (`row` in bytes here; int8: `LDR`, unaligned
+    // allowed; pairs: `LDRD`, word-aligned since a `&[i32]` is and `row` is
+    // `2 · row` weights), inside `w` since `(len − 1) · row + used ≤` its
+    // bytes (checked above; `skip = row − used` moves to the next row). It
     // writes four bytes at `dst + o + i · stride`, i < 4, inside `dst` since
     // `len − 1 + 3 · stride < dst.len()` (checked). It reads and writes
     // `st` (a live local, `repr(C)`, offsets as commented on the struct)
     // through `lr`. Every register written is declared, but r6 and r7
     // (which `asm!` cannot name), saved in `st.saved` first and restored
     // last; the stack is not touched; flags clobbered.
+    macro_rules! run {
+        ($chunk:ident) => {
+            asm!(
+                // r6 and r7 into the state until the end (chunk_4px_ldm!).
+                "strd r6, r7, [lr, #52]",
+                "1:",
+                "ldr r9, [lr, #8]",
+                "ldr r3, [r9], #12",
+                "str r9, [lr, #8]",
+                "mov r4, r3",
+                "mov r5, r3",
+                "mov r8, r3",
+                "ldrd r0, r1, [lr]",
+                four_per_pass!(
+                    "r0",
+                    $chunk!("r2", "r1", "r9", "r10", "r3", "r4", "r5", "r8")
+                ),
+                // The output stage and the stores (the table pointer is
+                // already 12 bytes on: m at −8, h at −4); then the next
+                // channel's weight row, the count.
+                stage4_store!("-8"),
+                "ldr r9, [lr, #36]",
+                "add r2, r2, r9",
+                "ldr r9, [lr, #32]",
+                "subs r9, r9, #1",
+                "str r9, [lr, #32]",
+                "bne 1b",
+                "ldrd r6, r7, [lr, #52]",
+                inout("lr") core::ptr::addr_of_mut!(st) => _,
+                inout("r2") wp => _,
+                out("r0") _,
+                out("r1") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                options(nostack),
+            )
+        };
+    }
     unsafe {
-        asm!(
-            // r6 and r7 into the state until the end (chunk_4px_ldm!).
-            "strd r6, r7, [lr, #52]",
-            "1:",
-            "ldr r9, [lr, #8]",
-            "ldr r3, [r9], #12",
-            "str r9, [lr, #8]",
-            "mov r4, r3",
-            "mov r5, r3",
-            "mov r8, r3",
-            "ldrd r0, r1, [lr]",
-            four_per_pass!(
-                "r0",
-                chunk_4px_ldm!("r2", "r1", "r9", "r10", "r3", "r4", "r5", "r8")
-            ),
-            // The output stage and the stores (the table pointer is
-            // already 12 bytes on: m at −8, h at −4); then the next
-            // channel's weight row, the count.
-            stage4_store!("-8"),
-            "ldr r9, [lr, #36]",
-            "add r2, r2, r9",
-            "ldr r9, [lr, #32]",
-            "subs r9, r9, #1",
-            "str r9, [lr, #32]",
-            "bne 1b",
-            "ldrd r6, r7, [lr, #52]",
-            inout("lr") core::ptr::addr_of_mut!(st) => _,
-            inout("r2") w.as_ptr() => _,
-            out("r0") _,
-            out("r1") _,
-            out("r3") _,
-            out("r4") _,
-            out("r5") _,
-            out("r8") _,
-            out("r9") _,
-            out("r10") _,
-            out("r11") _,
-            out("r12") _,
-            options(nostack),
-        );
+        if W::CHUNK == 8 {
+            run!(chunk_4px_pairs);
+        } else {
+            run!(chunk_4px_ldm);
+        }
     }
     true
 }
@@ -1221,9 +1276,9 @@ pub(super) fn channels_4px(
 /// [`channels_4px`], and `acc` holds a slot per channel.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn channels_4px_seg(
+pub(super) fn channels_4px_seg<W: ConvRows>(
     cols: &[[u32; 8]],
-    w: &[i8],
+    w: W,
     row: usize,
     table: &[Chan],
     acc: &mut [[i32; 4]],
@@ -1236,13 +1291,18 @@ pub(super) fn channels_4px_seg(
     let Some(end) = table.len().checked_sub(1) else {
         return true;
     };
-    let used = 4 * chunks;
+    // In bytes: `W::CHUNK` per chunk of four weights.
+    let (wp, wlen) = w.span();
+    let used = W::CHUNK * chunks;
+    let Some(row) = row.checked_mul(W::CHUNK / 4) else {
+        return false;
+    };
     let fits = used <= row
         && acc.len() >= table.len()
         && end
             .checked_mul(row)
             .and_then(|v| v.checked_add(used))
-            .is_some_and(|e| e <= w.len())
+            .is_some_and(|e| e <= wlen)
         && stride
             .checked_mul(3)
             .and_then(|v| v.checked_add(end))
@@ -1275,69 +1335,78 @@ pub(super) fn channels_4px_seg(
     // Every register written is declared, but r6 and r7 (which `asm!`
     // cannot name), saved in `st.saved` first and restored last; the
     // stack is not touched; flags clobbered.
+    macro_rules! run {
+        ($chunk:ident) => {
+            asm!(
+                // r6 and r7 into the state until the end (chunk_4px_ldm!).
+                "strd r6, r7, [lr, #52]",
+                "1:",
+                "ldr r9, [lr, #44]",
+                "tst r9, #1",
+                "beq 7f",
+                "ldr r9, [lr, #8]",
+                "ldr r3, [r9]",
+                "mov r4, r3",
+                "mov r5, r3",
+                "mov r8, r3",
+                "b 8f",
+                "7:",
+                "ldr r9, [lr, #40]",
+                "ldm r9, {{r3, r4, r5, r8}}",
+                "8:",
+                "ldrd r0, r1, [lr]",
+                four_per_pass!(
+                    "r0",
+                    $chunk!("r2", "r1", "r9", "r10", "r3", "r4", "r5", "r8")
+                ),
+                "ldr r9, [lr, #44]",
+                "tst r9, #2",
+                "bne 5f",
+                "ldr r9, [lr, #40]",
+                "stm r9, {{r3, r4, r5, r8}}",
+                "b 6f",
+                "5:",
+                // The output stage and the stores, as channels_4px (this
+                // entry: m at +4, h at +8).
+                stage4_store!("4"),
+                "6:",
+                // The next channel: its table entry, accumulator slot, weight
+                // row; the count.
+                "ldr r9, [lr, #8]",
+                "add r9, r9, #12",
+                "str r9, [lr, #8]",
+                "ldr r9, [lr, #40]",
+                "add r9, r9, #16",
+                "str r9, [lr, #40]",
+                "ldr r9, [lr, #36]",
+                "add r2, r2, r9",
+                "ldr r9, [lr, #32]",
+                "subs r9, r9, #1",
+                "str r9, [lr, #32]",
+                "bne 1b",
+                "ldrd r6, r7, [lr, #52]",
+                inout("lr") core::ptr::addr_of_mut!(st) => _,
+                inout("r2") wp => _,
+                out("r0") _,
+                out("r1") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                options(nostack),
+            )
+        };
+    }
     unsafe {
-        asm!(
-            // r6 and r7 into the state until the end (chunk_4px_ldm!).
-            "strd r6, r7, [lr, #52]",
-            "1:",
-            "ldr r9, [lr, #44]",
-            "tst r9, #1",
-            "beq 7f",
-            "ldr r9, [lr, #8]",
-            "ldr r3, [r9]",
-            "mov r4, r3",
-            "mov r5, r3",
-            "mov r8, r3",
-            "b 8f",
-            "7:",
-            "ldr r9, [lr, #40]",
-            "ldm r9, {{r3, r4, r5, r8}}",
-            "8:",
-            "ldrd r0, r1, [lr]",
-            four_per_pass!(
-                "r0",
-                chunk_4px_ldm!("r2", "r1", "r9", "r10", "r3", "r4", "r5", "r8")
-            ),
-            "ldr r9, [lr, #44]",
-            "tst r9, #2",
-            "bne 5f",
-            "ldr r9, [lr, #40]",
-            "stm r9, {{r3, r4, r5, r8}}",
-            "b 6f",
-            "5:",
-            // The output stage and the stores, as channels_4px (this
-            // entry: m at +4, h at +8).
-            stage4_store!("4"),
-            "6:",
-            // The next channel: its table entry, accumulator slot, weight
-            // row; the count.
-            "ldr r9, [lr, #8]",
-            "add r9, r9, #12",
-            "str r9, [lr, #8]",
-            "ldr r9, [lr, #40]",
-            "add r9, r9, #16",
-            "str r9, [lr, #40]",
-            "ldr r9, [lr, #36]",
-            "add r2, r2, r9",
-            "ldr r9, [lr, #32]",
-            "subs r9, r9, #1",
-            "str r9, [lr, #32]",
-            "bne 1b",
-            "ldrd r6, r7, [lr, #52]",
-            inout("lr") core::ptr::addr_of_mut!(st) => _,
-            inout("r2") w.as_ptr() => _,
-            out("r0") _,
-            out("r1") _,
-            out("r3") _,
-            out("r4") _,
-            out("r5") _,
-            out("r8") _,
-            out("r9") _,
-            out("r10") _,
-            out("r11") _,
-            out("r12") _,
-            options(nostack),
-        );
+        if W::CHUNK == 8 {
+            run!(chunk_4px_pairs);
+        } else {
+            run!(chunk_4px_ldm);
+        }
     }
     true
 }

@@ -45,6 +45,10 @@ pub use super::fast::{AddParams, ConvParams, FcParams, GapParams, PoolParams};
 #[cfg(feature = "compact")]
 pub use super::reference::{fully_connected, global_avg_pool, max_pool_2x2};
 pub use add::{add, add_rescale_agrees};
+/// Not with feature `compact`: its graph driver refuses convs in the pairs
+/// layout at load (their four-pixel path is about 7 KB of flash).
+#[cfg(not(feature = "compact"))]
+pub use conv::conv2d_pairs;
 pub use conv::{conv2d, conv2d_in, conv2d_masked, conv2d_masked_in, ConvScratch, SEG};
 #[cfg(not(feature = "compact"))]
 pub use fc::{fully_connected, MAX_IN};

@@ -15,8 +15,8 @@ mod lm;
 mod masked;
 
 pub use super::reference::{
-    fully_connected, global_avg_pool, max_pool_2x2, AddParams, ConvParams, FcParams, GapParams,
-    PoolParams,
+    conv2d_pairs, fully_connected, global_avg_pool, max_pool_2x2, AddParams, ConvParams, FcParams,
+    GapParams, PoolParams,
 };
 pub use add::add;
 #[allow(unused_imports)] // used by kernels::arm only

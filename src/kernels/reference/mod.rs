@@ -20,7 +20,9 @@ mod pool;
 
 pub use add::{add, AddParams, ADD_LEFT_SHIFT};
 pub(crate) use conv::check as check_conv;
-pub use conv::{conv2d, ConvParams};
+#[allow(unused_imports)] // used by kernels::arm only
+pub(crate) use conv::check_pairs;
+pub use conv::{conv2d, conv2d_pairs, pair_weight, to_pairs, ConvParams};
 pub use fc::{fully_connected, FcParams};
 pub use lm::{decoder, latent, lstm_gates};
 pub use pool::{global_avg_pool, max_pool_2x2, GapParams, PoolParams};

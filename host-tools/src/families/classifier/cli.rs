@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
+use super::quantize::{with_conv_layout, ConvLayoutArg};
 use super::run::eval;
 use super::train::{run, TrainArgs};
 use crate::common::blob::{AlignedBlob, DEFAULT_HEX_BASE};
@@ -17,6 +18,22 @@ pub enum Command {
     Train(TrainArgs),
     /// The main job: train → export → eval, then a summary table.
     Pipeline(PipelineArgs),
+    /// Rewrite a classifier `.tinf` with its convs' weights in another
+    /// layout (pairs: for the Cortex-M4/M33 DSP kernels); same outputs.
+    Repack(RepackArgs),
+}
+
+/// Flags of `tinyinfer repack`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RepackArgs {
+    /// The classifier `.tinf` to read.
+    model: PathBuf,
+    /// Output `.tinf` path (written atomically; may be the input).
+    #[arg(long, short, value_name = "FILE")]
+    out: PathBuf,
+    /// The conv weight layout to write (`int8` turns a pairs blob back).
+    #[arg(long, value_enum)]
+    conv_layout: ConvLayoutArg,
 }
 
 /// Flags of `tinyinfer pipeline`.
@@ -45,8 +62,26 @@ impl Command {
                 }
             }),
             Command::Pipeline(a) => pipeline(a),
+            Command::Repack(a) => repack(a),
         }
     }
+}
+
+fn repack(a: &RepackArgs) -> Result<()> {
+    crate::common::blob::check_output_path(&a.out).context("--out")?;
+    let blob = AlignedBlob::read(&a.model)?;
+    let out = with_conv_layout(blob.bytes(), a.conv_layout)
+        .with_context(|| format!("repacking {}", a.model.display()))?;
+    crate::common::blob::write_atomic(&a.out, &out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!(
+        "wrote {} ({} bytes, {} bytes before; conv weights {:?})",
+        a.out.display(),
+        out.len(),
+        blob.bytes().len(),
+        a.conv_layout
+    );
+    Ok(())
 }
 
 fn pipeline(a: &PipelineArgs) -> Result<()> {
@@ -75,6 +110,7 @@ fn pipeline(a: &PipelineArgs) -> Result<()> {
         sequence: None,
         slot_bin: None,
         partition_len: crate::common::slots::DEFAULT_PARTITION_LEN,
+        conv_layout: ConvLayoutArg::Int8,
     })?;
     let report_path = model.with_extension("eval.json");
     let r = eval(

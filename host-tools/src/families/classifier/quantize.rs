@@ -207,3 +207,110 @@ mod tests {
         assert_eq!(i.zero_point, -55);
     }
 }
+
+/// The weight layouts `--conv-layout` chooses between.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConvLayoutArg {
+    /// One int8 per weight (every target).
+    #[default]
+    Int8,
+    /// Every unmasked conv with a multiple of 4 input channels widened to
+    /// `i16` pairs for the Cortex-M4/M33 DSP kernels (`SMLAD` without
+    /// unpacking): those layers' weights take twice the flash; other
+    /// targets run them on the portable reference kernel.
+    Pairs,
+}
+
+/// Rewrites a classifier blob with every eligible conv's weights in
+/// `layout` (unmasked, input channels a multiple of 4; the others stay
+/// int8), and the DATA section rebuilt in op order so that no stale bytes
+/// remain. The values do not change: the core gives the same outputs.
+///
+/// # Errors
+/// A blob the core refuses, or one that is not a classifier.
+pub fn with_conv_layout(blob: &[u8], layout: ConvLayoutArg) -> Result<Vec<u8>> {
+    use tinyinfer::format::{ConvLayout, Mask, SectionKind, SelfTest, NONE};
+    use tinyinfer::kernels::reference::{pair_weight, to_pairs};
+    let ab = crate::common::blob::AlignedBlob::new(blob);
+    let model = ab.model()?;
+    ensure!(
+        model.family() == Family::Classifier,
+        "--conv-layout pairs is for classifiers (the density and language drivers read int8 weights)"
+    );
+    let tensors = (0..model.tensor_count())
+        .map(|i| model.tensor(i).context("tensor record"))
+        .collect::<Result<Vec<_>>>()?;
+    let mut ops = Vec::with_capacity(model.op_count());
+    let mut data = Vec::new();
+    for i in 0..model.op_count() {
+        let mut op = model.op(i).context("op record")?;
+        let parts = model.parts(&op);
+        if op.weights != NONE {
+            // The int8 values, whatever the layout they are stored in.
+            let int8: Vec<i8> =
+                if op.kind == OpKind::Conv2d && op.conv_layout() == Some(ConvLayout::Pairs) {
+                    (0..2 * parts.pairs.len())
+                        .map(|j| pair_weight(parts.pairs, j) as i8)
+                        .collect()
+                } else {
+                    parts.weights.to_vec()
+                };
+            let pairs = layout == ConvLayoutArg::Pairs
+                && op.kind == OpKind::Conv2d
+                && op.mask() == Some(Mask::None)
+                && parts.input.c % 4 == 0;
+            let bytes: Vec<u8> = if pairs {
+                let words: Vec<i32> = int8
+                    .chunks_exact(4)
+                    .flat_map(|c| to_pairs([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                i32_bytes(&words)
+            } else {
+                bytemuck::cast_slice(&int8).to_vec()
+            };
+            if op.kind == OpKind::Conv2d {
+                op.aux[1] = if pairs {
+                    ConvLayout::Pairs
+                } else {
+                    ConvLayout::Int8
+                } as u8;
+            }
+            op.weights = push_aligned(&mut data, &bytes);
+        }
+        if op.bias != NONE {
+            op.bias = push_aligned(&mut data, &i32_bytes(parts.bias));
+        }
+        if op.requant != NONE {
+            let rq: Vec<i32> = parts
+                .multiplier
+                .iter()
+                .chain(parts.shift)
+                .copied()
+                .collect();
+            op.requant = push_aligned(&mut data, &i32_bytes(&rq));
+        }
+        ops.push(op);
+    }
+    let selftest = model.section(SectionKind::SelfTest).map(|s| {
+        let word = |at: usize| u32::from_le_bytes([s[at], s[at + 1], s[at + 2], s[at + 3]]);
+        (word(4), word(8), &s[SelfTest::HEADER_LEN..])
+    });
+    let repr = ModelRepr {
+        family: Family::Classifier,
+        arena_len: model.arena_len() as u32,
+        tensors: &tensors,
+        ops: &ops,
+        data: &data,
+        selftest,
+        head: None,
+        lm: None,
+        vocab: None,
+    };
+    let mut out = vec![0u8; repr.buffer_len()];
+    let n = repr.emit(&mut out).context("emitting the relaid model")?;
+    out.truncate(n);
+    crate::common::blob::AlignedBlob::new(&out)
+        .model()
+        .context("the relaid model fails the core's checks (bug)")?;
+    Ok(out)
+}

@@ -501,3 +501,49 @@ fn gradients_match_finite_differences() {
         3,
     );
 }
+
+/// `--conv-layout pairs` (and `tinyinfer repack`) on the committed bench
+/// DiracNet: every 3×3 conv widened, the same scores through the core,
+/// and back to int8 the same blob as the int8 rewrite of the original.
+#[test]
+fn conv_layout_pairs_keeps_the_outputs() {
+    use super::quantize::{with_conv_layout, ConvLayoutArg};
+    use crate::common::blob::AlignedBlob;
+    use tinyinfer::format::ConvLayout;
+    use tinyinfer::models::Classifier;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/bench/diracnet-bench.tinf");
+    let int8 = std::fs::read(path).unwrap();
+    let pairs = with_conv_layout(&int8, ConvLayoutArg::Pairs).unwrap();
+    let back = with_conv_layout(&pairs, ConvLayoutArg::Int8).unwrap();
+    assert_eq!(back, with_conv_layout(&int8, ConvLayoutArg::Int8).unwrap());
+    let (a, b) = (AlignedBlob::new(&int8), AlignedBlob::new(&pairs));
+    let (ma, mb) = (a.model().unwrap(), b.model().unwrap());
+    // The stem (one input channel) and the dense layer stay int8.
+    let layouts: Vec<_> = (0..mb.op_count())
+        .filter_map(|i| mb.op(i))
+        .filter(|op| op.kind == tinyinfer::format::OpKind::Conv2d)
+        .map(|op| op.conv_layout().unwrap())
+        .collect();
+    assert_eq!(layouts[0], ConvLayout::Int8);
+    assert!(
+        layouts[1..].iter().all(|&l| l == ConvLayout::Pairs),
+        "{layouts:?}"
+    );
+    // Twice the bytes for the six widened layers' 73,728 weights.
+    assert_eq!(pairs.len() - int8.len(), 73_728);
+    let (ca, cb) = (Classifier::new(ma).unwrap(), Classifier::new(mb).unwrap());
+    let mut arena = vec![0u8; ma.arena_len()];
+    let mut rng = StdRng::seed_from_u64(3);
+    for _ in 0..4 {
+        let img = random_images(1, &mut rng);
+        let sa = ca.classify(&img, &mut arena).unwrap().scores.to_vec();
+        let sb = cb.classify(&img, &mut arena).unwrap().scores.to_vec();
+        assert_eq!(sa, sb);
+    }
+    // Only classifiers take the layout.
+    let pcnn = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/bench/pixelcnn-bench.tinf");
+    let e = with_conv_layout(&std::fs::read(pcnn).unwrap(), ConvLayoutArg::Pairs).unwrap_err();
+    assert!(format!("{e:#}").contains("for classifiers"), "{e:#}");
+}
