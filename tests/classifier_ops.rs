@@ -5,7 +5,9 @@
 //! runs a classifier without them. scripts/test.sh runs this file both ways.
 #![cfg(feature = "emit")]
 
-use tinyinfer::format::{Family, Mask, Model, ModelRepr, OpKind, OpRepr, TensorRepr};
+mod common;
+
+use tinyinfer::format::{Mask, Model, OpKind, OpRepr, TensorRepr};
 use tinyinfer::models::Classifier;
 #[cfg(not(feature = "density"))]
 use tinyinfer::Error;
@@ -81,25 +83,7 @@ fn classifier(mask: Mask, with_add: bool) -> Vec<u32> {
     ops.push(gap);
 
     // The exact arena: the end of the highest tensor.
-    let arena_len = tensors
-        .iter()
-        .map(|t| t.arena_offset + t.len())
-        .max()
-        .unwrap_or(0);
-    let repr = ModelRepr {
-        family: Family::Classifier,
-        arena_len,
-        tensors: &tensors,
-        ops: &ops,
-        data: &data,
-        selftest: None,
-        head: None,
-        lm: None,
-        vocab: None,
-    };
-    let mut words = vec![0u32; repr.buffer_len().div_ceil(4)];
-    repr.emit(bytemuck::cast_slice_mut(&mut words)).unwrap();
-    words
+    common::classifier::emit(&tensors, &ops, &data)
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //! checker refuses every pairs conv that is not the int8 weights widened.
 #![cfg(feature = "emit")]
 
-use tinyinfer::format::{ConvLayout, Family, Mask, Model, ModelRepr, OpKind, OpRepr, TensorRepr};
+mod common;
+
+use tinyinfer::format::{ConvLayout, Mask, Model, OpKind, OpRepr, TensorRepr};
 use tinyinfer::kernels::reference::to_pairs;
 use tinyinfer::models::Classifier;
 use tinyinfer::Error;
@@ -95,25 +97,7 @@ fn classifier(c: Conv) -> Vec<u32> {
     gap.requant = push(&[1 << 30, -4]);
     gap.aux[1] = c.pool_aux1;
     let ops = [conv, gap];
-    let arena_len = tensors
-        .iter()
-        .map(|t| t.arena_offset + t.len())
-        .max()
-        .unwrap_or(0);
-    let repr = ModelRepr {
-        family: Family::Classifier,
-        arena_len,
-        tensors: &tensors,
-        ops: &ops,
-        data: &data,
-        selftest: None,
-        head: None,
-        lm: None,
-        vocab: None,
-    };
-    let mut out = vec![0u32; repr.buffer_len().div_ceil(4)];
-    repr.emit(bytemuck::cast_slice_mut(&mut out)).unwrap();
-    out
+    common::classifier::emit(&tensors, &ops, &data)
 }
 
 fn scores(words: &[u32], pixels: &[u8]) -> Vec<i8> {

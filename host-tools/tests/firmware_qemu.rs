@@ -465,11 +465,17 @@ fn dirac_bit_exact_on_qemu_under_the_nrf_budget() {
     // (`quant::HighWord`, `gates_high_word` and the latent's, beside the
     // tested paths they skip; char LM 553,889 → 488,389 instructions per
     // character): 103,844 bytes measured.
+    // 102 → 109 KB: the eleventh round's four-pixel conv over weights in
+    // the pairs layout (`arm::conv2d_pairs`: the channel loops' asm again
+    // with one `LDRD` per chunk of weights, and the window gathers inlined
+    // into it; DiracNet 9,764,880 → 8,678,240 instructions per inference
+    // with its 3×3 weights widened at export): 111,244 bytes measured here
+    // (111,180 in the bench model's build).
     let arena = r["arena_bytes"].as_u64().unwrap();
     let ram = r["ram_bytes"].as_u64().unwrap();
     assert!(ram <= arena + 8 * 1024, "RAM {ram} > arena {arena} + 8 KB");
     let flash = r["firmware_flash_bytes"].as_u64().unwrap();
-    assert!(flash <= 102 * 1024, "firmware flash grew to {flash} bytes");
+    assert!(flash <= 109 * 1024, "firmware flash grew to {flash} bytes");
     assert!(r["model_flash_bytes"].as_u64().unwrap() <= NRF_MODEL_LEN as u64);
 }
 

@@ -1,2 +1,4 @@
 #![allow(dead_code)]
+#[cfg(feature = "emit")]
+pub mod classifier;
 pub mod wide;
