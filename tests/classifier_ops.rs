@@ -7,7 +7,7 @@
 
 mod common;
 
-use tinyinfer::format::{Mask, Model, OpKind, OpRepr, TensorRepr};
+use tinyinfer::format::{Mask, Model, OpKind, OpRepr};
 use tinyinfer::models::Classifier;
 #[cfg(not(feature = "density"))]
 use tinyinfer::Error;
@@ -15,31 +15,9 @@ use tinyinfer::Error;
 /// 4×4×1 pixels → 3×3 conv to 2 channels (with `mask`) → `add` of that
 /// map to itself (if `with_add`) → global average pool → 2 scores.
 fn classifier(mask: Mask, with_add: bool) -> Vec<u32> {
-    let mut tensors: Vec<TensorRepr> = Vec::new();
-    let mut arena = 0u32;
-    let mut tensor = |h: u16, w: u16, c: u16, zero_point: i32| {
-        let t = TensorRepr {
-            h,
-            w,
-            c,
-            zero_point,
-            scale: 0.05,
-            arena_offset: arena,
-        };
-        arena += (t.len() + 3) & !3;
-        tensors.push(t);
-        (tensors.len() - 1) as u8
-    };
-    let mut data: Vec<u8> = Vec::new();
-    let mut push = |words: &[i32]| {
-        let at = data.len() as u32;
-        for w in words {
-            data.extend_from_slice(&w.to_le_bytes());
-        }
-        at
-    };
-    let x = tensor(4, 4, 1, -128);
-    let a = tensor(4, 4, 2, 3);
+    let mut b = common::classifier::Builder::default();
+    let x = b.tensor(4, 4, 1, -128);
+    let a = b.tensor(4, 4, 2, 3);
     let mut ops = Vec::new();
 
     let mut conv = OpRepr::new(OpKind::Conv2d, x, a);
@@ -58,32 +36,32 @@ fn classifier(mask: Mask, with_add: bool) -> Vec<u32> {
         .collect();
     let mut wb: Vec<u8> = w.iter().map(|&v| v as u8).collect();
     wb.resize(20, 0);
-    conv.weights = push(
+    conv.weights = b.push(
         &wb.chunks_exact(4)
             .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect::<Vec<_>>(),
     );
-    conv.bias = push(&[40, -25]);
-    conv.requant = push(&[1 << 30, 1 << 30, -6, -7]);
+    conv.bias = b.push(&[40, -25]);
+    conv.requant = b.push(&[1 << 30, 1 << 30, -6, -7]);
     ops.push(conv);
 
     let pooled_in = if with_add {
-        let s = tensor(4, 4, 2, -2);
+        let s = b.tensor(4, 4, 2, -2);
         let mut add = OpRepr::new(OpKind::Add, a, s);
         add.aux[0] = a;
-        add.requant = push(&[1 << 30, 1 << 30, 1 << 30, 0, 0, -19]);
+        add.requant = b.push(&[1 << 30, 1 << 30, 1 << 30, 0, 0, -19]);
         ops.push(add);
         s
     } else {
         a
     };
-    let out = tensor(1, 1, 2, 0);
+    let out = b.tensor(1, 1, 2, 0);
     let mut gap = OpRepr::new(OpKind::GlobalAvgPool, pooled_in, out);
-    gap.requant = push(&[1 << 30, -4]);
+    gap.requant = b.push(&[1 << 30, -4]);
     ops.push(gap);
 
     // The exact arena: the end of the highest tensor.
-    common::classifier::emit(&tensors, &ops, &data)
+    b.emit(&ops)
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use tinyinfer::format::{ConvLayout, Mask, Model, OpKind, OpRepr, TensorRepr};
+use tinyinfer::format::{ConvLayout, Mask, Model, OpKind, OpRepr};
 use tinyinfer::kernels::reference::to_pairs;
 use tinyinfer::models::Classifier;
 use tinyinfer::Error;
@@ -35,31 +35,9 @@ const PLAIN: Conv = Conv {
 
 /// 5×5×in_c → 3×3 conv (pad 1) to 3 channels → global average pool.
 fn classifier(c: Conv) -> Vec<u32> {
-    let mut tensors: Vec<TensorRepr> = Vec::new();
-    let mut arena = 0u32;
-    let mut tensor = |h: u16, w: u16, ch: u16, zero_point: i32| {
-        let t = TensorRepr {
-            h,
-            w,
-            c: ch,
-            zero_point,
-            scale: 0.05,
-            arena_offset: arena,
-        };
-        arena += (t.len() + 3) & !3;
-        tensors.push(t);
-        (tensors.len() - 1) as u8
-    };
-    let mut data: Vec<u8> = Vec::new();
-    let mut push = |words: &[i32]| {
-        let at = data.len() as u32;
-        for w in words {
-            data.extend_from_slice(&w.to_le_bytes());
-        }
-        at
-    };
-    let x = tensor(5, 5, c.in_c, -3);
-    let a = tensor(5, 5, 3, 5);
+    let mut b = common::classifier::Builder::default();
+    let x = b.tensor(5, 5, c.in_c, -3);
+    let a = b.tensor(5, 5, 3, 5);
     let n = 3 * 9 * c.in_c as usize;
     let w: Vec<i8> = (0..n)
         .map(|i| {
@@ -89,15 +67,15 @@ fn classifier(c: Conv) -> Vec<u32> {
     (conv.kernel, conv.stride, conv.pad) = (3, 1, 1);
     conv.aux[0] = c.mask as u8;
     conv.aux[1] = c.conv_aux1.unwrap_or(c.layout as u8);
-    conv.weights = push(&words);
-    conv.bias = push(&[400, -250, 7]);
-    conv.requant = push(&[1 << 30, 1 << 30, 1 << 30, -9, -10, -8]);
-    let out = tensor(1, 1, 3, 0);
+    conv.weights = b.push(&words);
+    conv.bias = b.push(&[400, -250, 7]);
+    conv.requant = b.push(&[1 << 30, 1 << 30, 1 << 30, -9, -10, -8]);
+    let out = b.tensor(1, 1, 3, 0);
     let mut gap = OpRepr::new(OpKind::GlobalAvgPool, a, out);
-    gap.requant = push(&[1 << 30, -4]);
+    gap.requant = b.push(&[1 << 30, -4]);
     gap.aux[1] = c.pool_aux1;
     let ops = [conv, gap];
-    common::classifier::emit(&tensors, &ops, &data)
+    b.emit(&ops)
 }
 
 fn scores(words: &[u32], pixels: &[u8]) -> Vec<i8> {

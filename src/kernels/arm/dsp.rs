@@ -1144,9 +1144,10 @@ struct Channels4 {
 /// same channel loop around [`dot_4px`] and [`requant4`] in Rust (bias
 /// splat, spills, per-channel checks).
 ///
-/// Returns false, doing nothing, unless the lengths fit: `4 · cols.len()
-/// ≤ row`, `(table.len() − 1) · row + 4 · cols.len() ≤ w.len()` and
-/// `table.len() − 1 + 3 · stride < dst.len()`.
+/// Returns false, doing nothing, unless the lengths fit (`row` in weights,
+/// `w` int8 or in the pairs layout, [`ConvRows`]): `4 · cols.len() ≤
+/// row`, `(table.len() − 1) · row + 4 · cols.len() ≤` the weights `w`
+/// holds, and `table.len() − 1 + 3 · stride < dst.len()`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn channels_4px<W: ConvRows>(
