@@ -13,7 +13,7 @@ mod common;
 use common::wide;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use tinyinfer::kernels::lm::{QMatrix, WeightLayout};
+use tinyinfer::kernels::lm::{QMatrix, Shifts, TiedRows, WeightLayout};
 use tinyinfer::kernels::reference::*;
 use tinyinfer::kernels::{fast, reference};
 use tinyinfer::quant::nonlin::tanh_q12;
@@ -33,7 +33,7 @@ const FCS: [(&str, FcFn); 2] = [
 
 type GatesFn = fn(&QMatrix, &[i8], &QMatrix, &[i8], &[i32], &mut [i16]) -> Result<()>;
 type LatentFn = fn(&QMatrix, &[i32], &[i8], &mut [i16]) -> Result<()>;
-type DecoderFn = fn(&QMatrix, &[i32], &[i8], &mut [i32]) -> Result<()>;
+type DecoderFn = fn(&TiedRows, &[i32], &[i8], &mut [i32]) -> Result<()>;
 
 /// Every LSTM gate implementation.
 const GATES: [(&str, GatesFn); 2] = [
@@ -230,10 +230,22 @@ proptest! {
             prop_assert_eq!(&got, &want, "latent {}", name);
         }
         let want = wide::decoder((&wh, &mh, &sh), &b, &h);
+        let th = TiedRows::rows(&wh, &mh, &sh);
         for (name, decoder) in DECODERS {
             let mut got = vec![0x55i32; rows];
-            decoder(&qh, &b, &h, &mut got).unwrap();
+            decoder(&th, &b, &h, &mut got).unwrap();
             prop_assert_eq!(&got, &want, "decoder {}", name);
+        }
+        // The LM spec's version 2: one shift for every row, the drawn first
+        // one and one of the high-word form.
+        for s in [sh[0], -2 - (seed % 30) as i32] {
+            let want = wide::decoder((&wh, &mh, &vec![s; rows]), &b, &h);
+            let th = TiedRows { w: &wh, mult: &mh, shift: Shifts::Shared(s) };
+            for (name, decoder) in DECODERS {
+                let mut got = vec![0x55i32; rows];
+                decoder(&th, &b, &h, &mut got).unwrap();
+                prop_assert_eq!(&got, &want, "decoder {} with shared shift {}", name, s);
+            }
         }
     }
 
@@ -316,11 +328,20 @@ proptest! {
             prop_assert_eq!(latent(&m, b, xs, &mut o), want, "latent {}", name);
         }
         let mut want32 = vec![0i32; out];
-        let want = reference::decoder(&m, b, xs, &mut want32);
+        let t = TiedRows::rows(m.w, m.mult, m.shift);
+        let want = reference::decoder(&t, b, xs, &mut want32);
         prop_assert!(want.is_err());
         for (name, decoder) in DECODERS {
             let mut o = vec![0i32; out];
-            prop_assert_eq!(decoder(&m, b, xs, &mut o), want, "decoder {}", name);
+            prop_assert_eq!(decoder(&t, b, xs, &mut o), want, "decoder {}", name);
+        }
+        // A shared shift checks the other lengths the same way.
+        let t = TiedRows { shift: Shifts::Shared(1), ..t };
+        let shared = reference::decoder(&t, b, xs, &mut want32);
+        prop_assert!(shared.is_err());
+        for (name, decoder) in DECODERS {
+            let mut o = vec![0i32; out];
+            prop_assert_eq!(decoder(&t, b, xs, &mut o), shared, "decoder {} (shared shift)", name);
         }
     }
 }

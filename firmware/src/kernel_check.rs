@@ -15,7 +15,7 @@
 //! longer than one stack segment, kernel rows longer than it (the portable
 //! fallback), more than one channel block, and the DiracNet layer shapes.
 
-use tinyinfer::kernels::lm::{QMatrix, WeightLayout};
+use tinyinfer::kernels::lm::{QMatrix, Shifts, TiedRows, WeightLayout};
 use tinyinfer::kernels::reference::{AddParams, ConvParams, FcParams, GapParams, PoolParams};
 use tinyinfer::kernels::{arm, fast, reference, Mask};
 use tinyinfer::quant::{HighWord, MAX_SHIFT, MIN_SHIFT};
@@ -460,16 +460,30 @@ fn lm_case(d: &mut Draw, scratch: &mut [u8], rows: usize, nx: usize, nh: usize) 
     if !lm.same((&qx, &qh), (&qx, &qh), want16, got16) {
         return Err(());
     }
-    let r = reference::decoder(&qx, b, x, want32);
-    let a = arm::decoder(&qx, b, x, got32);
-    if r != a || want32 != got32 {
-        return Err(());
-    }
-    // A wrong length: the reference's error, field for field.
-    let r = reference::decoder(&qx, b, &x[1..], want32);
-    let a = arm::decoder(&qx, b, &x[1..], got32);
-    if r != a || r.is_ok() {
-        return Err(());
+    // The decoder with a shift per row (LM spec version 1), then one shared
+    // shift (version 2): the drawn first one, and one of the high-word form.
+    let high = -2 - d.below(30) as i32;
+    for shift in [
+        Shifts::PerRow(sx),
+        Shifts::Shared(sx[0]),
+        Shifts::Shared(high),
+    ] {
+        let t = TiedRows {
+            w: wx,
+            mult: mx,
+            shift,
+        };
+        let r = reference::decoder(&t, b, x, want32);
+        let a = arm::decoder(&t, b, x, got32);
+        if r != a || want32 != got32 {
+            return Err(());
+        }
+        // A wrong length: the reference's error, field for field.
+        let r = reference::decoder(&t, b, &x[1..], want32);
+        let a = arm::decoder(&t, b, &x[1..], got32);
+        if r != a || r.is_ok() {
+            return Err(());
+        }
     }
     // The same matrices stored as row quads (when the shapes allow and the
     // scratch has room, in a word-aligned copy, as a checked model's arrays

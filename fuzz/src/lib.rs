@@ -450,7 +450,8 @@ pub fn density_model(u: &mut Unstructured) -> Result<Option<Vec<u32>>> {
 
 /// A valid LSTM language model: V tokens (2..=40, one or two bytes each),
 /// d and H up to 12, 1–2 layers, a softmax, MoC or MoS head with K up to 4,
-/// extreme int8 weights, biases up to ±2^28, any valid requantization.
+/// extreme int8 weights, biases up to ±2^28, any valid requantization;
+/// spec version 1 or 2 (shared per-word shifts).
 pub fn language_model(u: &mut Unstructured) -> Result<Option<Vec<u32>>> {
     use tinyinfer::format::{LmSpec, MAX_LM_BIAS};
     let v = u.int_in_range(2usize..=40)?;
@@ -515,8 +516,20 @@ pub fn language_model(u: &mut Unstructured) -> Result<Option<Vec<u32>>> {
     }
     let top = input;
     let emb_w = i8s(u, &mut data, v * d)?;
-    let emb_rq = requant(u, &mut data, v)?;
-    let dec_rq = requant(u, &mut data, v)?;
+    // Spec version 2 half the time: the per-word arrays share one shift.
+    let version = u.int_in_range(1u32..=2)?;
+    let word_requant = |u: &mut Unstructured, data: &mut Vec<u8>| -> Result<u32> {
+        if version == 1 {
+            return requant(u, data, v);
+        }
+        let mut rq = (0..v)
+            .map(|_| extreme_i32(u, 0, i32::MAX))
+            .collect::<Result<Vec<_>>>()?;
+        rq.push(extreme_i32(u, MIN_SHIFT, MAX_SHIFT)?);
+        Ok(i32s(data, &rq))
+    };
+    let emb_rq = word_requant(u, &mut data)?;
+    let dec_rq = word_requant(u, &mut data)?;
     let dec_b = biases(u, &mut data, v)?;
     let proj_w = i8s(u, &mut data, k * d * top)?;
     let proj_rq = requant(u, &mut data, k * d)?;
@@ -536,7 +549,7 @@ pub fn language_model(u: &mut Unstructured) -> Result<Option<Vec<u32>>> {
         )
     };
     let mut words = vec![
-        1,
+        version,
         v as u32,
         d as u32,
         layers as u32,

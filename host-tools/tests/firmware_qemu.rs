@@ -471,11 +471,15 @@ fn dirac_bit_exact_on_qemu_under_the_nrf_budget() {
     // into it; DiracNet 9,764,880 → 8,678,240 instructions per inference
     // with its 3×3 weights widened at export): 111,244 bytes measured here
     // (111,180 in the bench model's build).
+    // 109 → 110 KB: the LM spec's version 2 (one shift per per-word
+    // array: 79,992 bytes less in a PTB model's blob), the decoder over
+    // `TiedRows` with its stage for a shared shift: 112,216 bytes in the
+    // bench model's build.
     let arena = r["arena_bytes"].as_u64().unwrap();
     let ram = r["ram_bytes"].as_u64().unwrap();
     assert!(ram <= arena + 8 * 1024, "RAM {ram} > arena {arena} + 8 KB");
     let flash = r["firmware_flash_bytes"].as_u64().unwrap();
-    assert!(flash <= 109 * 1024, "firmware flash grew to {flash} bytes");
+    assert!(flash <= 110 * 1024, "firmware flash grew to {flash} bytes");
     assert!(r["model_flash_bytes"].as_u64().unwrap() <= NRF_MODEL_LEN as u64);
 }
 
@@ -1289,7 +1293,9 @@ fn boards_refuse_the_wrong_target_and_the_wrong_command() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        err.contains("tinyinfer flash --board nucleo-l4r5zi"),
+        err.contains("probe-rs download --chip STM32L4R5ZITx")
+            && err.contains("--base-address 0x8040000")
+            && !err.contains("tinyinfer flash --board nucleo-l4r5zi`"),
         "{err}"
     );
     let out = common::bin()

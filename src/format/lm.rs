@@ -4,13 +4,15 @@
 //! # `LM` section (little-endian `u32` words)
 //!
 //! ```text
-//!  0 spec version (1)      1 vocabulary V       2 embedding size d
+//!  0 spec version (1, 2)   1 vocabulary V       2 embedding size d
 //!  3 LSTM layers L         4 head (1 softmax, 2 MoC, 3 MoS)
 //!  5 mixture components K  6 level (1 character, 2 word)
 //!  7 weight layout of proj_w (0 rows, 1 row quads)
 //!  8 emb_w    V·d i8       embedding rows, tied to the decoder
 //!  9 emb_rq   2V i32       per row: embedding → layer-0 input scale
+//!                          (version 2: V + 1 i32, one shared shift)
 //! 10 dec_rq   2V i32       per row: decoder accumulator → Q16 logit
+//!                          (version 2: V + 1 i32, one shared shift)
 //! 11 dec_b    V i32        decoder bias, Q16 nats
 //! 12 proj_w   K·d·H i8     latent projections W_k
 //! 13 proj_rq  2·K·d i32    accumulator → Q3.12
@@ -34,6 +36,15 @@
 //! multipliers then `n` shifts (see [`crate::quant`]). Gate rows are ordered
 //! input, forget, cell, output. H is the last layer's hidden size.
 //!
+//! **Version 2** differs in the two per-word arrays only: `emb_rq` and
+//! `dec_rq` hold `V` multipliers then **one** shift for every row
+//! ([`Shifts::Shared`]), 4 bytes per word each instead of 8. At a word
+//! vocabulary that is 80 KB of flash (10,000 words) that version 1 spends
+//! on shifts, the room of 8 more embedding dimensions under the nRF52840
+//! budget. The multipliers then need not be normalised (`[0, 2^31)` as
+//! everywhere); the exporter picks the largest row's shift, and a smaller
+//! row keeps `31 − log2(ratio)` bits. Version 1 blobs load unchanged.
+//!
 //! # `VOCAB` section
 //!
 //! ```text
@@ -54,6 +65,9 @@
 
 use super::{u32_at, NONE};
 
+/// The newest `LM` spec version, the one the exporter writes (version 1
+/// still loads).
+pub const LM_SPEC_VERSION: u32 = 2;
 /// Most LSTM layers.
 pub const MAX_LAYERS: usize = 4;
 /// Most mixture components.
@@ -217,6 +231,63 @@ impl WeightLayout {
     }
 }
 
+/// The shifts of `n` per-row requantizations: one per row, or one for all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shifts<'a> {
+    /// `n` shifts, row by row (every array of version 1).
+    PerRow(&'a [i32]),
+    /// One shift for every row (`emb_rq` and `dec_rq` of version 2).
+    Shared(i32),
+}
+
+impl<'a> Shifts<'a> {
+    /// Row `i`'s shift (0 past the end of a [`PerRow`](Self::PerRow), which
+    /// a checked model rules out).
+    #[inline]
+    pub fn at(self, i: usize) -> i32 {
+        match self {
+            Shifts::PerRow(s) => s.get(i).copied().unwrap_or(0),
+            Shifts::Shared(s) => s,
+        }
+    }
+
+    /// The shifts of rows `r` (None when a per-row array is too short).
+    #[inline]
+    pub fn rows(self, r: core::ops::Range<usize>) -> Option<Self> {
+        match self {
+            Shifts::PerRow(s) => s.get(r).map(Shifts::PerRow),
+            shared => Some(shared),
+        }
+    }
+}
+
+/// Multipliers and shifts of the `V` per-word requantizations (`emb_rq`,
+/// `dec_rq`): a shift per row in version 1, one shared shift in version 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WordRequant<'a> {
+    /// `V` multipliers.
+    pub mult: &'a [i32],
+    /// Their shifts.
+    pub shift: Shifts<'a>,
+}
+
+impl WordRequant<'_> {
+    /// Pair `i` (`(0, 0)` out of range, which the checker rules out).
+    #[inline]
+    pub fn get(&self, i: usize) -> (i32, i32) {
+        (self.mult.get(i).copied().unwrap_or(0), self.shift.at(i))
+    }
+
+    /// Bytes of `DATA` the pairs take.
+    pub fn bytes(&self) -> usize {
+        4 * self.mult.len()
+            + match self.shift {
+                Shifts::PerRow(s) => 4 * s.len(),
+                Shifts::Shared(_) => 4,
+            }
+    }
+}
+
 /// Multipliers and shifts of `n` requantizations.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Requant<'a> {
@@ -264,6 +335,8 @@ pub struct LmLayer<'a> {
 /// A checked `LM` section with its arrays resolved in `DATA`.
 #[derive(Clone, Copy, Debug)]
 pub struct LmSpec<'a> {
+    /// Spec version: 1, or 2 with shared per-word shifts.
+    pub version: u32,
     /// Vocabulary size V.
     pub vocab: usize,
     /// Embedding size d.
@@ -277,9 +350,9 @@ pub struct LmSpec<'a> {
     /// `[V][d]` embedding rows.
     pub emb_w: &'a [i8],
     /// Embedding → layer-0 input, per row.
-    pub emb_rq: Requant<'a>,
+    pub emb_rq: WordRequant<'a>,
     /// Decoder accumulator → Q16 logit, per row.
-    pub dec_rq: Requant<'a>,
+    pub dec_rq: WordRequant<'a>,
     /// `V` decoder biases, Q16.
     pub dec_b: &'a [i32],
     /// `[K][d][H]` latent projections, stored as `proj_layout` says.
@@ -333,6 +406,20 @@ impl<'a> Data<'a> {
                 high_word: crate::quant::HighWord::new(mult, shift),
             })
     }
+    /// `n` per-word pairs: version 1's `n` shifts, or version 2's one.
+    fn word_requant(&self, at: u32, n: usize, version: u32) -> Option<WordRequant<'a>> {
+        let shifts = if version == 1 { n } else { 1 };
+        let rq = self.i32s(at, n.checked_add(shifts)?)?;
+        let (mult, shift) = rq.split_at(n);
+        let shift = match shift {
+            [s] if version != 1 => Shifts::Shared(*s),
+            s => Shifts::PerRow(s),
+        };
+        mult.iter()
+            .enumerate()
+            .all(|(i, &m)| crate::quant::valid(m, shift.at(i)))
+            .then_some(WordRequant { mult, shift })
+    }
 }
 
 impl<'a> LmSpec<'a> {
@@ -340,7 +427,11 @@ impl<'a> LmSpec<'a> {
     /// field, size, offset, bias or requantization pair is invalid.
     pub fn parse(sec: &'a [u8], data: &'a [u8]) -> Option<Self> {
         let w = |i: usize| u32_at(sec, 4 * i);
-        if sec.len() < 4 * LM_HEADER_WORDS || w(word::VERSION) != 1 {
+        if sec.len() < 4 * LM_HEADER_WORDS {
+            return None;
+        }
+        let version = w(word::VERSION);
+        if !(1..=LM_SPEC_VERSION).contains(&version) {
             return None;
         }
         let (v, d, l, k) = (
@@ -407,14 +498,15 @@ impl<'a> LmSpec<'a> {
             (&[][..], Requant::default(), &[][..])
         };
         Some(LmSpec {
+            version,
             vocab: v,
             emb_dim: d,
             head,
             k,
             level,
             emb_w: data.i8s(w(word::EMB_W), v * d)?,
-            emb_rq: data.requant(w(word::EMB_RQ), v)?,
-            dec_rq: data.requant(w(word::DEC_RQ), v)?,
+            emb_rq: data.word_requant(w(word::EMB_RQ), v, version)?,
+            dec_rq: data.word_requant(w(word::DEC_RQ), v, version)?,
             dec_b: data.biases(w(word::DEC_B), v)?,
             proj_w: data.i8s(w(word::PROJ_W), k * d * top)?,
             proj_layout: WeightLayout::for_matrix(w(word::PROJ_LAYOUT), k * d, top)?,

@@ -78,9 +78,9 @@ pub use crc::{Crc32, CRC32};
 pub use emit::ModelRepr;
 pub use head::BernoulliHead;
 pub use lm::{
-    ArenaPlan, Level, LmHead, LmLayer, LmSpec, Requant, Vocab, WeightLayout, LM_HEADER_WORDS,
-    LM_LAYER_WORDS, LOGIT_CHUNK, MAX_K, MAX_LAYERS, MAX_LM_BIAS, MAX_TOKEN_BYTES, MAX_VOCAB,
-    MAX_WIDTH, VOCAB_SORTED_INDEX,
+    ArenaPlan, Level, LmHead, LmLayer, LmSpec, Requant, Shifts, Vocab, WeightLayout, WordRequant,
+    LM_HEADER_WORDS, LM_LAYER_WORDS, LM_SPEC_VERSION, LOGIT_CHUNK, MAX_K, MAX_LAYERS, MAX_LM_BIAS,
+    MAX_TOKEN_BYTES, MAX_VOCAB, MAX_WIDTH, VOCAB_SORTED_INDEX,
 };
 pub use repr::{ConvLayout, Family, Mask, OpKind, OpParts, OpRepr, SectionKind, TensorRepr};
 pub use selftest::{LmCase, LmTop, SelfTest, LM_TOP_LEN, MAX_LM_PROMPT, MAX_LM_TOP};

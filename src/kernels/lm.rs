@@ -12,7 +12,7 @@
 //! length checks with typed errors, and the same bytes from
 //! `kernels::fast` and `kernels::arm` (`lstm_gates`, `latent`, `decoder`).
 
-pub use crate::format::WeightLayout;
+pub use crate::format::{Shifts, WeightLayout};
 use crate::quant::nonlin::{exp_neg, ln_q30, sigmoid_q12, tanh_q12};
 use crate::quant::{requantize, HighWord};
 
@@ -114,6 +114,36 @@ impl<'a> QMatrix<'a> {
     #[inline]
     pub fn row(&self, r: usize, x: &[i8]) -> i32 {
         requantize(self.dot_row(r, x), self.mult[r], self.shift[r])
+    }
+}
+
+/// The tied decoder's matrix: the `[rows][depth]` embedding rows (row by
+/// row), a multiplier per row and their [`Shifts`] (one per row, or one
+/// shared: the `LM` spec's version 2).
+#[derive(Clone, Copy, Debug)]
+pub struct TiedRows<'a> {
+    /// `[rows][depth]` int8 embedding rows.
+    pub w: &'a [i8],
+    /// Row multipliers.
+    pub mult: &'a [i32],
+    /// Row shifts.
+    pub shift: Shifts<'a>,
+}
+
+impl<'a> TiedRows<'a> {
+    /// Rows with a shift each.
+    pub fn rows(w: &'a [i8], mult: &'a [i32], shift: &'a [i32]) -> Self {
+        TiedRows {
+            w,
+            mult,
+            shift: Shifts::PerRow(shift),
+        }
+    }
+
+    /// The same weights as a row-by-row [`QMatrix`] for the kernels' row
+    /// walks (its pairs are empty: only `w` and the layout are read).
+    pub(crate) fn weights(&self) -> QMatrix<'a> {
+        QMatrix::rows(self.w, &[], &[])
     }
 }
 

@@ -13,7 +13,7 @@ use crate::format::{
     ArenaPlan, Family, Level, LmHead, LmSpec, Model, SelfTest, Vocab, MAX_K, MAX_LM_TOP,
 };
 use crate::kernels::driver as kd;
-use crate::kernels::lm::{self as k, QMatrix};
+use crate::kernels::lm::{self as k, QMatrix, Shifts, TiedRows};
 use crate::quant::nonlin::exp_neg;
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -398,11 +398,15 @@ impl<'m> Session<'m, '_> {
         let d = spec.emb_dim;
         let n = p.logits.len().min(max).min(spec.vocab.saturating_sub(v0));
         let rows = v0..v0 + n;
-        let dec = QMatrix::rows(
-            spec.emb_w.get(v0 * d..(v0 + n) * d).unwrap_or_default(),
-            spec.dec_rq.mult.get(rows.clone()).unwrap_or_default(),
-            spec.dec_rq.shift.get(rows.clone()).unwrap_or_default(),
-        );
+        let dec = TiedRows {
+            w: spec.emb_w.get(v0 * d..(v0 + n) * d).unwrap_or_default(),
+            mult: spec.dec_rq.mult.get(rows.clone()).unwrap_or_default(),
+            shift: spec
+                .dec_rq
+                .shift
+                .rows(rows.clone())
+                .unwrap_or(Shifts::PerRow(&[])),
+        };
         let b = spec.dec_b.get(rows).unwrap_or_default();
         let lat = p.lat8.get(c * d..(c + 1) * d).unwrap_or_default();
         let out = &mut p.logits[..n];

@@ -6,8 +6,8 @@
 //! the loop test, about 2.75 instructions per product against 4+ for one
 //! row at a time.
 
-use crate::kernels::lm::{dot, QMatrix, WeightLayout};
-use crate::kernels::reference::lm::{check_gates, check_rows, sat16};
+use crate::kernels::lm::{dot, QMatrix, Shifts, TiedRows, WeightLayout};
+use crate::kernels::reference::lm::{check_gates, check_rows, check_tied, sat16};
 use crate::quant::nonlin::tanh_q12;
 use crate::quant::requantize;
 use crate::Result;
@@ -165,16 +165,22 @@ pub fn latent(w: &QMatrix, b: &[i32], g: &[i8], out: &mut [i16]) -> Result<()> {
 ///
 /// # Errors
 /// As the reference.
-pub fn decoder(emb: &QMatrix, b: &[i32], lat: &[i8], logits: &mut [i32]) -> Result<()> {
-    check_rows(emb, b, lat, logits.len())?;
+pub fn decoder(emb: &TiedRows, b: &[i32], lat: &[i8], logits: &mut [i32]) -> Result<()> {
+    check_tied(emb, b, lat, logits.len())?;
     if lat.is_empty() {
         for (v, l) in logits.iter_mut().enumerate() {
-            *l = requantize(0, emb.mult[v], emb.shift[v]).saturating_add(b[v]);
+            *l = requantize(0, emb.mult[v], emb.shift.at(v)).saturating_add(b[v]);
         }
         return Ok(());
     }
-    matvec(emb, lat, |v, acc| {
-        logits[v] = requantize(acc, emb.mult[v], emb.shift[v]).saturating_add(b[v]);
-    });
+    // The shift's form is known once per call, not per row.
+    match emb.shift {
+        Shifts::PerRow(shift) => matvec(&emb.weights(), lat, |v, acc| {
+            logits[v] = requantize(acc, emb.mult[v], shift[v]).saturating_add(b[v]);
+        }),
+        Shifts::Shared(s) => matvec(&emb.weights(), lat, |v, acc| {
+            logits[v] = requantize(acc, emb.mult[v], s).saturating_add(b[v]);
+        }),
+    }
     Ok(())
 }

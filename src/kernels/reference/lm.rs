@@ -9,7 +9,7 @@
 //! softmax statistics that follow are in [`crate::kernels::lm`].
 
 use super::{expect_len, size};
-use crate::kernels::lm::{QMatrix, WeightLayout};
+use crate::kernels::lm::{dot, QMatrix, Shifts, TiedRows, WeightLayout};
 use crate::quant::nonlin::tanh_q12;
 use crate::quant::requantize;
 use crate::Result;
@@ -97,16 +97,29 @@ pub fn latent(w: &QMatrix, b: &[i32], g: &[i8], out: &mut [i16]) -> Result<()> {
     Ok(())
 }
 
+/// The length checks of [`decoder`]: `emb` is `[rows][lat.len()]` with a
+/// multiplier per row and a shift per row or one shared, `b` has `rows`
+/// values.
+pub(crate) fn check_tied(emb: &TiedRows, b: &[i32], lat: &[i8], rows: usize) -> Result<()> {
+    expect_len(emb.w.len(), size(&[rows, lat.len()]))?;
+    expect_len(emb.mult.len(), rows)?;
+    if let Shifts::PerRow(s) = emb.shift {
+        expect_len(s.len(), rows)?;
+    }
+    expect_len(b.len(), rows)
+}
+
 /// Tied decoder, Q16 nats: `logits[v] = rq(E[v]·lat) +sat b[v]`.
 ///
 /// # Errors
 /// [`crate::Error::BadLength`] unless `emb` is `[logits.len()][lat.len()]`
-/// and `b` has `logits.len()` values.
-pub fn decoder(emb: &QMatrix, b: &[i32], lat: &[i8], logits: &mut [i32]) -> Result<()> {
-    check_rows(emb, b, lat, logits.len())?;
+/// (with a shift per row, or one shared) and `b` has `logits.len()` values.
+pub fn decoder(emb: &TiedRows, b: &[i32], lat: &[i8], logits: &mut [i32]) -> Result<()> {
+    check_tied(emb, b, lat, logits.len())?;
+    let n = lat.len();
     for (v, l) in logits.iter_mut().enumerate() {
-        let acc = emb.dot_row(v, lat);
-        *l = requantize(acc, emb.mult[v], emb.shift[v]).saturating_add(b[v]);
+        let acc = dot(&emb.w[v * n..(v + 1) * n], lat);
+        *l = requantize(acc, emb.mult[v], emb.shift.at(v)).saturating_add(b[v]);
     }
     Ok(())
 }

@@ -772,3 +772,127 @@ fn repack_refuses_overlapping_arrays() {
     // Without a change of layout the same blob repacks (nothing moves).
     assert!(repack_as(&b, 0, false).is_ok());
 }
+
+/// The exported blob (spec version 2: one shift per per-word array) and
+/// the same model rewritten as version 1 (every per-word row with its own
+/// copy of that shift, appended to `DATA`) give the same bits everywhere,
+/// and version 2 is `8 · (V − 1)` bytes smaller in those arrays. The
+/// checker refuses a shared shift out of range, a negative multiplier, a
+/// per-word array cut short and unknown versions.
+#[test]
+fn shared_word_shifts_equal_per_row_shifts() {
+    use tinyinfer::format::{ModelRepr, SectionKind, WordRequant, LM_SPEC_VERSION};
+    let m = random_lm(HeadKind::Mos, 3, &[12], 57);
+    let ex = export(&m).unwrap();
+    let v2 = AlignedBlob::new(&ex.blob);
+    let spec = *language_model(&v2).unwrap().spec();
+    assert_eq!(spec.version, LM_SPEC_VERSION);
+    assert!(matches!(
+        spec.emb_rq.shift,
+        tinyinfer::format::Shifts::Shared(_)
+    ));
+    let vocab = spec.vocab;
+
+    // Version 1 of the same model.
+    let model = v2.model().unwrap();
+    let mut lm_sec = model.section(SectionKind::Lm).unwrap().to_vec();
+    let mut data = model.section(SectionKind::Data).unwrap().to_vec();
+    let per_row = |rq: WordRequant, data: &mut Vec<u8>| -> u32 {
+        let at = data.len() as u32;
+        for &m in rq.mult {
+            data.extend_from_slice(&m.to_le_bytes());
+        }
+        for i in 0..rq.mult.len() {
+            data.extend_from_slice(&rq.shift.at(i).to_le_bytes());
+        }
+        at
+    };
+    let emb_at = per_row(spec.emb_rq, &mut data);
+    let dec_at = per_row(spec.dec_rq, &mut data);
+    lm_sec[..4].copy_from_slice(&1u32.to_le_bytes());
+    lm_sec[36..40].copy_from_slice(&emb_at.to_le_bytes());
+    lm_sec[40..44].copy_from_slice(&dec_at.to_le_bytes());
+    let vocab_sec = model.section(SectionKind::Vocab).unwrap();
+    let repr = ModelRepr {
+        family: tinyinfer::format::Family::LanguageModel,
+        arena_len: model.arena_len() as u32,
+        tensors: &[],
+        ops: &[],
+        data: &data,
+        selftest: None,
+        head: None,
+        lm: Some(&lm_sec),
+        vocab: Some(vocab_sec),
+    };
+    let mut out = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut out).unwrap();
+    let v1 = AlignedBlob::new(&out);
+    let spec1 = *language_model(&v1).unwrap().spec();
+    assert_eq!(spec1.version, 1);
+    assert!(matches!(
+        spec1.emb_rq.shift,
+        tinyinfer::format::Shifts::PerRow(_)
+    ));
+    assert_eq!(
+        spec1.emb_rq.bytes() + spec1.dec_rq.bytes(),
+        spec.emb_rq.bytes() + spec.dec_rq.bytes() + 8 * (vocab - 1)
+    );
+
+    let run = |blob: &AlignedBlob| {
+        let lm = language_model(blob).unwrap();
+        let mut arena = vec![0u8; lm.arena_len()];
+        let mut s = lm.session(&mut arena).unwrap();
+        let mut rng = Pcg32::seeded(9);
+        let mut out = Vec::new();
+        let mut tok = lm.start_token();
+        for _ in 0..16 {
+            s.step(tok).unwrap();
+            let lp: Vec<i32> = (0..vocab as u16)
+                .map(|t| s.log_prob(t).unwrap().0)
+                .collect();
+            let probs = s.distribution().to_vec();
+            tok = s.sample(&mut rng);
+            out.push((lp, probs, tok));
+        }
+        out
+    };
+    assert_eq!(run(&v2), run(&v1));
+
+    // The checker on the shared form: word 9 points at emb_rq (V
+    // multipliers, then the shift).
+    let (at, _) = section_at(&ex.blob, SectionKind::Lm);
+    let (data_at, _) = section_at(&ex.blob, SectionKind::Data);
+    let emb_rq = u32::from_le_bytes(ex.blob[at + 36..at + 40].try_into().unwrap()) as usize;
+    let shift_at = data_at + emb_rq + 4 * vocab;
+    let set = |b: &mut [u8], at: usize, v: i32| b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    assert!(edited(&ex.blob, |b| set(
+        b,
+        shift_at,
+        tinyinfer::quant::MAX_SHIFT + 1
+    ))
+    .is_err());
+    assert!(edited(&ex.blob, |b| set(
+        b,
+        shift_at,
+        tinyinfer::quant::MIN_SHIFT - 1
+    ))
+    .is_err());
+    assert!(edited(&ex.blob, |b| set(b, shift_at, tinyinfer::quant::MIN_SHIFT)).is_ok());
+    assert!(
+        edited(&ex.blob, |b| set(b, data_at + emb_rq, -1)).is_err(),
+        "negative multiplier"
+    );
+    // Version 1 reads 2V words there: the same bytes as version 1 are a
+    // different (here: invalid or differently shaped) model, never a panic.
+    let _ = edited(&ex.blob, |b| b[at] = 1);
+    for bad in [0u8, 3, 255] {
+        assert!(edited(&ex.blob, |b| b[at] = bad).is_err(), "version {bad}");
+    }
+    // The last per-word array cut short: dec_rq pointed at the end of DATA
+    // less V words (its shift would be past the end).
+    let data_len = section_at(&ex.blob, SectionKind::Data).1;
+    let short = (data_len - 4 * vocab) as u32;
+    assert!(edited(&ex.blob, |b| b[at + 40..at + 44]
+        .copy_from_slice(&short.to_le_bytes()))
+    .is_err());
+}

@@ -189,7 +189,7 @@ pub fn generate(blob: &AlignedBlob, prompt: &str, tokens: usize, seed: u64) -> R
 pub fn inspect(model: &Model<'_>) -> Result<Inspect> {
     let spec = model.lm_spec().context("LM section")?;
     let w = |n: usize| [1u16, 1, n.min(u16::MAX as usize) as u16];
-    let rq = |n: usize| 8 * n; // a multiplier and a shift per row
+    let rq = |n: usize| 8 * n; // a multiplier and a shift per row (the per-word arrays: their own)
     let (v, d, k, h) = (spec.vocab, spec.emb_dim, spec.k, spec.top_hidden());
     let mut layers = vec![LayerInfo {
         index: 0,
@@ -198,7 +198,7 @@ pub fn inspect(model: &Model<'_>) -> Result<Inspect> {
         output: w(d),
         macs: 0,
         params: v * d,
-        param_bytes: v * d + rq(v),
+        param_bytes: v * d + spec.emb_rq.bytes(),
         kernel: None,
     }];
     for l in spec.layers() {
@@ -244,7 +244,7 @@ pub fn inspect(model: &Model<'_>) -> Result<Inspect> {
         output: w(v),
         macs: (sm * v * d) as u64,
         params: v,
-        param_bytes: 4 * v + rq(v),
+        param_bytes: 4 * v + spec.dec_rq.bytes(),
         kernel: None,
     });
     Ok(Inspect {
