@@ -39,20 +39,7 @@ pub fn find(name: &str) -> Result<&'static Board> {
     }
 }
 
-/// The text of a memory map the table names (compiled in).
-pub fn memory_map(file: &str) -> Option<&'static str> {
-    Some(match file {
-        "memory-qemu.x" => include_str!("../../../firmware/memory-qemu.x"),
-        "memory-qemu-nrf-budget.x" => include_str!("../../../firmware/memory-qemu-nrf-budget.x"),
-        "memory-mps2-an385.x" => include_str!("../../../firmware/memory-mps2-an385.x"),
-        "memory-mps2-an505.x" => include_str!("../../../firmware/memory-mps2-an505.x"),
-        "memory-microbit.x" => include_str!("../../../firmware/memory-microbit.x"),
-        "memory-riscv-virt.x" => include_str!("../../../firmware/memory-riscv-virt.x"),
-        "memory-nrf52840-dk.x" => include_str!("../../../firmware/memory-nrf52840-dk.x"),
-        "memory-nucleo-l4r5zi.x" => include_str!("../../../firmware/memory-nucleo-l4r5zi.x"),
-        _ => return None,
-    })
-}
+include!(concat!(env!("OUT_DIR"), "/memory_maps.rs"));
 
 /// A board's MODEL partition: flash address and bytes, from its memory map.
 ///
