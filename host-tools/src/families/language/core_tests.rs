@@ -673,6 +673,31 @@ fn sampling_a_vocabulary_of_several_blocks_follows_the_distribution() {
 /// the exported bytes. A layer whose widths are not multiples of 4 stays
 /// row by row. A layout code past 1, or row quads on such a layer, is
 /// refused by the checker.
+/// One token's outputs in [`trace`]: the log-probabilities of the first
+/// tokens, the distribution, the top 3 and the sampled token.
+type Step = (Vec<i32>, Vec<u32>, Vec<(u16, u32)>, u16);
+
+/// `steps` tokens of a seeded generation from `blob`'s start token, with
+/// every output of each step (the log-probabilities of tokens `0..lp`):
+/// two blobs of one model must give equal traces.
+fn trace(blob: &AlignedBlob, seed: u64, steps: usize, lp: usize) -> Vec<Step> {
+    let lm = language_model(blob).unwrap();
+    let mut arena = vec![0u8; lm.arena_len()];
+    let mut s = lm.session(&mut arena).unwrap();
+    let mut rng = Pcg32::seeded(seed);
+    let mut out = Vec::new();
+    let mut tok = lm.start_token();
+    for _ in 0..steps {
+        s.step(tok).unwrap();
+        let lps: Vec<i32> = (0..lp as u16).map(|t| s.log_prob(t).unwrap().0).collect();
+        let probs = s.distribution().to_vec();
+        let top = s.top_k::<3>().to_vec();
+        tok = s.sample(&mut rng);
+        out.push((lps, probs, top, tok));
+    }
+    out
+}
+
 #[test]
 fn row_quads_and_rows_give_the_same_results() {
     use super::quantize::{gate_layout, repack, repack_as};
@@ -693,24 +718,7 @@ fn row_quads_and_rows_give_the_same_results() {
         repack(&ex.blob, 0).unwrap()
     );
     let rows = AlignedBlob::new(&rows_bytes);
-    let run = |blob: &AlignedBlob| {
-        let lm = language_model(blob).unwrap();
-        let mut arena = vec![0u8; lm.arena_len()];
-        let mut s = lm.session(&mut arena).unwrap();
-        let mut rng = Pcg32::seeded(4);
-        let mut out = Vec::new();
-        let mut tok = lm.start_token();
-        for _ in 0..12 {
-            s.step(tok).unwrap();
-            let lp: Vec<i32> = (0..5).map(|t| s.log_prob(t).unwrap().0).collect();
-            let probs = s.distribution().to_vec();
-            let top = s.top_k::<3>().to_vec();
-            tok = s.sample(&mut rng);
-            out.push((lp, probs, top, tok));
-        }
-        out
-    };
-    assert_eq!(run(&quads), run(&rows));
+    assert_eq!(trace(&quads, 4, 12, 5), trace(&rows, 4, 12, 5));
 
     // Widths that are not multiples of 4 keep rows.
     assert_eq!(gate_layout(16, 10), WeightLayout::Rows);
@@ -838,25 +846,7 @@ fn shared_word_shifts_equal_per_row_shifts() {
         spec.emb_rq.bytes() + spec.dec_rq.bytes() + 8 * (vocab - 1)
     );
 
-    let run = |blob: &AlignedBlob| {
-        let lm = language_model(blob).unwrap();
-        let mut arena = vec![0u8; lm.arena_len()];
-        let mut s = lm.session(&mut arena).unwrap();
-        let mut rng = Pcg32::seeded(9);
-        let mut out = Vec::new();
-        let mut tok = lm.start_token();
-        for _ in 0..16 {
-            s.step(tok).unwrap();
-            let lp: Vec<i32> = (0..vocab as u16)
-                .map(|t| s.log_prob(t).unwrap().0)
-                .collect();
-            let probs = s.distribution().to_vec();
-            tok = s.sample(&mut rng);
-            out.push((lp, probs, tok));
-        }
-        out
-    };
-    assert_eq!(run(&v2), run(&v1));
+    assert_eq!(trace(&v2, 9, 16, vocab), trace(&v1, 9, 16, vocab));
 
     // The checker on the shared form: word 9 points at emb_rq (V
     // multipliers, then the shift).
