@@ -453,6 +453,21 @@ fn lm_case(d: &mut Draw, scratch: &mut [u8], rows: usize, nx: usize, nh: usize) 
         d.requant(mh, sh);
     }
     d.bias(b);
+    // A negative multiplier (no checked model has one; a direct caller
+    // may) through the shared high-word stage takes `rq`'s general path.
+    let m0 = mx[0];
+    mx[0] = -1 - (m0 >> 1);
+    let t = TiedRows {
+        w: wx,
+        mult: mx,
+        shift: Shifts::Shared(-2 - d.below(30) as i32),
+    };
+    let r = reference::decoder(&t, b, x, want32);
+    let a = arm::decoder(&t, b, x, got32);
+    mx[0] = m0; // the cases below draw their proofs from the pairs as drawn
+    if r != a || want32 != got32 {
+        return Err(());
+    }
     let qx = QMatrix::rows(wx, mx, sx);
     let qh = QMatrix::rows(wh, mh, sh);
     let same16 = |a: &[i16], b: &[i16]| a == b;

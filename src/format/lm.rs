@@ -33,7 +33,8 @@
 //! projections (row quads when `K·d` and `H` are multiples of 4). Blobs
 //! written before the layout words hold 0 there and load as before.
 //! Offsets point into `DATA` and are 4-byte aligned; `rq` arrays hold `n`
-//! multipliers then `n` shifts (see [`crate::quant`]). Gate rows are ordered
+//! multipliers then `n` shifts (see [`crate::quant`]; version 2's `emb_rq`
+//! and `dec_rq` differ, below). Gate rows are ordered
 //! input, forget, cell, output. H is the last layer's hidden size.
 //!
 //! **Version 2** differs in the two per-word arrays only: `emb_rq` and

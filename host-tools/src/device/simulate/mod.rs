@@ -190,7 +190,7 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
                 board.bin
             )
         } else {
-            let base = boards::model_partition(board).map_or(0, |(base, _)| base);
+            let (base, _) = boards::model_partition(board)?;
             format!(
                 "write a model to its MODEL partition with `probe-rs download --chip {chip} \
                  --binary-format bin --base-address {base:#x} MODEL.tinf` (it boots as a legacy \

@@ -882,6 +882,11 @@ fn shared_word_shifts_equal_per_row_shifts() {
     // less V words (its shift would be past the end).
     let data_len = section_at(&ex.blob, SectionKind::Data).1;
     let short = (data_len - 4 * vocab) as u32;
+    assert_eq!(
+        short % 4,
+        0,
+        "an aligned offset: the refusal is for the length"
+    );
     assert!(edited(&ex.blob, |b| b[at + 40..at + 44]
         .copy_from_slice(&short.to_le_bytes()))
     .is_err());

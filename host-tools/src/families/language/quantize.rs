@@ -53,8 +53,28 @@ fn requant_rows(scales: &[f32], unit: f64, one: f64, what: &str) -> Result<Vec<i
 /// `n` multipliers, then one shift shared by every row, the largest row's
 /// (each multiplier `round(scale · 2^(31 − shift))`, so a row `r` times
 /// smaller than the largest keeps about `31 − log2 r` bits).
-fn requant_shared(scales: &[f32], unit: f64, one: f64, what: &str) -> Result<Vec<i32>> {
-    let reals: Vec<f64> = scales.iter().map(|&s| s as f64 * unit * one).collect();
+///
+/// Rows whose int8 weights are all zero (`live[i]` false) get multiplier 0
+/// and no say in the shift: `quantize_weights` gives such a row a dummy
+/// scale of 1, which would otherwise cost every other row bits.
+fn requant_shared(
+    scales: &[f32],
+    live: &[bool],
+    unit: f64,
+    one: f64,
+    what: &str,
+) -> Result<Vec<i32>> {
+    ensure!(
+        live.len() == scales.len(),
+        "{what}: {} rows, {} flags",
+        scales.len(),
+        live.len()
+    );
+    let reals: Vec<f64> = scales
+        .iter()
+        .zip(live)
+        .map(|(&s, &l)| if l { s as f64 * unit * one } else { 0.0 })
+        .collect();
     let mut shift = i32::MIN;
     for (i, &r) in reals.iter().enumerate() {
         let (m, s) = requant_pair(r, &format!("{what} row {i}"))?;
@@ -426,9 +446,11 @@ pub fn export(m: &LmF) -> Result<LmExport> {
     let (emb_q, emb_s) = quantize_weights(&m.embedding, v);
     let input_scale = emb_s.iter().fold(0f32, |a, &s| a.max(s)) as f64;
     ensure!(input_scale > 0.0, "the embedding is all zeros");
-    // Version 2: one shift per per-word array (40 KB less at V = 10,000).
-    let emb_rq = requant_shared(&emb_s, 1.0 / input_scale, 1.0, "embedding")?;
-    let dec_rq = requant_shared(&emb_s, H_SCALE, LOGIT_ONE, "decoder")?;
+    // Version 2: one shift per per-word array (40 KB less each, 80 KB for
+    // the two, at V = 10,000).
+    let live: Vec<bool> = emb_q.chunks(d).map(|r| r.iter().any(|&w| w != 0)).collect();
+    let emb_rq = requant_shared(&emb_s, &live, 1.0 / input_scale, 1.0, "embedding")?;
+    let dec_rq = requant_shared(&emb_s, &live, H_SCALE, LOGIT_ONE, "decoder")?;
     words[8] = push_aligned(&mut data, bytemuck::cast_slice(&emb_q));
     words[9] = push_aligned(&mut data, &i32_bytes(&emb_rq));
     words[10] = push_aligned(&mut data, &i32_bytes(&dec_rq));
@@ -540,4 +562,39 @@ pub fn export(m: &LmF) -> Result<LmExport> {
         arena_len,
         input_scale,
     })
+}
+
+#[cfg(test)]
+mod shared_shift_tests {
+    use super::*;
+
+    /// Version 2's per-word pairs: the shift is the largest live row's, a
+    /// zero row's dummy scale has no say (its multiplier is 0), and every
+    /// row's real scale is kept to within one part in 2^20 even at 40×
+    /// below the largest (the multiplier keeps 31 − log2 40 ≈ 25 bits).
+    #[test]
+    fn shared_shift_keeps_precision_and_ignores_zero_rows() {
+        let scales = [0.02f32, 0.0005, 1.0, 0.013];
+        let live = [true, true, false, true];
+        let v = requant_shared(&scales, &live, H_SCALE, LOGIT_ONE, "t").unwrap();
+        assert_eq!(v.len(), scales.len() + 1);
+        let shift = v[scales.len()];
+        let (_, own) = requant_pair(0.02 * H_SCALE * LOGIT_ONE, "t").unwrap();
+        assert_eq!(shift, own, "the largest live row's shift");
+        assert_eq!(v[2], 0, "the zero row");
+        for i in [0, 1, 3] {
+            let want = scales[i] as f64 * H_SCALE * LOGIT_ONE;
+            let got = v[i] as f64 * 2f64.powi(shift - 31);
+            assert!(
+                ((got - want) / want).abs() < 1.0 / (1 << 20) as f64,
+                "row {i}: {got} vs {want}"
+            );
+        }
+        // All rows zero: multipliers 0, a valid shift.
+        let z = requant_shared(&[1.0, 1.0], &[false, false], 1.0, 1.0, "z").unwrap();
+        assert_eq!(&z[..2], &[0, 0]);
+        assert!(tinyinfer::quant::valid(0, z[2]));
+        // A flag per row.
+        assert!(requant_shared(&scales, &live[..3], 1.0, 1.0, "t").is_err());
+    }
 }
