@@ -76,13 +76,7 @@ impl Net {
 
     /// Bytes in 4-aligned storage (returned as words, viewed with [`bytes`]).
     fn emit(&self) -> Vec<u32> {
-        // The exact arena: the end of the highest tensor.
-        let arena_len = self
-            .tensors
-            .iter()
-            .map(|t| t.arena_offset + t.len())
-            .max()
-            .unwrap_or(0);
+        let arena_len = common::classifier::exact_arena(&self.tensors);
         let repr = ModelRepr {
             family: self.family,
             arena_len,

@@ -416,10 +416,11 @@ impl<'a> Data<'a> {
             [s] if version != 1 => Shifts::Shared(*s),
             s => Shifts::PerRow(s),
         };
-        mult.iter()
-            .enumerate()
-            .all(|(i, &m)| crate::quant::valid(m, shift.at(i)))
-            .then_some(WordRequant { mult, shift })
+        let valid = match shift {
+            Shifts::PerRow(s) => mult.iter().zip(s).all(|(&m, &s)| crate::quant::valid(m, s)),
+            Shifts::Shared(s) => mult.iter().all(|&m| crate::quant::valid(m, s)),
+        };
+        valid.then_some(WordRequant { mult, shift })
     }
 }
 

@@ -2,6 +2,15 @@
 
 use tinyinfer::format::{Family, ModelRepr, OpRepr, TensorRepr};
 
+/// The exact arena of a hand-built model: the end of its highest tensor.
+pub fn exact_arena(tensors: &[TensorRepr]) -> u32 {
+    tensors
+        .iter()
+        .map(|t| t.arena_offset + t.len())
+        .max()
+        .unwrap_or(0)
+}
+
 /// Tensor records laid out one after another in the arena, and a DATA
 /// section of words.
 #[derive(Default)]
@@ -39,12 +48,7 @@ impl Builder {
     /// The blob (as words, so it is aligned) of a classifier with these
     /// ops; the arena is exact: the end of the highest tensor.
     pub fn emit(&self, ops: &[OpRepr]) -> Vec<u32> {
-        let arena_len = self
-            .tensors
-            .iter()
-            .map(|t| t.arena_offset + t.len())
-            .max()
-            .unwrap_or(0);
+        let arena_len = exact_arena(&self.tensors);
         let repr = ModelRepr {
             family: Family::Classifier,
             arena_len,

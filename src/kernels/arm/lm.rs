@@ -422,9 +422,10 @@ pub fn decoder(emb: &TiedRows, b: &[i32], lat: &[i8], logits: &mut [i32]) -> Res
 /// (version 2): `l[i] = rq(acc[i], m[i], s) +sat b[i]`, the shift's form
 /// tested once per block, not per row. Of the high-word form (every
 /// multiplier is ≥ 0 in a checked model; a negative one takes [`rq`]),
-/// each row is one [`high_word`]. (A block of copied shifts through the
-/// per-row loop instead was 6 % slower per PTB word: 1,637,790 against
-/// 1,540,135 instructions, for 320 bytes of flash less.)
+/// each row is one [`high_word`]. (Copying the shift into a block for the
+/// per-row loop instead was tried: 6 % more instructions per PTB word,
+/// 1,637,790 against this stage's first form's 1,540,135, for 320 bytes of
+/// flash less; this form, beside version 1's own loop, gives 1,495,770.)
 #[inline(always)]
 fn shared_stage(acc: &[i32], m: &[i32], s: i32, b: &[i32], l: &mut [i32]) {
     let out = l.iter_mut().zip(b).zip(m.iter().zip(acc));
