@@ -6,12 +6,9 @@
 //!
 //! `cargo build --release --bin nucleo-l4r5zi --no-default-features
 //! --features rtt,density,language`, then `probe-rs run --chip STM32L4R5ZITx`.
-//! `tinyinfer flash --board nucleo-l4r5zi MODEL.tinf` checks the blob, the chip
-//! and the MODEL partition, then refuses: the A/B slot trailer is written through
-//! the nRF52 NVMC, and no STM32L4 writer exists yet. Until one does, write a bare
-//! blob at the partition base, `probe-rs download --chip STM32L4R5ZITx
-//! --binary-format bin --base-address 0x08040000 MODEL.tinf`; without a valid
-//! slot the app boots it as a legacy blob (docs/firmware.md, "On a NUCLEO-L4R5ZI").
+//! `tinyinfer flash MODEL.tinf --board nucleo-l4r5zi` writes the model to
+//! the inactive A/B slot of the MODEL partition (the slot's last page and
+//! trailer through the STM32L4+ FLASH interface; docs/reliability.md).
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]

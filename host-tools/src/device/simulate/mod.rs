@@ -182,22 +182,12 @@ pub fn simulate(a: &SimulateArgs) -> Result<SimReport> {
     };
     let Some((machine, _)) = board.qemu else {
         let chip = board.chip.unwrap_or("?");
-        // `tinyinfer flash` writes the A/B slot trailer through the nRF52
-        // NVMC only (device/flash.rs); other chips get probe-rs's download.
-        let write = if chip.to_ascii_lowercase().starts_with("nrf52") {
-            format!(
-                "write a model to it with `tinyinfer flash --board {}`",
-                board.bin
-            )
-        } else {
-            let (base, _) = boards::model_partition(board)?;
-            format!(
-                "write a model to its MODEL partition with `probe-rs download --chip {chip} \
-                 --binary-format bin --base-address {base:#x} MODEL.tinf` (it boots as a legacy \
-                 blob, with no A/B fallback: `tinyinfer flash` has no slot-trailer writer for \
-                 this chip's flash controller yet)"
-            )
-        };
+        // Every real board's chip has a slot writer in `tinyinfer flash`
+        // (device/flash/controller.rs; a unit test there holds the table to it).
+        let write = format!(
+            "write a model to it with `tinyinfer flash MODEL.tinf --board {}`",
+            board.bin
+        );
         bail!(
             "{} is a real board ({}, probe-rs chip {chip}): QEMU does not simulate it; build its \
              app with `cargo build --release --bin {} --target {}` in firmware/ and {write}",
