@@ -27,7 +27,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 
 /// 32-bit accesses to a halted target's memory.
 pub trait Bus {
@@ -64,8 +64,8 @@ pub enum Controller {
     /// each trailer word is written once more.
     Nrf52,
     /// The STM32L4R/L4S FLASH interface: the host erases the slot's last
-    /// erase page (`page` bytes: 4 KB in dual-bank mode, the factory
-    /// default; 8 KB in single-bank mode) and programs it in double words.
+    /// erase page (`page` bytes: 4 KB in dual-bank mode, the factory default
+    /// and the only mode written) and programs it in double words.
     Stm32l4 {
         /// The erase page in bytes.
         page: usize,
@@ -175,9 +175,8 @@ fn nrf52_write(bus: &mut dyn Bus, units: &[(u32, Vec<u8>)]) -> Result<()> {
         }
         Ok(())
     })();
-    bus.write32(NVMC_CONFIG, 0)
-        .context("disabling NVMC writes")?;
-    r
+    let disable = bus.write32(NVMC_CONFIG, 0).context("disabling NVMC writes");
+    r.and(disable)
 }
 
 // --- STM32L4R/L4S FLASH interface (RM0432 rev 9, section 3) ---
@@ -192,12 +191,11 @@ pub const STM32_KEYR: u32 = STM32_FLASH + 0x08;
 pub const STM32_SR: u32 = STM32_FLASH + 0x10;
 /// FLASH_CR: PG 0, PER 1, PNB 3..=10, BKER 11, STRT 16, LOCK 31.
 pub const STM32_CR: u32 = STM32_FLASH + 0x14;
-/// FLASH_OPTR: DBANK (bit 22 on 2 MB parts, DB1M bit 21 on 1 MB parts).
+/// FLASH_OPTR: BFB2 (bit 20, boot from bank 2: the banks may be swapped),
+/// DBANK (bit 22 on 2 MB parts: dual-bank mode).
 pub const STM32_OPTR: u32 = STM32_FLASH + 0x20;
 /// The flash size in KB (the low half-word), from the device electronic signature.
 pub const STM32_FLASHSIZE: u32 = 0x1FFF_75E0;
-/// SYSCFG_MEMRMP: FB_MODE (bit 8) set when bank 2 is mapped at 0x0800_0000.
-pub const STM32_MEMRMP: u32 = 0x4001_0000;
 /// Main flash memory.
 pub const STM32_FLASH_BASE: u32 = 0x0800_0000;
 /// The erase page in dual-bank mode.
@@ -220,7 +218,11 @@ const ACR_DCEN: u32 = 1 << 10;
 const ACR_ICRST: u32 = 1 << 11;
 const ACR_DCRST: u32 = 1 << 12;
 
-/// How an STM32L4+'s flash is organised now (its option bytes).
+/// How an STM32L4+'s flash is organised now (its option bytes). Only the
+/// 2 MB parts in dual-bank mode are written: probe-rs 0.32's one flash
+/// algorithm for the STM32L4R/L4S (`stm32l4rx_2048_dual`) erases 4 KB
+/// sectors with the dual-bank page numbering, and a host erase page that
+/// differs from the loader's sectors could not be kept apart from them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stm32Geometry {
     /// Bytes of flash.
@@ -264,31 +266,36 @@ impl Stm32Geometry {
     }
 }
 
-/// Reads the flash size and bank mode, and refuses a swapped bank mapping
-/// (the page numbers would name the other bank's pages).
+/// Reads the flash size and bank mode.
 ///
 /// # Errors
-/// A size that is not an STM32L4R/L4S's (1 or 2 MB); bank 2 mapped at
-/// 0x0800_0000; the probe's errors.
+/// A part that is not a 2 MB STM32L4R/L4S in dual-bank mode; BFB2 set (the
+/// banks may be swapped, and the page numbers would name the other bank's
+/// pages: SYSCFG_MEMRMP's FB_MODE, which says whether they are, reads 0
+/// while the SYSCFG clock is off, as it is after reset); the probe's errors.
 pub fn stm32l4_geometry(bus: &mut dyn Bus) -> Result<Stm32Geometry> {
     let kb = bus.read32(STM32_FLASHSIZE).context("reading FLASHSIZE")? & 0xFFFF;
     let optr = bus.read32(STM32_OPTR).context("reading FLASH_OPTR")?;
-    let memrmp = bus.read32(STM32_MEMRMP).context("reading SYSCFG_MEMRMP")?;
-    let dual_bank = match kb {
-        2048 => optr & (1 << 22) != 0,
-        1024 => optr & (1 << 21) != 0,
-        _ => bail!(
-            "FLASHSIZE reads {kb} KB: an STM32L4R/L4S has 1024 or 2048 (is this the chip --chip names?)"
-        ),
-    };
     ensure!(
-        memrmp & (1 << 8) == 0,
-        "SYSCFG_MEMRMP.FB_MODE is set: bank 2 is mapped at 0x0800_0000 (option bit BFB2), so \
-         the MODEL partition's page numbers would name the other bank: clear BFB2 first"
+        kb == 2048,
+        "FLASHSIZE reads {kb} KB: tinyinfer writes the 2 MB STM32L4R/L4S parts only (probe-rs's \
+         flash algorithm for the family assumes their two 1 MB banks; is this the chip --chip names?)"
+    );
+    ensure!(
+        optr & (1 << 22) != 0,
+        "FLASH_OPTR.DBANK is 0 (single-bank mode, 8 KB pages): probe-rs's flash algorithm for \
+         this chip erases 4 KB dual-bank pages, so tinyinfer writes dual-bank mode only (the \
+         factory default): set DBANK with STM32CubeProgrammer and retry"
+    );
+    ensure!(
+        optr & (1 << 20) == 0,
+        "FLASH_OPTR.BFB2 is set: the chip may boot with its banks swapped, and the MODEL \
+         partition's page numbers would then name the other bank's pages (the app's): clear \
+         BFB2 and retry"
     );
     Ok(Stm32Geometry {
         size: kb * 1024,
-        dual_bank,
+        dual_bank: true,
     })
 }
 
@@ -363,15 +370,18 @@ fn stm32l4_write(bus: &mut dyn Bus, erase: Option<u32>, units: &[(u32, Vec<u8>)]
         Ok(())
     })();
     // Lock again whatever happened; then flush the flash caches, which may
-    // hold the erased page's old contents.
-    let lock = bus.write32(STM32_CR, CR_LOCK);
-    let acr = bus.read32(STM32_ACR)?;
-    let off = acr & !(ACR_ICEN | ACR_DCEN | ACR_ICRST | ACR_DCRST);
-    bus.write32(STM32_ACR, off)?;
-    bus.write32(STM32_ACR, off | ACR_ICRST | ACR_DCRST)?;
-    bus.write32(STM32_ACR, off)?;
-    bus.write32(STM32_ACR, acr & !(ACR_ICRST | ACR_DCRST))?;
-    r.and(lock)
+    // hold the erased page's old contents. The first error wins.
+    let lock = bus.write32(STM32_CR, CR_LOCK).context("locking FLASH_CR");
+    let caches = (|| {
+        let acr = bus.read32(STM32_ACR)?;
+        let off = acr & !(ACR_ICEN | ACR_DCEN | ACR_ICRST | ACR_DCRST);
+        bus.write32(STM32_ACR, off)?;
+        bus.write32(STM32_ACR, off | ACR_ICRST | ACR_DCRST)?;
+        bus.write32(STM32_ACR, off)?;
+        bus.write32(STM32_ACR, acr & !(ACR_ICRST | ACR_DCRST))
+    })()
+    .context("resetting the flash caches (FLASH_ACR)");
+    r.and(lock).and(caches)
 }
 
 #[cfg(test)]
@@ -380,6 +390,7 @@ pub(crate) mod sim {
     //! manuals describe them, over a NOR array that counts writes per unit.
 
     use super::*;
+    use anyhow::bail;
 
     /// NOR flash: erases to 0xFF, a program only clears bits, and each
     /// `unit`-byte unit is programmed at most `max_writes` times between
@@ -495,7 +506,9 @@ pub(crate) mod sim {
     /// The STM32L4R/L4S FLASH interface (RM0432 section 3.3): the key
     /// sequence, page erase by PNB/BKER, double-word programming with PG
     /// (two word writes, the first 8-aligned), PROGERR on a double word
-    /// already programmed, PGSERR on a flash write without PG.
+    /// already programmed, PGSERR on a flash write without PG, BSY for two
+    /// status reads after each operation starts (starting another one
+    /// while busy panics), and an erase outside the modelled flash panics.
     pub struct Stm32 {
         pub nor: Nor,
         pub geometry: Stm32Geometry,
@@ -505,6 +518,8 @@ pub(crate) mod sim {
         pub key: u8,
         pub pending: Option<(u32, u32)>,
         pub caches_reset: usize,
+        pub busy: u8,
+        pub bfb2: bool,
     }
 
     impl Stm32 {
@@ -518,6 +533,8 @@ pub(crate) mod sim {
                 key: 0,
                 pending: None,
                 caches_reset: 0,
+                busy: 0,
+                bfb2: false,
             }
         }
     }
@@ -525,19 +542,21 @@ pub(crate) mod sim {
     impl Bus for Stm32 {
         fn read32(&mut self, addr: u32) -> Result<u32> {
             Ok(match addr {
-                STM32_SR => self.sr,
+                STM32_SR => {
+                    // Busy for two reads after each operation starts.
+                    let busy = if self.busy > 0 { SR_BSY } else { 0 };
+                    self.busy = self.busy.saturating_sub(1);
+                    self.sr | busy
+                }
                 STM32_CR => self.cr,
                 STM32_ACR => self.acr,
+                // The reset value, with DBANK and BFB2 as modelled.
                 STM32_OPTR => {
-                    let bit = if self.geometry.size == 2048 * 1024 {
-                        22
-                    } else {
-                        21
-                    };
-                    (0xFFEF_F8AA & !(1 << bit)) | (u32::from(self.geometry.dual_bank) << bit)
+                    (0xFFEF_F8AA & !((1 << 22) | (1 << 20)))
+                        | (u32::from(self.geometry.dual_bank) << 22)
+                        | (u32::from(self.bfb2) << 20)
                 }
                 STM32_FLASHSIZE => 0xFFFF_0000 | (self.geometry.size / 1024),
-                STM32_MEMRMP => 0,
                 a if self.nor.contains(a) => u32::from_le_bytes(self.nor.read(a, 4).try_into()?),
                 a => bail!("no register at {a:#x}"),
             })
@@ -583,9 +602,13 @@ pub(crate) mod sim {
                             0
                         };
                         let a = STM32_FLASH_BASE + bank * bank_len + pnb * page;
-                        if self.nor.contains(a) {
-                            self.nor.erase(a, page as usize);
-                        }
+                        assert_eq!(self.busy, 0, "an erase started while busy");
+                        assert!(
+                            self.nor.contains(a),
+                            "erased {a:#x}, outside the modelled flash"
+                        );
+                        self.nor.erase(a, page as usize);
+                        self.busy = 2;
                     }
                 }
                 a if self.nor.contains(a) => {
@@ -596,13 +619,18 @@ pub(crate) mod sim {
                     match self.pending.take() {
                         None if a % 8 == 0 => self.pending = Some((a, v)),
                         Some((first, lo)) if a == first + 4 => {
+                            // Stricter than the chip, which checks the contents:
+                            // a double word programmed once (even to all 0xFF)
+                            // carries its ECC bits.
                             let at = (first - self.nor.base) as usize / 8;
-                            if self.nor.writes[at] != 0 && (lo, v) != (0, 0) {
+                            assert_eq!(self.busy, 0, "a program started while busy");
+                            if self.nor.writes[at] != 0 {
                                 self.sr |= 1 << 3; // PROGERR
                             } else {
                                 let mut d = lo.to_le_bytes().to_vec();
                                 d.extend(v.to_le_bytes());
                                 self.nor.program(first, &d);
+                                self.busy = 2;
                             }
                         }
                         _ => self.sr |= 1 << 5, // PGAERR
@@ -654,20 +682,23 @@ mod tests {
         assert!(single.page_bits(0x081F_F000).is_err());
     }
 
+    fn nucleo() -> Stm32Geometry {
+        Stm32Geometry {
+            size: 2 << 20,
+            dual_bank: true,
+        }
+    }
+
     /// The register sequence erases exactly the named page, programs each
     /// double word once, locks the controller again and flushes the caches.
     #[test]
     fn stm32_sequence_erases_one_page_and_programs_double_words() {
-        for dual_bank in [true, false] {
-            let geometry = Stm32Geometry {
-                size: 2 << 20,
-                dual_bank,
-            };
-            let page = geometry.page();
-            let base = 0x0810_0000 - 2 * page as u32; // the last two pages before bank 2
+        let page = 4096;
+        // The last two pages of bank 1 and the first two of bank 2.
+        for base in [0x0810_0000 - 2 * page as u32, 0x0810_0000] {
             let mut nor = Nor::new(base, vec![0u8; 4 * page], 8, 1);
             nor.writes.fill(1); // all programmed (to 0x00)
-            let mut dev = Stm32::new(nor, geometry);
+            let mut dev = Stm32::new(nor, nucleo());
             let target = base + page as u32;
             let units = vec![
                 (target, vec![1, 2, 3, 4, 5, 6, 7, 8]),
@@ -702,16 +733,36 @@ mod tests {
                 .unwrap_err();
             assert!(format!("{e:#}").contains("PROGERR"), "{e:#}");
             assert_ne!(dev.cr & CR_LOCK, 0, "left unlocked after an error");
+            assert_eq!(dev.caches_reset, 2, "caches not reset after an error");
         }
+    }
+
+    /// Single-bank mode, a set BFB2 and a 1 MB part are refused before any write.
+    #[test]
+    fn stm32_refuses_what_the_loader_cannot_match() {
+        let c = Controller::Stm32l4 { page: 4096 };
+        let untouched = |dev: &Stm32| dev.nor.bytes.iter().all(|&b| b == 0xFF) && dev.cr == CR_LOCK;
+        let units = [(0x0804_0000, vec![0; 8])];
+        let mut dev = Stm32::new(Nor::new(0x0804_0000, vec![0xFF; 8192], 8, 1), nucleo());
+        dev.geometry.dual_bank = false;
+        let e = c.write(&mut dev, Some(0x0804_0000), &units).unwrap_err();
+        assert!(format!("{e:#}").contains("DBANK is 0"), "{e:#}");
+        assert!(untouched(&dev));
+        let mut dev = Stm32::new(Nor::new(0x0804_0000, vec![0xFF; 8192], 8, 1), nucleo());
+        dev.bfb2 = true;
+        let e = c.write(&mut dev, Some(0x0804_0000), &units).unwrap_err();
+        assert!(format!("{e:#}").contains("BFB2 is set"), "{e:#}");
+        assert!(untouched(&dev));
+        dev.bfb2 = false;
+        dev.geometry.size = 1 << 20;
+        let e = c.write(&mut dev, Some(0x0804_0000), &units).unwrap_err();
+        assert!(format!("{e:#}").contains("1024 KB"), "{e:#}");
+        assert!(untouched(&dev));
     }
 
     #[test]
     fn stm32_refuses_misaligned_units_and_unknown_sizes() {
-        let geometry = Stm32Geometry {
-            size: 2 << 20,
-            dual_bank: true,
-        };
-        let mut dev = Stm32::new(Nor::new(0x0804_0000, vec![0xFF; 8192], 8, 1), geometry);
+        let mut dev = Stm32::new(Nor::new(0x0804_0000, vec![0xFF; 8192], 8, 1), nucleo());
         let c = Controller::Stm32l4 { page: 4096 };
         assert!(c
             .write(&mut dev, None, &[(0x0804_0004, vec![0; 8])])

@@ -14,22 +14,28 @@
 //!    - nRF52 (NVMC, 32-bit words written at most twice between erases): the
 //!      loader erases and programs it too, the trailer's 32 bytes erased;
 //!    - STM32L4R/L4S (64-bit ECC double words, programmed once): the loader
-//!      never touches it; the host erases it through FLASH_CR and reads it
-//!      back erased.
+//!      never touches it; the host erases it through FLASH_CR **before** the
+//!      loader runs (so the slot's old trailer is gone and the firmware never
+//!      reads the half-written image) and reads it back erased.
 //! 3. Program the rest through the controller's registers, the core halted:
 //!    the image's tail in the last page (STM32, when the image reaches it),
 //!    then the trailer, the unit of the complete marker last; read back the
 //!    whole image and the trailer.
 //! 4. Read the partition again: the core's selection must now boot the new
-//!    slot with the new sequence. Reset the board.
+//!    slot with the new sequence. Reset the board (also when a step failed:
+//!    it then boots what it booted before).
 //!
-//! A cut before 3 ends leaves the slot without its complete marker: the
-//! firmware boots the other slot.
+//! A cut before the complete marker's unit is programmed leaves the slot
+//! without it: the firmware boots the other slot. (A cut *inside* one
+//! STM32 program or erase operation may leave bad ECC in that double word
+//! or page; docs/reliability.md says what that does.)
 //!
 //! `--board NAME` (default `nrf52840-dk`) takes the probe-rs chip and the
 //! MODEL partition from the board table (firmware/boards.rs) and the board's
 //! memory map; `--chip`, `--base` and `--partition-len` override them. Chips
-//! whose flash controller has no writer here are refused by name.
+//! whose flash controller has no writer here are refused by name, and so is
+//! a chip whose probe-rs flash algorithm erases sectors other than the
+//! pages the plan keeps apart.
 //!
 //! The app is flashed separately (`cargo run --release` in `firmware/`); the
 //! two never overwrite each other because the partition lies outside the
@@ -192,6 +198,20 @@ pub fn plan(a: &FlashArgs) -> Result<FlashPlan> {
             board.bin
         )
     })?;
+    // The loader's erase sectors must be the pages the plan keeps apart:
+    // each slot's last page is the host's (or, on the nRF52, the loader's
+    // own last region), and a larger loader sector would spill into it.
+    let page = controller.host_erase_page().unwrap_or(l.page()) as u64;
+    for slot in [Slot::A, Slot::B] {
+        let last = base as u64 + (l.offset(slot) + l.slot_len()) as u64 - page;
+        let sector = loader_sector(&target, last);
+        ensure!(
+            sector == Some(page),
+            "probe-rs's flash algorithm for {chip} erases {} at {last:#010x}, where the slot plan \
+             needs {page}-byte pages",
+            sector.map_or("nothing".to_string(), |s| format!("{s}-byte sectors"))
+        );
+    }
     Ok(FlashPlan {
         bytes,
         base,
@@ -200,6 +220,25 @@ pub fn plan(a: &FlashArgs) -> Result<FlashPlan> {
         chip,
         controller,
     })
+}
+
+/// The erase sector of `target`'s flash algorithms at `addr` (the largest,
+/// if several cover it).
+fn loader_sector(target: &probe_rs::config::Target, addr: u64) -> Option<u64> {
+    target
+        .flash_algorithms
+        .iter()
+        .filter(|a| a.flash_properties.address_range.contains(&addr))
+        .filter_map(|a| {
+            let off = addr - a.flash_properties.address_range.start;
+            a.flash_properties
+                .sectors
+                .iter()
+                .filter(|s| s.address <= off)
+                .max_by_key(|s| s.address)
+                .map(|s| s.size)
+        })
+        .max()
 }
 
 /// The writes of one flash, in order, and what each read-back must show.
@@ -213,24 +252,26 @@ pub struct SlotWrite {
     pub active: Option<(Source, u32)>,
     /// The write replaces what boots now (an explicit `--slot`): no fallback while it runs.
     pub overwrites_active: bool,
-    /// The controller of phases 2 and 3.
+    /// The controller of the erase and the program units.
     pub controller: Controller,
-    /// Phase 1, through the flash loader: each region's pages are erased and
+    /// First, through the controller (STM32L4+): the slot's last erase page,
+    /// erased, so that the slot's old trailer reads erased (and the firmware
+    /// never reads its image) while the loader rewrites the image.
+    pub erase: Option<u32>,
+    /// Then, through the flash loader: each region's pages are erased and
     /// programmed (the image padded with 0xFF to its last page; on the nRF52,
     /// also the slot's last page up to the trailer).
     pub regions: Vec<(u32, Vec<u8>)>,
-    /// Phase 2, through the controller (STM32L4+): the slot's last erase
-    /// page, erased.
-    pub erase: Option<u32>,
-    /// After phases 1 and 2, these bytes must read back as given: what the
-    /// loader wrote, and the trailer (and on the STM32L4+ its whole page) erased.
+    /// After the erase and the loader, these bytes must read back as given:
+    /// what the loader wrote, and the trailer (and on the STM32L4+ its whole
+    /// page) erased.
     pub readback_before: Vec<(u32, Vec<u8>)>,
-    /// Phase 3, through the controller: one program unit each (4 bytes on
+    /// Last, through the controller: one program unit each (4 bytes on
     /// the nRF52, 8 on the STM32L4+), in order: the image's tail in the last
     /// page (STM32L4+), then the trailer, the unit of the complete marker
     /// last. Units that stay erased (all 0xFF) are left out.
     pub units: Vec<(u32, Vec<u8>)>,
-    /// After phase 3: the image and the trailer.
+    /// After the units: the image and the trailer.
     pub readback_after: Vec<(u32, Vec<u8>)>,
 }
 
@@ -484,18 +525,18 @@ pub fn run(a: &FlashArgs) -> Result<()> {
                 "assuming an erased partition"
             }
         );
+        if let (Some(e), Controller::Stm32l4 { page }) = (w.erase, w.controller) {
+            eprintln!(
+                "  {}: erase the {page}-byte page at {e:#010x} first (dual-bank mode, the factory \
+                 default: a run reads the option bytes and refuses any other)",
+                w.controller.name()
+            );
+        }
         for (addr, r) in &w.regions {
             eprintln!(
                 "  flash loader: erase and program {:#010x}..{:#010x}",
                 addr,
                 *addr as usize + r.len()
-            );
-        }
-        if let (Some(e), Controller::Stm32l4 { page }) = (w.erase, w.controller) {
-            eprintln!(
-                "  {}: erase the {page}-byte page at {e:#010x} (dual-bank mode, the factory \
-                 default; a run reads the option bytes)",
-                w.controller.name()
             );
         }
         eprintln!(
@@ -552,6 +593,47 @@ pub fn run(a: &FlashArgs) -> Result<()> {
     let mut session = probe
         .attach(p.chip.as_str(), Permissions::default())
         .with_context(|| format!("attaching to {}", p.chip))?;
+    // Whatever happened, reset the board: it boots the valid slot with the
+    // highest sequence (after a failed write, the slot it booted before),
+    // rather than staying halted.
+    let r = write_slot(&mut session, &p, a.slot);
+    let reset = session
+        .core(0)
+        .and_then(|mut core| core.reset())
+        .context("resetting the board");
+    let w =
+        match (r, reset) {
+            (Ok(w), Ok(())) => w,
+            (Ok(_), Err(e)) => return Err(e),
+            (Err(e), Ok(())) => return Err(e.context(
+                "the flash failed; the board was reset and boots the valid slot with the highest \
+                 sequence (docs/reliability.md)",
+            )),
+            (Err(e), Err(r)) => {
+                return Err(e.context(format!(
+                    "the flash failed, and resetting the board failed too ({r:#})"
+                )))
+            }
+        };
+    eprintln!(
+        "wrote and verified slot {} (sequence {}, {} bytes at {:#010x}); board reset (its defmt log: \
+         `probe-rs attach --chip {}` or `cargo run --release` in firmware/)",
+        w.slot.name(),
+        w.sequence,
+        p.bytes.len(),
+        p.base as usize + p.layout.offset(w.slot),
+        p.chip
+    );
+    Ok(())
+}
+
+/// Steps 1 to 4 of [`run`] on an attached session: read the partition,
+/// plan, erase, load, program, read back, check the selection.
+fn write_slot(
+    session: &mut probe_rs::Session,
+    p: &FlashPlan,
+    explicit: Option<Slot>,
+) -> Result<SlotWrite> {
     let read = |session: &mut probe_rs::Session, addr: u32, len: usize| -> Result<Vec<u8>> {
         let mut core = session.core(0).context("opening core 0")?;
         let mut b = vec![0u8; len];
@@ -591,11 +673,21 @@ pub fn run(a: &FlashArgs) -> Result<()> {
     };
 
     // 1. What boots now decides the slot.
-    let current = read(&mut session, p.base, p.layout.partition_len())?;
-    let w = plan_write(&current, &p.bytes, p.base, &p.layout, a.slot, controller)?;
+    let current = read(session, p.base, p.layout.partition_len())?;
+    let w = plan_write(&current, &p.bytes, p.base, &p.layout, explicit, controller)?;
     eprintln!("{}", describe(&w));
 
-    // 2. The image's pages through the flash loader.
+    // 2. On the STM32L4+, the slot's last page through FLASH_CR first: the
+    //    old trailer goes, so the firmware never reads the half-written image.
+    if let Some(e) = w.erase {
+        let mut core = session.core(0).context("opening core 0")?;
+        core.halt(std::time::Duration::from_millis(500))
+            .context("halting the core")?;
+        w.controller
+            .write(&mut core, Some(e), &[])
+            .with_context(|| format!("erasing the slot's last page at {e:#010x}"))?;
+    }
+    // The image's pages through the flash loader.
     let mut loader = session.target().flash_loader();
     for (addr, bytes) in &w.regions {
         loader
@@ -605,22 +697,9 @@ pub fn run(a: &FlashArgs) -> Result<()> {
     let mut opts = DownloadOptions::default();
     opts.verify = true;
     loader
-        .commit(&mut session, opts)
+        .commit(session, opts)
         .context("writing the slot's image")?;
-    // On the STM32L4+, the slot's last page through FLASH_CR.
-    if let Some(e) = w.erase {
-        let mut core = session.core(0).context("opening core 0")?;
-        core.halt(std::time::Duration::from_millis(500))
-            .context("halting the core")?;
-        w.controller
-            .write(&mut core, Some(e), &[])
-            .with_context(|| format!("erasing the slot's last page at {e:#010x}"))?;
-    }
-    check(
-        &mut session,
-        "reading the slot's image back",
-        &w.readback_before,
-    )?;
+    check(session, "reading the slot's image back", &w.readback_before)?;
 
     // 3. The image's tail and the trailer through the controller, the complete marker last.
     {
@@ -631,29 +710,26 @@ pub fn run(a: &FlashArgs) -> Result<()> {
             .write(&mut core, None, &w.units)
             .context("writing the slot's trailer")?;
     }
-    check(&mut session, "reading the slot back", &w.readback_after)?;
+    check(session, "reading the slot back", &w.readback_after)?;
 
     // 4. The firmware's own selection must now pick the new slot.
-    let after = read(&mut session, p.base, p.layout.partition_len())?;
+    let after = read(session, p.base, p.layout.partition_len())?;
     check_boots(&after, p.layout.page(), &w)?;
-    let mut core = session.core(0).context("opening core 0")?;
-    core.reset().context("resetting the board")?;
-    eprintln!(
-        "wrote and verified slot {} (sequence {}, {} bytes at {:#010x}); board reset (its defmt log: \
-         `probe-rs attach --chip {}` or `cargo run --release` in firmware/)",
-        w.slot.name(),
-        w.sequence,
-        p.bytes.len(),
-        p.base as usize + p.layout.offset(w.slot),
-        p.chip
-    );
-    Ok(())
+    Ok(w)
 }
 
 #[cfg(test)]
 mod tests {
     use super::controller::sim::{Nor, Nvmc, Stm32};
     use super::controller::{Bus, Stm32Geometry};
+
+    /// The NUCLEO-L4R5ZI's STM32L4R5ZI: 2 MB, dual-bank.
+    fn nucleo() -> Stm32Geometry {
+        Stm32Geometry {
+            size: 2 << 20,
+            dual_bank: true,
+        }
+    }
     use super::*;
 
     use crate::common::slots::tiny;
@@ -679,22 +755,22 @@ mod tests {
         c.host_erase_page().unwrap_or(l.page())
     }
 
-    /// Runs `w` on the flash model, stopping after `steps` steps (each
-    /// region, the erase, then each program unit is a step).
+    /// Runs `w` on the flash model, stopping after `steps` steps (the
+    /// erase, each region, then each program unit is a step).
     fn apply(nor: &mut Nor, w: &SlotWrite, page: usize, steps: usize) {
         let mut n = 0;
-        for (addr, r) in &w.regions {
-            if n == steps {
-                return;
-            }
-            nor.load(*addr, r, page);
-            n += 1;
-        }
         if let Some(e) = w.erase {
             if n == steps {
                 return;
             }
             nor.erase(e, w.controller.host_erase_page().unwrap());
+            n += 1;
+        }
+        for (addr, r) in &w.regions {
+            if n == steps {
+                return;
+            }
+            nor.load(*addr, r, page);
             n += 1;
         }
         for (addr, e) in &w.readback_before {
@@ -720,9 +796,9 @@ mod tests {
     }
 
     /// The partitions and controllers the cut test runs: the nRF52840-DK's,
-    /// the NUCLEO-L4R5ZI's in both bank modes, and two 4 KB slots, where the
-    /// whole image lies in the slot's last page (the STM32L4+ then programs
-    /// all of it through FLASH_CR).
+    /// the NUCLEO-L4R5ZI's (dual-bank, 4 KB pages), and two 4 KB slots, where
+    /// the whole image lies in the slot's last page (the STM32L4+ then
+    /// programs all of it through FLASH_CR).
     fn cases() -> Vec<(Controller, u32, SlotLayout)> {
         let nucleo = layout(0x1C_0000).unwrap();
         vec![
@@ -732,7 +808,6 @@ mod tests {
                 layout(NRF52840_DK_MODEL_LEN).unwrap(),
             ),
             (Controller::Stm32l4 { page: 4096 }, STM32_BASE, nucleo),
-            (Controller::Stm32l4 { page: 8192 }, STM32_BASE, nucleo),
             (Controller::Nrf52, BASE, layout(0x2000).unwrap()),
             (
                 Controller::Stm32l4 { page: 4096 },
@@ -820,13 +895,9 @@ mod tests {
                     nor: nor_for(c, base, l.partition_len()),
                     config: 0,
                 }),
-                Controller::Stm32l4 { page } => Box::new(Stm32::new(
-                    nor_for(c, base, l.partition_len()),
-                    Stm32Geometry {
-                        size: 2 << 20,
-                        dual_bank: page == 4096,
-                    },
-                )),
+                Controller::Stm32l4 { .. } => {
+                    Box::new(Stm32::new(nor_for(c, base, l.partition_len()), nucleo()))
+                }
             };
             for seq in 1..=3 {
                 let nor = |b: &mut Box<dyn Bus>| -> Vec<u8> {
@@ -838,33 +909,34 @@ mod tests {
                 let current = nor(&mut bus);
                 let w = plan_write(&current, golden(), base, &l, None, c).unwrap();
                 assert_eq!(w.sequence, seq);
-                // The loader's part, on a copy of the array put back word by word.
+                // The array as read, with the loader's part modelled on it.
                 let mut model = nor_for(c, base, l.partition_len());
-                model.bytes = current;
-                for (addr, r) in &w.regions {
-                    model.load(*addr, r, page);
-                }
-                let loaded = model.bytes.clone();
+                model.bytes = current.clone();
                 match c {
                     Controller::Nrf52 => {
-                        // The NVMC's own model: the loader's pages, then its words.
+                        // The loader's pages, then the NVMC's words.
+                        for (addr, r) in &w.regions {
+                            model.load(*addr, r, page);
+                        }
                         let mut dev = Nvmc {
                             nor: model,
                             config: 0,
                         };
                         c.write(&mut dev, w.erase, &[]).unwrap();
+                        for (addr, e) in &w.readback_before {
+                            verify(*addr, e, dev.nor.read(*addr, e.len())).unwrap();
+                        }
                         c.write(&mut dev, None, &w.units).unwrap();
                         bus = Box::new(dev);
                     }
-                    Controller::Stm32l4 { page } => {
-                        let mut dev = Stm32::new(
-                            model,
-                            Stm32Geometry {
-                                size: 2 << 20,
-                                dual_bank: page == 4096,
-                            },
-                        );
+                    Controller::Stm32l4 { .. } => {
+                        // The host's erase through FLASH_CR, the loader's
+                        // pages, then the double words.
+                        let mut dev = Stm32::new(model, nucleo());
                         c.write(&mut dev, w.erase, &[]).unwrap();
+                        for (addr, r) in &w.regions {
+                            dev.nor.load(*addr, r, page);
+                        }
                         for (addr, e) in &w.readback_before {
                             verify(*addr, e, dev.nor.read(*addr, e.len())).unwrap();
                         }
@@ -880,8 +952,8 @@ mod tests {
                 }
                 // Nothing outside the slot changed.
                 let (s0, s1) = (l.offset(w.slot), l.offset(w.slot) + l.slot_len());
-                assert_eq!(after[..s0], loaded[..s0]);
-                assert_eq!(after[s1..], loaded[s1..]);
+                assert_eq!(after[..s0], current[..s0]);
+                assert_eq!(after[s1..], current[s1..]);
                 check_boots(&after, l.page(), &w).unwrap();
             }
         }
