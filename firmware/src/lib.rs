@@ -86,6 +86,8 @@ pub mod rtt;
 pub mod semihosted;
 pub mod slots;
 pub mod status;
+#[cfg(target_arch = "arm")]
+pub mod stm32l4;
 
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::OutputPin;

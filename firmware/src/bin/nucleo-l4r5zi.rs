@@ -42,3 +42,5 @@ fn main() -> ! {
 }
 
 tinyinfer_firmware::rtt_handlers!();
+// A double-bit flash ECC error in the MODEL partition refuses that slot (docs/reliability.md).
+tinyinfer_firmware::stm32l4_ecc_nmi!();
