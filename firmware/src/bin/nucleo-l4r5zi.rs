@@ -38,6 +38,7 @@ fn main() -> ! {
         mmio::write(GPIOC, moder | (0b01 << (2 * LD1)));
         Led::bsrr(GPIOC + 0x18, LD1, false)
     };
+    tinyinfer_firmware::stm32l4::clear_ecc_flags();
     rtt::run(BOARD, CLOCK_HZ, led, &BUFFERS)
 }
 

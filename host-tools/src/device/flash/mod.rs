@@ -23,7 +23,9 @@
 //!    whole image and the trailer.
 //! 4. Read the partition again: the core's selection must now boot the new
 //!    slot with the new sequence. Reset the board (also when a step failed:
-//!    it then boots what it booted before).
+//!    it then boots the valid slot with the highest sequence: what it booted
+//!    before, unless the step that failed came after the complete marker or
+//!    `--slot` overwrote the active slot).
 //!
 //! A cut before the complete marker's unit is programmed leaves the slot
 //! without it: the firmware boots the other slot. (A cut *inside* one
@@ -203,14 +205,18 @@ pub fn plan(a: &FlashArgs) -> Result<FlashPlan> {
     // own last region), and a larger loader sector would spill into it.
     let page = controller.host_erase_page().unwrap_or(l.page()) as u64;
     for slot in [Slot::A, Slot::B] {
-        let last = base as u64 + (l.offset(slot) + l.slot_len()) as u64 - page;
-        let sector = loader_sector(&target, last);
-        ensure!(
-            sector == Some(page),
-            "probe-rs's flash algorithm for {chip} erases {} at {last:#010x}, where the slot plan \
-             needs {page}-byte pages",
-            sector.map_or("nothing".to_string(), |s| format!("{s}-byte sectors"))
-        );
+        let start = base as u64 + l.offset(slot) as u64;
+        for at in [start, start + l.slot_len() as u64 - page] {
+            let sector = loader_sector(&target, at);
+            ensure!(
+                sector == Some((at, page)),
+                "probe-rs's flash algorithm for {chip} erases {} at {at:#010x}, where the slot \
+                 plan needs a {page}-byte page starting there",
+                sector.map_or("nothing".to_string(), |(b, s)| format!(
+                    "the {s}-byte sector at {b:#010x}"
+                ))
+            );
+        }
     }
     Ok(FlashPlan {
         bytes,
@@ -222,23 +228,29 @@ pub fn plan(a: &FlashArgs) -> Result<FlashPlan> {
     })
 }
 
-/// The erase sector of `target`'s flash algorithms at `addr` (the largest,
-/// if several cover it).
-fn loader_sector(target: &probe_rs::config::Target, addr: u64) -> Option<u64> {
+/// The erase sector of `target`'s flash algorithms holding `addr`: its
+/// start and size (the largest, if several algorithms cover it).
+fn loader_sector(target: &probe_rs::config::Target, addr: u64) -> Option<(u64, u64)> {
     target
         .flash_algorithms
         .iter()
         .filter(|a| a.flash_properties.address_range.contains(&addr))
         .filter_map(|a| {
-            let off = addr - a.flash_properties.address_range.start;
+            let start = a.flash_properties.address_range.start;
+            let off = addr - start;
             a.flash_properties
                 .sectors
                 .iter()
-                .filter(|s| s.address <= off)
+                .filter(|s| s.address <= off && s.size > 0)
                 .max_by_key(|s| s.address)
-                .map(|s| s.size)
+                .map(|s| {
+                    (
+                        start + s.address + (off - s.address) / s.size * s.size,
+                        s.size,
+                    )
+                })
         })
-        .max()
+        .max_by_key(|&(_, size)| size)
 }
 
 /// The writes of one flash, in order, and what each read-back must show.
@@ -601,20 +613,30 @@ pub fn run(a: &FlashArgs) -> Result<()> {
         .core(0)
         .and_then(|mut core| core.reset())
         .context("resetting the board");
-    let w =
-        match (r, reset) {
-            (Ok(w), Ok(())) => w,
-            (Ok(_), Err(e)) => return Err(e),
-            (Err(e), Ok(())) => return Err(e.context(
-                "the flash failed; the board was reset and boots the valid slot with the highest \
-                 sequence (docs/reliability.md)",
-            )),
-            (Err(e), Err(r)) => {
-                return Err(e.context(format!(
-                    "the flash failed, and resetting the board failed too ({r:#})"
-                )))
-            }
-        };
+    let w = match (r, reset) {
+        (Ok(w), Ok(())) => w,
+        (Ok(w), Err(e)) => {
+            return Err(e.context(format!(
+                "slot {} (sequence {}) was written and verified, but the board was not \
+                     reset: reset it to boot the new model",
+                w.slot.name(),
+                w.sequence
+            )))
+        }
+        (Err(e), Ok(())) => {
+            return Err(e.context(
+                "the flash failed; the board was reset and boots the valid slot with the \
+                     highest sequence: what it booted before, unless the failure came after the \
+                     new slot's complete marker (its final read-back or selection check) or \
+                     --slot overwrote the active slot (docs/reliability.md)",
+            ))
+        }
+        (Err(e), Err(r)) => {
+            return Err(e.context(format!(
+                "the flash failed, and resetting the board failed too ({r:#})"
+            )))
+        }
+    };
     eprintln!(
         "wrote and verified slot {} (sequence {}, {} bytes at {:#010x}); board reset (its defmt log: \
          `probe-rs attach --chip {}` or `cargo run --release` in firmware/)",
@@ -862,6 +884,8 @@ mod tests {
                     }
                 }
                 let steps = w.regions.len() + usize::from(w.erase.is_some()) + w.units.len();
+                let mut done = nor.clone();
+                apply(&mut done, &w, page, usize::MAX);
                 for cut in 0..steps {
                     let mut copy = nor.clone();
                     apply(&mut copy, &w, page, cut);
@@ -874,6 +898,21 @@ mod tests {
                         assert_eq!(got, Some((Source::Legacy, 0)), "{at} cut after {cut} steps");
                     } else {
                         assert_eq!(got, expect, "{at} cut after {cut} steps");
+                    }
+                    // On the STM32 (ECC: a half-written double word may fault
+                    // when read), the firmware must never be led to read a
+                    // slot image being rewritten: while it is neither the old
+                    // nor the whole new image, the slot's trailer reads erased.
+                    if let Controller::Stm32l4 { .. } = c {
+                        let s0 = l.offset(w.slot);
+                        let t0 = s0 + l.max_image_len();
+                        let img = &copy.bytes[s0..t0];
+                        if img != &nor.bytes[s0..t0] && img != &done.bytes[s0..t0] {
+                            assert!(
+                                copy.bytes[t0..t0 + slots::TRAILER_LEN].iter().all(|&b| b == 0xFF),
+                                "{at} cut after {cut} steps: the image changes under an old trailer"
+                            );
+                        }
                     }
                 }
                 apply(&mut nor, &w, page, usize::MAX);
