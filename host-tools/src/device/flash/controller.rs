@@ -198,10 +198,8 @@ pub const STM32_OPTR: u32 = STM32_FLASH + 0x20;
 pub const STM32_FLASHSIZE: u32 = 0x1FFF_75E0;
 /// Main flash memory.
 pub const STM32_FLASH_BASE: u32 = 0x0800_0000;
-/// The erase page in dual-bank mode.
+/// The erase page in dual-bank mode (the only mode written).
 pub const STM32_DUAL_BANK_PAGE: usize = 4096;
-/// The erase page in single-bank mode.
-pub const STM32_SINGLE_BANK_PAGE: usize = 8192;
 
 const KEY1: u32 = 0x4567_0123;
 const KEY2: u32 = 0xCDEF_89AB;
@@ -218,27 +216,22 @@ const ACR_DCEN: u32 = 1 << 10;
 const ACR_ICRST: u32 = 1 << 11;
 const ACR_DCRST: u32 = 1 << 12;
 
-/// How an STM32L4+'s flash is organised now (its option bytes). Only the
-/// 2 MB parts in dual-bank mode are written: probe-rs 0.32's one flash
-/// algorithm for the STM32L4R/L4S (`stm32l4rx_2048_dual`) erases 4 KB
-/// sectors with the dual-bank page numbering, and a host erase page that
-/// differs from the loader's sectors could not be kept apart from them.
+/// An STM32L4+'s flash as [`stm32l4_geometry`] accepts it: dual-bank mode,
+/// two banks of `size / 2` in 4 KB pages. Only the 2 MB parts in dual-bank
+/// mode are written: probe-rs 0.32's one flash algorithm for the
+/// STM32L4R/L4S (`stm32l4rx_2048_dual`) erases 4 KB sectors with the
+/// dual-bank page numbering, and a host erase page that differs from the
+/// loader's sectors could not be kept apart from them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stm32Geometry {
     /// Bytes of flash.
     pub size: u32,
-    /// Dual-bank mode: two banks of `size / 2`, 4 KB pages.
-    pub dual_bank: bool,
 }
 
 impl Stm32Geometry {
     /// The erase page.
     pub fn page(self) -> usize {
-        if self.dual_bank {
-            STM32_DUAL_BANK_PAGE
-        } else {
-            STM32_SINGLE_BANK_PAGE
-        }
+        STM32_DUAL_BANK_PAGE
     }
 
     /// FLASH_CR's bits that select the erase page holding `addr` (PNB, BKER).
@@ -255,11 +248,7 @@ impl Stm32Geometry {
             "{addr:#010x} is not at the start of a {}-byte erase page",
             self.page()
         );
-        let (bank, in_bank) = if self.dual_bank {
-            (off / (self.size / 2), off % (self.size / 2))
-        } else {
-            (0, off)
-        };
+        let (bank, in_bank) = (off / (self.size / 2), off % (self.size / 2));
         let pnb = in_bank / self.page() as u32;
         ensure!(pnb < 256, "page {pnb} does not fit FLASH_CR's PNB");
         Ok((pnb << 3) | if bank == 1 { CR_BKER } else { 0 })
@@ -293,10 +282,7 @@ pub fn stm32l4_geometry(bus: &mut dyn Bus) -> Result<Stm32Geometry> {
          partition's page numbers would then name the other bank's pages (the app's): clear \
          BFB2 and retry"
     );
-    Ok(Stm32Geometry {
-        size: kb * 1024,
-        dual_bank: true,
-    })
+    Ok(Stm32Geometry { size: kb * 1024 })
 }
 
 fn stm32_ready(bus: &mut dyn Bus, what: &str) -> Result<()> {
@@ -511,7 +497,10 @@ pub(crate) mod sim {
     /// while busy panics), and an erase outside the modelled flash panics.
     pub struct Stm32 {
         pub nor: Nor,
-        pub geometry: Stm32Geometry,
+        /// FLASHSIZE in bytes.
+        pub size: u32,
+        /// FLASH_OPTR.DBANK.
+        pub dbank: bool,
         pub cr: u32,
         pub sr: u32,
         pub acr: u32,
@@ -523,10 +512,12 @@ pub(crate) mod sim {
     }
 
     impl Stm32 {
-        pub fn new(nor: Nor, geometry: Stm32Geometry) -> Self {
+        /// The NUCLEO-L4R5ZI's STM32L4R5ZI as it leaves the factory: 2 MB, dual-bank.
+        pub fn new(nor: Nor) -> Self {
             Stm32 {
                 nor,
-                geometry,
+                size: 2 << 20,
+                dbank: true,
                 cr: CR_LOCK,
                 sr: 0,
                 acr: ACR_ICEN | ACR_DCEN,
@@ -553,10 +544,10 @@ pub(crate) mod sim {
                 // The reset value, with DBANK and BFB2 as modelled.
                 STM32_OPTR => {
                     (0xFFEF_F8AA & !((1 << 22) | (1 << 20)))
-                        | (u32::from(self.geometry.dual_bank) << 22)
+                        | (u32::from(self.dbank) << 22)
                         | (u32::from(self.bfb2) << 20)
                 }
-                STM32_FLASHSIZE => 0xFFFF_0000 | (self.geometry.size / 1024),
+                STM32_FLASHSIZE => 0xFFFF_0000 | (self.size / 1024),
                 a if self.nor.contains(a) => u32::from_le_bytes(self.nor.read(a, 4).try_into()?),
                 a => bail!("no register at {a:#x}"),
             })
@@ -595,13 +586,11 @@ pub(crate) mod sim {
                         }
                         let pnb = (v >> 3) & 0xFF;
                         let bank = u32::from(v & CR_BKER != 0);
-                        let page = self.geometry.page() as u32;
-                        let bank_len = if self.geometry.dual_bank {
-                            self.geometry.size / 2
-                        } else {
-                            0
-                        };
-                        let a = STM32_FLASH_BASE + bank * bank_len + pnb * page;
+                        // PNB and BKER as dual-bank mode reads them (single-bank
+                        // mode is refused before any write).
+                        assert!(self.dbank, "an erase in single-bank mode");
+                        let page = STM32_DUAL_BANK_PAGE as u32;
+                        let a = STM32_FLASH_BASE + bank * (self.size / 2) + pnb * page;
                         assert_eq!(self.busy, 0, "an erase started while busy");
                         assert!(
                             self.nor.contains(a),
@@ -664,29 +653,13 @@ mod tests {
 
     #[test]
     fn stm32_pages_name_their_bank() {
-        let dual = Stm32Geometry {
-            size: 2 << 20,
-            dual_bank: true,
-        };
+        let dual = Stm32Geometry { size: 2 << 20 };
         assert_eq!(dual.page_bits(0x0800_0000).unwrap(), 0);
         assert_eq!(dual.page_bits(0x0804_0000).unwrap(), 64 << 3);
         assert_eq!(dual.page_bits(0x0810_0000).unwrap(), CR_BKER);
         assert_eq!(dual.page_bits(0x081F_F000).unwrap(), CR_BKER | (255 << 3));
         assert!(dual.page_bits(0x0820_0000).is_err());
         assert!(dual.page_bits(0x0804_0800).is_err());
-        let single = Stm32Geometry {
-            size: 2 << 20,
-            dual_bank: false,
-        };
-        assert_eq!(single.page_bits(0x081F_E000).unwrap(), 255 << 3);
-        assert!(single.page_bits(0x081F_F000).is_err());
-    }
-
-    fn nucleo() -> Stm32Geometry {
-        Stm32Geometry {
-            size: 2 << 20,
-            dual_bank: true,
-        }
     }
 
     /// The register sequence erases exactly the named page, programs each
@@ -698,7 +671,7 @@ mod tests {
         for base in [0x0810_0000 - 2 * page as u32, 0x0810_0000] {
             let mut nor = Nor::new(base, vec![0u8; 4 * page], 8, 1);
             nor.writes.fill(1); // all programmed (to 0x00)
-            let mut dev = Stm32::new(nor, nucleo());
+            let mut dev = Stm32::new(nor);
             let target = base + page as u32;
             let units = vec![
                 (target, vec![1, 2, 3, 4, 5, 6, 7, 8]),
@@ -743,18 +716,18 @@ mod tests {
         let c = Controller::Stm32l4 { page: 4096 };
         let untouched = |dev: &Stm32| dev.nor.bytes.iter().all(|&b| b == 0xFF) && dev.cr == CR_LOCK;
         let units = [(0x0804_0000, vec![0; 8])];
-        let mut dev = Stm32::new(Nor::new(0x0804_0000, vec![0xFF; 8192], 8, 1), nucleo());
-        dev.geometry.dual_bank = false;
+        let mut dev = Stm32::new(Nor::new(0x0804_0000, vec![0xFF; 8192], 8, 1));
+        dev.dbank = false;
         let e = c.write(&mut dev, Some(0x0804_0000), &units).unwrap_err();
         assert!(format!("{e:#}").contains("DBANK is 0"), "{e:#}");
         assert!(untouched(&dev));
-        let mut dev = Stm32::new(Nor::new(0x0804_0000, vec![0xFF; 8192], 8, 1), nucleo());
+        let mut dev = Stm32::new(Nor::new(0x0804_0000, vec![0xFF; 8192], 8, 1));
         dev.bfb2 = true;
         let e = c.write(&mut dev, Some(0x0804_0000), &units).unwrap_err();
         assert!(format!("{e:#}").contains("BFB2 is set"), "{e:#}");
         assert!(untouched(&dev));
         dev.bfb2 = false;
-        dev.geometry.size = 1 << 20;
+        dev.size = 1 << 20;
         let e = c.write(&mut dev, Some(0x0804_0000), &units).unwrap_err();
         assert!(format!("{e:#}").contains("1024 KB"), "{e:#}");
         assert!(untouched(&dev));
@@ -762,7 +735,7 @@ mod tests {
 
     #[test]
     fn stm32_refuses_misaligned_units_and_unknown_sizes() {
-        let mut dev = Stm32::new(Nor::new(0x0804_0000, vec![0xFF; 8192], 8, 1), nucleo());
+        let mut dev = Stm32::new(Nor::new(0x0804_0000, vec![0xFF; 8192], 8, 1));
         let c = Controller::Stm32l4 { page: 4096 };
         assert!(c
             .write(&mut dev, None, &[(0x0804_0004, vec![0; 8])])
@@ -771,7 +744,7 @@ mod tests {
             .write(&mut dev, None, &[(0x0804_0000, vec![0; 4])])
             .is_err());
         assert!(c.write(&mut dev, Some(0x0804_0800), &[]).is_err());
-        dev.geometry.size = 512 * 1024;
+        dev.size = 512 * 1024;
         let e = c.write(&mut dev, None, &[]).unwrap_err();
         assert!(format!("{e:#}").contains("512 KB"), "{e:#}");
     }

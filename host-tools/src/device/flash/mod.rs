@@ -681,13 +681,8 @@ fn write_slot(
                 .context("halting the core")?;
             let g = controller::stm32l4_geometry(&mut core)?;
             eprintln!(
-                "{} KB of flash, {} mode: {}-byte erase pages",
+                "{} KB of flash, dual-bank mode: {}-byte erase pages",
                 g.size / 1024,
-                if g.dual_bank {
-                    "dual-bank"
-                } else {
-                    "single-bank"
-                },
                 g.page()
             );
             Controller::Stm32l4 { page: g.page() }
@@ -743,15 +738,7 @@ fn write_slot(
 #[cfg(test)]
 mod tests {
     use super::controller::sim::{Nor, Nvmc, Stm32};
-    use super::controller::{Bus, Stm32Geometry};
-
-    /// The NUCLEO-L4R5ZI's STM32L4R5ZI: 2 MB, dual-bank.
-    fn nucleo() -> Stm32Geometry {
-        Stm32Geometry {
-            size: 2 << 20,
-            dual_bank: true,
-        }
-    }
+    use super::controller::Bus;
     use super::*;
 
     use crate::common::slots::tiny;
@@ -935,7 +922,7 @@ mod tests {
                     config: 0,
                 }),
                 Controller::Stm32l4 { .. } => {
-                    Box::new(Stm32::new(nor_for(c, base, l.partition_len()), nucleo()))
+                    Box::new(Stm32::new(nor_for(c, base, l.partition_len())))
                 }
             };
             for seq in 1..=3 {
@@ -971,7 +958,7 @@ mod tests {
                     Controller::Stm32l4 { .. } => {
                         // The host's erase through FLASH_CR, the loader's
                         // pages, then the double words.
-                        let mut dev = Stm32::new(model, nucleo());
+                        let mut dev = Stm32::new(model);
                         c.write(&mut dev, w.erase, &[]).unwrap();
                         for (addr, r) in &w.regions {
                             dev.nor.load(*addr, r, page);
