@@ -74,7 +74,7 @@ const SHIPPED: [Shipped; 4] = [
         file: "ptb-mos-lm-budget.tinf",
         limit: 2_000,
         key: "int8_nll_nats",
-        figure: 4.762656532287598,
+        figure: 4.772871185302734,
         params: 517_684,
         blob_bytes: 771_856,
         arena_bytes: 46_024,
