@@ -139,7 +139,14 @@ impl Controller {
                 ensure!(erase.is_none(), "the NVMC path erases nothing itself");
                 nrf52_write(bus, units)
             }
-            Controller::Stm32l4 { .. } => stm32l4_write(bus, erase, units),
+            Controller::Stm32l4 { page } => {
+                ensure!(
+                    page == STM32_DUAL_BANK_PAGE,
+                    "a plan with {page}-byte STM32L4+ erase pages: the chip is written in \
+                     dual-bank mode only ({STM32_DUAL_BANK_PAGE}-byte pages)"
+                );
+                stm32l4_write(bus, erase, units)
+            }
         }
     }
 }
@@ -744,6 +751,12 @@ mod tests {
             .write(&mut dev, None, &[(0x0804_0000, vec![0; 4])])
             .is_err());
         assert!(c.write(&mut dev, Some(0x0804_0800), &[]).is_err());
+        // A plan made for another erase page is not written.
+        let e = Controller::Stm32l4 { page: 8192 }
+            .write(&mut dev, Some(0x0804_0000), &[])
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("8192-byte"), "{e:#}");
+        assert!(dev.nor.bytes.iter().all(|&b| b == 0xFF));
         dev.size = 512 * 1024;
         let e = c.write(&mut dev, None, &[]).unwrap_err();
         assert!(format!("{e:#}").contains("512 KB"), "{e:#}");

@@ -672,7 +672,9 @@ fn write_slot(
             Ok(())
         };
 
-    // The controller as the chip is set up now: an STM32L4+'s bank mode decides its erase page.
+    // On an STM32L4+, read the option bytes first: stm32l4_geometry refuses
+    // anything but a 2 MB part in dual-bank mode with BFB2 clear (4 KB erase
+    // pages, as for_chip assumed).
     let controller = match p.controller {
         Controller::Nrf52 => Controller::Nrf52,
         Controller::Stm32l4 { .. } => {
