@@ -236,11 +236,6 @@ pub struct Stm32Geometry {
 }
 
 impl Stm32Geometry {
-    /// The erase page.
-    pub fn page(self) -> usize {
-        STM32_DUAL_BANK_PAGE
-    }
-
     /// FLASH_CR's bits that select the erase page holding `addr` (PNB, BKER).
     ///
     /// # Errors
@@ -251,12 +246,11 @@ impl Stm32Geometry {
             .filter(|o| *o < self.size)
             .with_context(|| format!("{addr:#010x} is not in the {}-KB flash", self.size / 1024))?;
         ensure!(
-            (off as usize).is_multiple_of(self.page()),
-            "{addr:#010x} is not at the start of a {}-byte erase page",
-            self.page()
+            (off as usize).is_multiple_of(STM32_DUAL_BANK_PAGE),
+            "{addr:#010x} is not at the start of a {STM32_DUAL_BANK_PAGE}-byte erase page"
         );
         let (bank, in_bank) = (off / (self.size / 2), off % (self.size / 2));
-        let pnb = in_bank / self.page() as u32;
+        let pnb = in_bank / STM32_DUAL_BANK_PAGE as u32;
         ensure!(pnb < 256, "page {pnb} does not fit FLASH_CR's PNB");
         Ok((pnb << 3) | if bank == 1 { CR_BKER } else { 0 })
     }
@@ -269,7 +263,7 @@ impl Stm32Geometry {
 /// banks may be swapped, and the page numbers would name the other bank's
 /// pages: SYSCFG_MEMRMP's FB_MODE, which says whether they are, reads 0
 /// while the SYSCFG clock is off, as it is after reset); the probe's errors.
-pub fn stm32l4_geometry(bus: &mut dyn Bus) -> Result<Stm32Geometry> {
+fn stm32l4_geometry(bus: &mut dyn Bus) -> Result<Stm32Geometry> {
     let kb = bus.read32(STM32_FLASHSIZE).context("reading FLASHSIZE")? & 0xFFFF;
     let optr = bus.read32(STM32_OPTR).context("reading FLASH_OPTR")?;
     ensure!(

@@ -672,28 +672,19 @@ fn write_slot(
             Ok(())
         };
 
-    // On an STM32L4+, read the option bytes first: stm32l4_geometry refuses
-    // anything but a 2 MB part in dual-bank mode with BFB2 clear (4 KB erase
-    // pages, as for_chip assumed).
-    let controller = match p.controller {
-        Controller::Nrf52 => Controller::Nrf52,
-        Controller::Stm32l4 { .. } => {
-            let mut core = session.core(0).context("opening core 0")?;
-            core.halt(std::time::Duration::from_millis(500))
-                .context("halting the core")?;
-            let g = controller::stm32l4_geometry(&mut core)?;
-            eprintln!(
-                "{} KB of flash, dual-bank mode: {}-byte erase pages",
-                g.size / 1024,
-                g.page()
-            );
-            Controller::Stm32l4 { page: g.page() }
-        }
-    };
-
-    // 1. What boots now decides the slot.
+    // 1. What boots now decides the slot. (An STM32L4+'s option bytes are
+    //    read by each controller write, the first being step 2's erase,
+    //    before anything is written: a part the plan's 4 KB pages do not fit
+    //    is refused there.)
     let current = read(session, p.base, p.layout.partition_len())?;
-    let w = plan_write(&current, &p.bytes, p.base, &p.layout, explicit, controller)?;
+    let w = plan_write(
+        &current,
+        &p.bytes,
+        p.base,
+        &p.layout,
+        explicit,
+        p.controller,
+    )?;
     eprintln!("{}", describe(&w));
 
     // 2. On the STM32L4+, the slot's last page through FLASH_CR first: the
